@@ -1,0 +1,22 @@
+//! The mall's pure reward rules: milli-point money, the reward policy, referral levels, the
+//! promotion and distribution rules, and the simulator's scenario format.
+//!
+//! Nothing here does I/O or knows about MongoDB, Lambda or async: every function is a plain
+//! computation over values, tested on its own. The store layer feeds it data and applies the
+//! [`RewardPlan`] it returns.
+
+pub mod chain;
+pub mod level;
+pub mod money;
+pub mod policy;
+pub mod reward;
+pub mod scenario;
+
+pub use chain::{ChainEnd, ChainError, ChainMember, ReferralChain};
+pub use level::{promoted_level, Level, LevelCounts};
+pub use money::{MilliPoints, MoneyError, ParseAmountError};
+pub use policy::{BasisPoints, PolicyError, PolicyOverrides, PolicyPreset, RewardPolicy};
+pub use reward::{
+    plan_rewards, Payout, PayoutKind, Promotion, RewardError, RewardPlan, RewardSplit, SkipReason,
+    Skipped,
+};
