@@ -6,7 +6,7 @@
 //! [`RewardPlan::conserves`]) and never pays the buyer, an inactive or unverified ancestor, or
 //! one letter A–I twice.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::chain::{ChainEnd, ReferralChain};
 use crate::level::{promoted_level, Level};
@@ -63,7 +63,7 @@ pub struct Payout<Id> {
     pub amount: MilliPoints,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum SkipReason {
     /// `referralStatus` is not `"active"` (checked first).

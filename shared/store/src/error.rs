@@ -1,0 +1,38 @@
+//! The store's error type: what went wrong, in terms a caller can act on.
+
+use mongodb::error::{ErrorKind, WriteFailure};
+
+/// MongoDB's duplicate-key error code.
+pub const DUPLICATE_KEY: i32 = 11000;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("invalid MongoDB connection string: {0}")]
+    BadUri(#[source] mongodb::error::Error),
+    #[error("database error: {0}")]
+    Database(#[from] mongodb::error::Error),
+}
+
+impl StoreError {
+    /// A unique index refused the write (code 11000).
+    pub fn is_duplicate_key(&self) -> bool {
+        match self {
+            StoreError::Database(err) => is_duplicate_key(err),
+            StoreError::BadUri(_) => false,
+        }
+    }
+}
+
+/// Whether a driver error is a duplicate-key refusal, whichever write shape produced it.
+pub fn is_duplicate_key(err: &mongodb::error::Error) -> bool {
+    match err.kind.as_ref() {
+        ErrorKind::Write(WriteFailure::WriteError(e)) => e.code == DUPLICATE_KEY,
+        ErrorKind::Command(e) => e.code == DUPLICATE_KEY,
+        ErrorKind::InsertMany(e) => e
+            .write_errors
+            .iter()
+            .flatten()
+            .any(|w| w.code == DUPLICATE_KEY),
+        _ => false,
+    }
+}

@@ -1,0 +1,19 @@
+//! Every MongoDB query of the mall lives in this crate: the one client builder, the typed
+//! documents of each collection, and the indexes the code relies on.
+//!
+//! Handlers and tools hold a [`Store`] (built once per process, cheap to clone) and call named
+//! operations on it; they never build a query themselves. Amounts are stored as Int64
+//! milli-points, ids as ObjectIds, field names in camelCase as in SPEC §4.
+
+pub mod config;
+pub mod documents;
+pub mod error;
+pub mod indexes;
+mod store;
+
+pub use config::{ConfigError, StoreConfig};
+pub use error::StoreError;
+pub use store::Store;
+
+/// The BSON types the documents use, re-exported so callers need no direct `bson` dependency.
+pub use mongodb::bson;

@@ -1,0 +1,98 @@
+//! [`Store`]: the one place that builds the MongoDB client, and typed handles on each collection.
+//!
+//! Build it once per process (per Lambda execution environment) and clone it freely: clones share
+//! the driver's connection pool.
+
+use std::time::Duration;
+
+use mongodb::options::ClientOptions;
+use mongodb::{Client, Collection, Database};
+
+use crate::config::StoreConfig;
+use crate::documents::{
+    CartDoc, CheckoutJobDoc, CustomerDoc, IdempotencyRecordDoc, ProductDoc, PurchaseDoc,
+    RewardEntryDoc,
+};
+use crate::error::StoreError;
+
+/// Collection names, as in the original app (SPEC §4).
+pub mod collections {
+    pub const CUSTOMERS: &str = "customers";
+    pub const PRODUCTS: &str = "products";
+    pub const CARTS: &str = "carts";
+    pub const TRANSACTIONS: &str = "transactions";
+    pub const CHECKOUT_JOBS: &str = "checkoutjobs";
+    pub const IDEMPOTENCY_KEYS: &str = "idempotencykeys";
+}
+
+#[derive(Clone, Debug)]
+pub struct Store {
+    client: Client,
+    db: Database,
+}
+
+impl Store {
+    /// Parses the connection string and builds the client. Connections are opened lazily, so this
+    /// succeeds without a reachable server.
+    pub async fn connect(config: &StoreConfig) -> Result<Self, StoreError> {
+        let options = ClientOptions::parse(&config.uri)
+            .await
+            .map_err(StoreError::BadUri)?;
+        Self::with_options(options, &config.database)
+    }
+
+    /// Builds the client from parsed options, e.g. with a command monitor attached by a test or a
+    /// benchmark. Our defaults apply where the options leave a setting open.
+    pub fn with_options(mut options: ClientOptions, database: &str) -> Result<Self, StoreError> {
+        options.app_name.get_or_insert_with(|| "mall".to_owned());
+        // Fail fast when the database is unreachable: a checkout answers 503 in seconds and a
+        // worker leaves its jobs for the next tick, rather than waiting out a Lambda timeout.
+        options
+            .server_selection_timeout
+            .get_or_insert(Duration::from_secs(5));
+        options
+            .connect_timeout
+            .get_or_insert(Duration::from_secs(3));
+        let client = Client::with_options(options)?;
+        let db = client.database(database);
+        Ok(Store { client, db })
+    }
+
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    pub fn database(&self) -> &Database {
+        &self.db
+    }
+
+    pub fn customers(&self) -> Collection<CustomerDoc> {
+        self.db.collection(collections::CUSTOMERS)
+    }
+
+    pub fn products(&self) -> Collection<ProductDoc> {
+        self.db.collection(collections::PRODUCTS)
+    }
+
+    pub fn carts(&self) -> Collection<CartDoc> {
+        self.db.collection(collections::CARTS)
+    }
+
+    /// The `transactions` collection read as purchases (`type: "purchase"`).
+    pub fn purchases(&self) -> Collection<PurchaseDoc> {
+        self.db.collection(collections::TRANSACTIONS)
+    }
+
+    /// The `transactions` collection read as reward and pool entries.
+    pub fn reward_entries(&self) -> Collection<RewardEntryDoc> {
+        self.db.collection(collections::TRANSACTIONS)
+    }
+
+    pub fn checkout_jobs(&self) -> Collection<CheckoutJobDoc> {
+        self.db.collection(collections::CHECKOUT_JOBS)
+    }
+
+    pub fn idempotency_records(&self) -> Collection<IdempotencyRecordDoc> {
+        self.db.collection(collections::IDEMPOTENCY_KEYS)
+    }
+}
