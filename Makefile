@@ -1,0 +1,53 @@
+# Developer entry points. `make test` is what CI runs (.ci/run); it needs only cargo and python3
+# and installs the rest (a project virtualenv with the local MongoDB wire server) by itself.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+CARGO ?= cargo
+SCENARIO ?= infra/scenarios/spec-section-9.json
+
+.PHONY: help venv test fmt fmt-check lint clippy unit simulate db db-stop db-status build clean
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-11s %s\n", $$1, $$2}'
+
+venv: ## Create .venv with the local database server (SecantusDB), if missing or outdated
+	@infra/venv.sh
+
+test: lint ## Format check, clippy, then unit, property and integration tests on a fresh test database
+	infra/with-test-db.sh $(CARGO) test --workspace --locked
+
+lint: fmt-check clippy ## cargo fmt --check and clippy -D warnings
+
+fmt-check:
+	$(CARGO) fmt --all -- --check
+
+clippy:
+	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
+
+fmt: ## Format the code
+	$(CARGO) fmt --all
+
+unit: ## Only the tests that need no database
+	$(CARGO) test --workspace --lib --locked
+	$(CARGO) test -p mall-domain -p mall-cli --locked
+
+simulate: ## Run the reward simulator on SCENARIO (default: the SPEC section 9 example)
+	@$(CARGO) run --quiet -p mall-cli -- simulate $(SCENARIO)
+
+db: ## Start the persistent local database (port MALL_DB_PORT, default 27017; data in .local/db)
+	@infra/db.sh start
+
+db-stop: ## Stop the local database
+	@infra/db.sh stop
+
+db-status: ## Is the local database running?
+	@infra/db.sh status
+
+build: ## Build every crate
+	$(CARGO) build --workspace --locked
+
+clean: db-stop ## Stop the local database and remove build output
+	$(CARGO) clean
