@@ -6,6 +6,7 @@
 //! [`RewardPlan`] it returns.
 
 pub mod chain;
+pub mod checkout;
 pub mod level;
 pub mod money;
 pub mod policy;

@@ -220,7 +220,13 @@ impl PolicyOverrides {
     /// Applies the overrides to their preset (the default preset when none is named) and
     /// validates the result.
     pub fn resolve(&self) -> Result<RewardPolicy, PolicyError> {
-        let base = RewardPolicy::preset(self.preset.unwrap_or_default());
+        self.apply_to(&RewardPolicy::default())
+    }
+
+    /// Applies the overrides on top of `base` (or of the named preset, when one is named) and
+    /// validates the result: how a settings document refines the configured policy.
+    pub fn apply_to(&self, base: &RewardPolicy) -> Result<RewardPolicy, PolicyError> {
+        let base = self.preset.map(RewardPolicy::preset).unwrap_or(*base);
         let bps = |field: &'static str, value: Option<u64>, default: BasisPoints| match value {
             None => Ok(default),
             Some(v) => u32::try_from(v)
@@ -346,6 +352,18 @@ mod tests {
                 "{bad} should be refused as JSON"
             );
         }
+    }
+
+    #[test]
+    fn overrides_refine_a_base_policy_unless_they_name_a_preset() {
+        let base = RewardPolicy::preset(PolicyPreset::Original);
+        let more_directs: PolicyOverrides =
+            serde_json::from_str(r#"{"promotionDirects": 3}"#).unwrap();
+        let refined = more_directs.apply_to(&base).unwrap();
+        assert_eq!(refined.tree_bps().get(), 5000);
+        assert_eq!(refined.promotion_directs(), 3);
+        let reset: PolicyOverrides = serde_json::from_str(r#"{"preset": "default"}"#).unwrap();
+        assert_eq!(reset.apply_to(&base), Ok(RewardPolicy::default()));
     }
 
     #[test]

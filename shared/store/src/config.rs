@@ -1,7 +1,11 @@
-//! Connection settings read from the environment (SPEC §8a): `MONGODB_URI` (required) and
-//! `MONGODB_DATABASE` (default `mall`). The URI can hold a password, so it is never printed.
+//! Settings read from the environment (SPEC §8a) that more than one function needs: the
+//! connection (`MONGODB_URI`, required; `MONGODB_DATABASE`, default `mall`), the reward policy
+//! (`REWARD_POLICY`) and the job's attempts (`JOB_MAX_ATTEMPTS`). Each is validated at start-up
+//! with an error naming the variable. The URI can hold a password, so it is never printed.
 
 use std::fmt;
+
+use mall_domain::{PolicyError, RewardPolicy};
 
 pub const DEFAULT_DATABASE: &str = "mall";
 
@@ -17,6 +21,54 @@ pub enum ConfigError {
     MissingUri,
     #[error("MONGODB_DATABASE {0:?} is not a valid database name")]
     BadDatabaseName(String),
+    #[error("REWARD_POLICY: {0}")]
+    BadPolicy(PolicyError),
+    #[error("{name} must be a whole number from {min} to {max}, got {value:?}")]
+    OutOfRange {
+        name: &'static str,
+        value: String,
+        min: i64,
+        max: i64,
+    },
+}
+
+/// `REWARD_POLICY` (a JSON object of policy overrides), or the default policy when unset.
+pub fn reward_policy<F: Fn(&str) -> Option<String>>(
+    lookup: F,
+) -> Result<RewardPolicy, ConfigError> {
+    match lookup("REWARD_POLICY").filter(|v| !v.trim().is_empty()) {
+        None => Ok(RewardPolicy::default()),
+        Some(json) => RewardPolicy::from_json(&json).map_err(ConfigError::BadPolicy),
+    }
+}
+
+/// An integer variable within `min..=max`, or `default` when unset.
+pub fn integer<F: Fn(&str) -> Option<String>>(
+    lookup: F,
+    name: &'static str,
+    default: i64,
+    min: i64,
+    max: i64,
+) -> Result<i64, ConfigError> {
+    let Some(raw) = lookup(name).filter(|v| !v.trim().is_empty()) else {
+        return Ok(default);
+    };
+    raw.trim()
+        .parse::<i64>()
+        .ok()
+        .filter(|v| (min..=max).contains(v))
+        .ok_or(ConfigError::OutOfRange {
+            name,
+            value: raw,
+            min,
+            max,
+        })
+}
+
+/// `JOB_MAX_ATTEMPTS`: claims a job gets before it is `failed` (default 3).
+pub fn job_max_attempts<F: Fn(&str) -> Option<String>>(lookup: F) -> Result<i32, ConfigError> {
+    let attempts = integer(lookup, "JOB_MAX_ATTEMPTS", 3, 1, 100)?;
+    Ok(i32::try_from(attempts).unwrap_or(3))
 }
 
 impl StoreConfig {
@@ -88,6 +140,32 @@ mod tests {
             assert_eq!(
                 config(&[("MONGODB_URI", "mongodb://x"), ("MONGODB_DATABASE", bad)]),
                 Err(ConfigError::BadDatabaseName(bad.to_owned()))
+            );
+        }
+    }
+
+    #[test]
+    fn policy_and_attempts_come_from_the_environment() {
+        let vars = |pairs: &[(&str, &str)]| {
+            let map: HashMap<String, String> = pairs
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect();
+            move |name: &str| map.get(name).cloned()
+        };
+        assert_eq!(reward_policy(vars(&[])), Ok(RewardPolicy::default()));
+        let original = reward_policy(vars(&[("REWARD_POLICY", r#"{"preset":"original"}"#)]));
+        assert_eq!(original.unwrap().tree_bps().get(), 5000);
+        assert!(matches!(
+            reward_policy(vars(&[("REWARD_POLICY", r#"{"treeBps": 1}"#)])),
+            Err(ConfigError::BadPolicy(_))
+        ));
+        assert_eq!(job_max_attempts(vars(&[])), Ok(3));
+        assert_eq!(job_max_attempts(vars(&[("JOB_MAX_ATTEMPTS", "5")])), Ok(5));
+        for bad in ["0", "-1", "x", "1.5", "101"] {
+            assert!(
+                job_max_attempts(vars(&[("JOB_MAX_ATTEMPTS", bad)])).is_err(),
+                "{bad}"
             );
         }
     }

@@ -6,7 +6,7 @@
 
 use mall_domain::reward::SkipReason;
 use mall_domain::{ChainEnd, Level, MilliPoints, PayoutKind, PolicyOverrides, RewardPlan};
-use mongodb::bson::{oid::ObjectId, DateTime, Document};
+use mongodb::bson::{oid::ObjectId, DateTime};
 use serde::{Deserialize, Serialize};
 
 /// The one value of `customers.referralStatus` that makes an ancestor eligible for payouts.
@@ -105,13 +105,25 @@ pub struct PurchaseDoc {
     pub amount: MilliPoints,
     pub cart_total: MilliPoints,
     pub cart_snapshot: Vec<PurchaseLineDoc>,
+    /// The wallet balance right after the charge.
+    pub wallet_balance_after: MilliPoints,
     /// R: Σ rewardPoints × quantity.
     pub reward_points_earned: MilliPoints,
+    /// The split made at checkout: `app + gifts + tree = R`. App and tree never change.
     pub app_points_share: MilliPoints,
     /// The gifts share at checkout; the job replaces it with the final gifts pool.
     pub gifts_points_share: MilliPoints,
     pub tree_points_share: MilliPoints,
     pub rewards_status: RewardsStatus,
+    /// The reward job created with this purchase.
+    pub job_id: ObjectId,
+    /// The client's `Idempotency-Key`, kept for as long as the purchase: a unique index on
+    /// `(customerId, idempotencyKey)` lets only one purchase per key commit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idempotency_key: Option<String>,
+    /// The fingerprint of the request that used the key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_fingerprint: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tree_distribution: Option<TreeDistributionDoc>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -310,6 +322,9 @@ pub struct CheckoutJobDoc {
     pub completed_at: Option<DateTime>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failed_at: Option<DateTime>,
+    /// When a TTL index may delete the job (set on completion, for retention).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<DateTime>,
 }
 
 /// What checkout computed, so the job pays exactly what the buyer was shown.
@@ -347,22 +362,4 @@ pub struct JobErrorDoc {
 pub struct RedriveDoc {
     pub at: DateTime,
     pub reason: String,
-}
-
-/// A stored checkout response for one `(customer, Idempotency-Key)` pair, kept until
-/// `expiresAt` (a TTL index removes it after that; at least 24 h after the request).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct IdempotencyRecordDoc {
-    #[serde(rename = "_id")]
-    pub id: ObjectId,
-    pub customer_id: ObjectId,
-    pub key: String,
-    /// A digest of the request body: the same key with another body is refused.
-    pub request_hash: String,
-    pub status_code: i32,
-    pub response: Document,
-    pub transaction_id: ObjectId,
-    pub created_at: DateTime,
-    pub expires_at: DateTime,
 }

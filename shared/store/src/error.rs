@@ -11,6 +11,8 @@ pub enum StoreError {
     BadUri(#[source] mongodb::error::Error),
     #[error("database error: {0}")]
     Database(#[from] mongodb::error::Error),
+    #[error("a stored document does not have the expected shape: {0}")]
+    Unreadable(String),
 }
 
 impl StoreError {
@@ -18,7 +20,7 @@ impl StoreError {
     pub fn is_duplicate_key(&self) -> bool {
         match self {
             StoreError::Database(err) => is_duplicate_key(err),
-            StoreError::BadUri(_) => false,
+            StoreError::BadUri(_) | StoreError::Unreadable(_) => false,
         }
     }
 }
@@ -35,4 +37,13 @@ pub fn is_duplicate_key(err: &mongodb::error::Error) -> bool {
             .any(|w| w.code == DUPLICATE_KEY),
         _ => false,
     }
+}
+
+/// Why the settings document's reward policy could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum PolicySettingsError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("the reward policy settings document is invalid: {0}")]
+    Invalid(mall_domain::PolicyError),
 }

@@ -3,8 +3,8 @@
 //!
 //! Two of them carry guarantees, not just speed: `one_payout_per_recipient` makes a second reward
 //! entry of one kind for one recipient and purchase impossible, and `one_job_per_purchase` makes a
-//! second job for one purchase impossible. TTL indexes expire documents at their own `expiresAt`,
-//! so retention is decided by the writer, not baked into the index.
+//! second job for one purchase impossible, and `one_purchase_per_idempotency_key` lets only one
+//! purchase per client key commit.
 
 use std::time::Duration;
 
@@ -94,13 +94,14 @@ pub fn index_specs() -> Vec<IndexSpec> {
         )
         .unique()
         .partial(doc! {"relatedTransaction": {"$exists": true}}),
+        // The idempotency key lives on its purchase: one purchase per (customer, key).
         IndexSpec::new(
-            IDEMPOTENCY_KEYS,
-            "one_request_per_key",
-            doc! {"customerId": 1, "key": 1},
+            TRANSACTIONS,
+            "one_purchase_per_idempotency_key",
+            doc! {"customerId": 1, "idempotencyKey": 1},
         )
-        .unique(),
-        IndexSpec::new(IDEMPOTENCY_KEYS, "expiry", doc! {"expiresAt": 1}).ttl_at_field_value(),
+        .unique()
+        .partial(doc! {"idempotencyKey": {"$exists": true}}),
         IndexSpec::new(
             CHECKOUT_JOBS,
             "one_job_per_purchase",
@@ -108,6 +109,8 @@ pub fn index_specs() -> Vec<IndexSpec> {
         )
         .unique(),
         IndexSpec::new(CHECKOUT_JOBS, "claim", doc! {"status": 1, "runAfter": 1}),
+        // Completed jobs carry the time they may be deleted; others have no expiresAt.
+        IndexSpec::new(CHECKOUT_JOBS, "retention", doc! {"expiresAt": 1}).ttl_at_field_value(),
     ]
 }
 

@@ -5,15 +5,19 @@
 //! operations on it; they never build a query themselves. Amounts are stored as Int64
 //! milli-points, ids as ObjectIds, field names in camelCase as in SPEC §4.
 
+pub mod checkout;
 pub mod config;
 pub mod documents;
 pub mod error;
+pub mod failpoints;
 pub mod indexes;
 mod store;
 
+pub use checkout::{CheckoutCommand, CheckoutError, CheckoutReceipt};
+
 pub use config::{ConfigError, StoreConfig};
 pub use error::StoreError;
-pub use store::Store;
+pub use store::{collections, Store};
 
 /// The BSON types the documents use, re-exported so callers need no direct `bson` dependency.
 pub use mongodb::bson;

@@ -10,10 +10,10 @@ use mongodb::{Client, Collection, Database};
 
 use crate::config::StoreConfig;
 use crate::documents::{
-    CartDoc, CheckoutJobDoc, CustomerDoc, IdempotencyRecordDoc, ProductDoc, PurchaseDoc,
-    RewardEntryDoc,
+    CartDoc, CheckoutJobDoc, CustomerDoc, ProductDoc, PurchaseDoc, RewardEntryDoc,
 };
 use crate::error::StoreError;
+use crate::failpoints::Failpoints;
 
 /// Collection names, as in the original app (SPEC §4).
 pub mod collections {
@@ -22,13 +22,14 @@ pub mod collections {
     pub const CARTS: &str = "carts";
     pub const TRANSACTIONS: &str = "transactions";
     pub const CHECKOUT_JOBS: &str = "checkoutjobs";
-    pub const IDEMPOTENCY_KEYS: &str = "idempotencykeys";
+    pub const SETTINGS: &str = "settings";
 }
 
 #[derive(Clone, Debug)]
 pub struct Store {
     client: Client,
     db: Database,
+    failpoints: Failpoints,
 }
 
 impl Store {
@@ -55,7 +56,16 @@ impl Store {
             .get_or_insert(Duration::from_secs(3));
         let client = Client::with_options(options)?;
         let db = client.database(database);
-        Ok(Store { client, db })
+        Ok(Store {
+            client,
+            db,
+            failpoints: Failpoints::default(),
+        })
+    }
+
+    /// Test-only fault injection (inert without the `failpoints` feature).
+    pub fn failpoints(&self) -> &Failpoints {
+        &self.failpoints
     }
 
     pub fn client(&self) -> &Client {
@@ -91,8 +101,34 @@ impl Store {
     pub fn checkout_jobs(&self) -> Collection<CheckoutJobDoc> {
         self.db.collection(collections::CHECKOUT_JOBS)
     }
+}
 
-    pub fn idempotency_records(&self) -> Collection<IdempotencyRecordDoc> {
-        self.db.collection(collections::IDEMPOTENCY_KEYS)
+/// The `_id` of the optional settings document that refines the configured reward policy.
+pub const REWARD_POLICY_SETTINGS_ID: &str = "rewardPolicy";
+
+impl Store {
+    /// The policy in force: `configured`, refined by the settings document
+    /// `{_id: "rewardPolicy", …policy fields}` when there is one. Read once at start-up.
+    pub async fn effective_reward_policy(
+        &self,
+        configured: &mall_domain::RewardPolicy,
+    ) -> Result<mall_domain::RewardPolicy, crate::error::PolicySettingsError> {
+        use crate::error::PolicySettingsError;
+        let settings = self
+            .db
+            .collection::<mongodb::bson::Document>(collections::SETTINGS)
+            .find_one(mongodb::bson::doc! {"_id": REWARD_POLICY_SETTINGS_ID})
+            .await
+            .map_err(StoreError::from)?;
+        let Some(mut settings) = settings else {
+            return Ok(*configured);
+        };
+        settings.remove("_id");
+        settings.remove("updatedAt");
+        let overrides: mall_domain::PolicyOverrides = mongodb::bson::from_document(settings)
+            .map_err(|e| StoreError::Unreadable(e.to_string()))?;
+        overrides
+            .apply_to(configured)
+            .map_err(PolicySettingsError::Invalid)
     }
 }

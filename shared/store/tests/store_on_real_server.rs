@@ -134,7 +134,7 @@ async fn the_spec_indexes_are_all_declared() {
         ("transactions", doc! {"relatedTransaction": 1}),
         ("checkoutjobs", doc! {"checkoutTransactionId": 1}),
         ("checkoutjobs", doc! {"status": 1, "runAfter": 1}),
-        ("idempotencykeys", doc! {"customerId": 1, "key": 1}),
+        ("transactions", doc! {"customerId": 1, "idempotencyKey": 1}),
     ] {
         assert!(
             declared.contains(&(required.0, required.1.clone())),
@@ -324,11 +324,15 @@ fn purchase(buyer: ObjectId) -> PurchaseDoc {
             unit_reward_points: MilliPoints::from_milli(50_000),
             line_total: MilliPoints::from_milli(1_000_000),
         }],
+        wallet_balance_after: MilliPoints::from_milli(4_000_000),
         reward_points_earned: MilliPoints::from_milli(100_000),
         app_points_share: MilliPoints::from_milli(50_000),
         gifts_points_share: MilliPoints::from_milli(15_000),
         tree_points_share: MilliPoints::from_milli(35_000),
         rewards_status: RewardsStatus::Processing,
+        job_id: ObjectId::new(),
+        idempotency_key: None,
+        request_fingerprint: None,
         tree_distribution: None,
         delivery_address: Some("123 Main St".into()),
         created_at: now,
@@ -366,6 +370,7 @@ fn job(purchase_id: ObjectId) -> CheckoutJobDoc {
         started_at: None,
         completed_at: None,
         failed_at: None,
+        expires_at: None,
     }
 }
 

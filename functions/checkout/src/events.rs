@@ -1,0 +1,59 @@
+//! After a checkout commits, a best-effort `CheckoutJobQueued` event on the configured EventBridge
+//! bus (SPEC §5.2 step 10) wakes the reward worker now rather than at its next scheduled tick.
+//!
+//! Best effort means: bounded in time, logged when it fails, and never able to change the
+//! checkout's response — the job is already durable and the schedule will find it anyway.
+
+use std::time::Duration;
+
+use aws_sdk_eventbridge::types::PutEventsRequestEntry;
+use mall_store::CheckoutReceipt;
+
+pub const EVENT_SOURCE: &str = "mall.checkout";
+pub const EVENT_DETAIL_TYPE: &str = "CheckoutJobQueued";
+
+/// How long a checkout may wait for EventBridge before it answers anyway.
+const PUBLISH_TIMEOUT: Duration = Duration::from_secs(2);
+
+pub struct JobQueuedPublisher {
+    client: aws_sdk_eventbridge::Client,
+    bus: String,
+}
+
+impl JobQueuedPublisher {
+    pub fn new(client: aws_sdk_eventbridge::Client, bus: impl Into<String>) -> Self {
+        JobQueuedPublisher {
+            client,
+            bus: bus.into(),
+        }
+    }
+
+    /// Puts the event; `Err` carries a description for the log.
+    pub async fn publish(&self, receipt: &CheckoutReceipt) -> Result<(), String> {
+        let detail = serde_json::json!({
+            "jobId": receipt.job_id.to_hex(),
+            "checkoutTransactionId": receipt.transaction_id.to_hex(),
+        });
+        let entry = PutEventsRequestEntry::builder()
+            .source(EVENT_SOURCE)
+            .detail_type(EVENT_DETAIL_TYPE)
+            .detail(detail.to_string())
+            .event_bus_name(&self.bus)
+            .build();
+        let put = self.client.put_events().entries(entry).send();
+        let output = tokio::time::timeout(PUBLISH_TIMEOUT, put)
+            .await
+            .map_err(|_| format!("no answer within {PUBLISH_TIMEOUT:?}"))?
+            .map_err(|e| aws_sdk_eventbridge::error::DisplayErrorContext(e).to_string())?;
+        if output.failed_entry_count() > 0 {
+            let reason = output
+                .entries()
+                .iter()
+                .filter_map(|e| e.error_message())
+                .collect::<Vec<_>>()
+                .join("; ");
+            return Err(format!("the bus refused the event: {reason}"));
+        }
+        Ok(())
+    }
+}

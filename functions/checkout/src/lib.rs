@@ -1,0 +1,169 @@
+//! The `checkout` Lambda: `POST /api/cart/checkout` (the synchronous phase of a purchase, SPEC §5)
+//! and `GET /api/cart/checkout/{transactionId}` (the buyer's view of one purchase).
+//!
+//! The handler authenticates first (no verified identity: `401` and no database access), turns
+//! the request into validated values, makes one store call, and maps the outcome to a response.
+//! It never panics and never returns internal error text.
+
+pub mod api;
+pub mod auth;
+pub mod config;
+pub mod events;
+
+use std::time::Instant;
+
+use lambda_http::http::Method;
+use lambda_http::{Body, Request, Response};
+use mall_domain::checkout::{CheckoutRequest, IdempotencyKey, RequestError};
+use mall_domain::RewardPolicy;
+use mall_store::bson::oid::ObjectId;
+use mall_store::{CheckoutCommand, Store};
+
+use crate::api::ApiError;
+use crate::auth::Authenticator;
+use crate::events::JobQueuedPublisher;
+
+/// Everything a request needs, built once per execution environment in `main`.
+pub struct App {
+    pub store: Store,
+    pub auth: Authenticator,
+    pub events: Option<JobQueuedPublisher>,
+    pub policy: RewardPolicy,
+    pub job_max_attempts: i32,
+}
+
+const ROUTE_PREFIX: &str = "/api/cart/checkout";
+
+enum Route {
+    Checkout,
+    Purchase(String),
+    NotFound,
+}
+
+/// Matches the routes wherever they are mounted (an API Gateway stage, or the emulator's
+/// `/lambda-url/checkout` prefix).
+fn route(path: &str) -> Route {
+    let Some(at) = path.find(ROUTE_PREFIX) else {
+        return Route::NotFound;
+    };
+    match path[at + ROUTE_PREFIX.len()..].trim_end_matches('/') {
+        "" => Route::Checkout,
+        rest => match rest.strip_prefix('/') {
+            Some(id) if !id.contains('/') => Route::Purchase(id.to_owned()),
+            _ => Route::NotFound,
+        },
+    }
+}
+
+impl App {
+    pub async fn handle(&self, request: Request) -> Response<Body> {
+        let started = Instant::now();
+        let outcome = match (route(request.uri().path()), request.method()) {
+            (Route::Checkout, &Method::POST) => self.checkout(&request).await,
+            (Route::Purchase(id), &Method::GET) => self.purchase(&request, &id).await,
+            (Route::NotFound, _) => Err(ApiError::RouteNotFound),
+            _ => Err(ApiError::MethodNotAllowed),
+        };
+        let (response, code) = match outcome {
+            Ok(response) => (response, "OK"),
+            Err(error) => {
+                let code = error.code();
+                (error.into_response(), code)
+            }
+        };
+        tracing::info!(
+            method = %request.method(),
+            status = response.status().as_u16(),
+            outcome = code,
+            latency_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+            "request handled"
+        );
+        response
+    }
+
+    async fn checkout(&self, request: &Request) -> Result<Response<Body>, ApiError> {
+        let customer_id = self.identify(request)?;
+        let idempotency_key = idempotency_key(request)?;
+        let body = CheckoutRequest::parse(request.body().as_ref())?;
+        let receipt = self
+            .store
+            .checkout(&CheckoutCommand {
+                customer_id,
+                request: &body,
+                idempotency_key: idempotency_key.as_ref(),
+                policy: &self.policy,
+                job_max_attempts: self.job_max_attempts,
+            })
+            .await?;
+        tracing::info!(
+            customer_id = %customer_id,
+            transaction_id = %receipt.transaction_id,
+            job_id = %receipt.job_id,
+            replayed = receipt.replayed,
+            "checkout committed"
+        );
+        if let (false, Some(events)) = (receipt.replayed, &self.events) {
+            if let Err(reason) = events.publish(&receipt).await {
+                tracing::warn!(job_id = %receipt.job_id, %reason, "CheckoutJobQueued not published");
+            }
+        }
+        Ok(api::checkout_response(&receipt))
+    }
+
+    async fn purchase(&self, request: &Request, id: &str) -> Result<Response<Body>, ApiError> {
+        let customer_id = self.identify(request)?;
+        let transaction_id = ObjectId::parse_str(id).map_err(|_| ApiError::PurchaseNotFound)?;
+        let view = self
+            .store
+            .purchase_view(customer_id, transaction_id)
+            .await
+            .map_err(|e| {
+                tracing::warn!(error = %e, "purchase view failed");
+                ApiError::Unavailable
+            })?
+            .ok_or(ApiError::PurchaseNotFound)?;
+        Ok(api::purchase_response(&view))
+    }
+
+    fn identify(&self, request: &Request) -> Result<ObjectId, ApiError> {
+        self.auth.identify(request).map_err(|reason| {
+            tracing::info!(%reason, "unauthenticated request");
+            ApiError::Unauthenticated
+        })
+    }
+}
+
+/// The optional `Idempotency-Key` header, validated; more than one is an error.
+fn idempotency_key(request: &Request) -> Result<Option<IdempotencyKey>, ApiError> {
+    let mut values = request.headers().get_all("idempotency-key").iter();
+    let Some(value) = values.next() else {
+        return Ok(None);
+    };
+    if values.next().is_some() {
+        return Err(RequestError::BadIdempotencyKey.into());
+    }
+    let text = value
+        .to_str()
+        .map_err(|_| ApiError::from(RequestError::BadIdempotencyKey))?;
+    Ok(Some(IdempotencyKey::parse(text)?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routes_match_under_any_prefix() {
+        assert!(matches!(route("/api/cart/checkout"), Route::Checkout));
+        assert!(matches!(route("/api/cart/checkout/"), Route::Checkout));
+        assert!(matches!(route("/prod/api/cart/checkout"), Route::Checkout));
+        assert!(matches!(
+            route("/lambda-url/checkout/api/cart/checkout"),
+            Route::Checkout
+        ));
+        assert!(matches!(route("/api/cart/checkout/abc"), Route::Purchase(id) if id == "abc"));
+        assert!(matches!(route("/api/cart/checkout/a/b"), Route::NotFound));
+        assert!(matches!(route("/api/cart"), Route::NotFound));
+        assert!(matches!(route("/api/cart/checkoutx"), Route::NotFound));
+    }
+}

@@ -1,0 +1,67 @@
+//! The `checkout` Lambda binary: builds the clients once per execution environment, then serves
+//! API Gateway HTTP API requests with [`checkout::App::handle`].
+
+use std::sync::Arc;
+
+use checkout::auth::Authenticator;
+use checkout::config::CheckoutConfig;
+use checkout::events::JobQueuedPublisher;
+use checkout::App;
+use lambda_http::{service_fn, Request};
+use mall_store::Store;
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_http::Error> {
+    init_tracing();
+    let config = CheckoutConfig::from_env()?;
+    let store = Store::connect(&config.store).await?;
+    if let Err(error) = store.ensure_indexes().await {
+        // Not fatal: the indexes exist after any earlier start; log it and serve.
+        tracing::error!(%error, "could not ensure indexes at start-up");
+    }
+    let policy = match store.effective_reward_policy(&config.reward_policy).await {
+        Ok(policy) => policy,
+        Err(error) => {
+            tracing::error!(%error, "reward policy settings unusable; using the configured policy");
+            config.reward_policy
+        }
+    };
+    let events = match &config.event_bus_name {
+        Some(bus) => {
+            let aws = aws_config::load_from_env().await;
+            Some(JobQueuedPublisher::new(
+                aws_sdk_eventbridge::Client::new(&aws),
+                bus,
+            ))
+        }
+        None => None,
+    };
+    let app = Arc::new(App {
+        store,
+        auth: Authenticator::new(
+            &config.customer_id_claim,
+            config.local_jwt_secret.as_deref(),
+        ),
+        events,
+        policy,
+        job_max_attempts: config.job_max_attempts,
+    });
+    lambda_http::run(service_fn(move |request: Request| {
+        let app = Arc::clone(&app);
+        async move { Ok::<_, std::convert::Infallible>(app.handle(request).await) }
+    }))
+    .await
+}
+
+/// JSON logs, one object per line, level from `RUST_LOG` (default `info`).
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .json()
+        .with_env_filter(filter)
+        .with_current_span(false)
+        .with_target(false)
+        .without_time()
+        .init();
+}

@@ -1,0 +1,561 @@
+//! The checkout transaction (SPEC §5.2): one multi-document transaction that prices the cart,
+//! charges the wallet, records the purchase, clears the cart, saves the address and enqueues the
+//! reward job — all of it or none of it. Six commands on success: one aggregation (customer,
+//! cart, products and any earlier use of the idempotency key), four writes, and the commit.
+//!
+//! Guarantees:
+//! - a refused checkout (empty cart, unavailable product, low balance, …) writes nothing;
+//! - the wallet is never charged without its purchase and its job (the original system charged
+//!   first and could lose the job, and with it the rewards);
+//! - concurrent checkouts of one wallet cannot overdraw it: the charge is a conditional `$inc`
+//!   and concurrent transactions on one customer conflict and retry;
+//! - one purchase per `(customer, Idempotency-Key)`: a unique index decides between concurrent
+//!   duplicates inside the transaction, and a repeat of a committed key gets the first receipt
+//!   back without any write.
+
+use std::collections::hash_map::RandomState;
+use std::hash::{BuildHasher, Hasher};
+use std::time::Duration;
+
+use mall_domain::checkout::{
+    price_cart, CartError, CartLine, CheckoutRequest, IdempotencyKey, Offer, PricedCart,
+    RawQuantity,
+};
+use mall_domain::{MilliPoints, RewardPolicy, RewardSplit};
+use mongodb::bson::{doc, oid::ObjectId, Bson, DateTime, Document};
+use mongodb::error::{Error, ErrorKind};
+use mongodb::options::{ReadConcern, ReturnDocument, WriteConcern};
+use mongodb::ClientSession;
+use serde::Deserialize;
+
+use crate::documents::{
+    CheckoutJobDoc, JobPayloadDoc, JobStatus, ProductDoc, PurchaseDoc, PurchaseLineDoc,
+    RewardsStatus, TransactionType,
+};
+use crate::failpoints::Failpoint;
+use crate::store::collections;
+use crate::Store;
+
+/// What one checkout asks for, validated.
+#[derive(Clone, Copy, Debug)]
+pub struct CheckoutCommand<'a> {
+    /// The verified customer.
+    pub customer_id: ObjectId,
+    pub request: &'a CheckoutRequest,
+    pub idempotency_key: Option<&'a IdempotencyKey>,
+    /// The policy that splits the reward now; the job keeps a copy.
+    pub policy: &'a RewardPolicy,
+    pub job_max_attempts: i32,
+}
+
+/// What the buyer is told: the same for the first request and for every replay of its key.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CheckoutReceipt {
+    pub transaction_id: ObjectId,
+    pub job_id: ObjectId,
+    pub cart_total: MilliPoints,
+    pub new_wallet_balance: MilliPoints,
+    pub reward_points: MilliPoints,
+    pub split: RewardSplit,
+    /// This is a replay of an earlier request with the same key: nothing was charged now.
+    pub replayed: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CheckoutError {
+    #[error("the customer does not exist")]
+    CustomerNotFound,
+    #[error(transparent)]
+    Cart(CartError<ObjectId>),
+    #[error("the wallet holds {available}, the cart costs {required}")]
+    InsufficientBalance {
+        required: MilliPoints,
+        available: MilliPoints,
+    },
+    #[error("the idempotency key was used for a different request")]
+    IdempotencyKeyReused,
+    #[error("a request with this idempotency key is still being processed")]
+    IdempotencyInProgress,
+    /// The database is unreachable, or the transaction kept conflicting: try again later.
+    #[error("the database is unavailable: {0}")]
+    Unavailable(String),
+    /// Stored data the checkout cannot read, or another server-side failure.
+    #[error("internal checkout failure: {0}")]
+    Internal(String),
+}
+
+/// How often a conflicting transaction is tried again, and how long to wait in between.
+#[derive(Clone, Copy, Debug)]
+pub struct TransactionRetry {
+    pub max_attempts: u32,
+    pub first_backoff: Duration,
+    pub max_backoff: Duration,
+    pub commit_attempts: u32,
+}
+
+impl Default for TransactionRetry {
+    fn default() -> Self {
+        TransactionRetry {
+            max_attempts: 8,
+            first_backoff: Duration::from_millis(5),
+            max_backoff: Duration::from_millis(160),
+            commit_attempts: 3,
+        }
+    }
+}
+
+impl TransactionRetry {
+    /// Full jitter: a random wait in `[0, min(max, first × 2^(attempt-1))]`.
+    pub fn backoff(&self, attempt: u32) -> Duration {
+        let ceiling = self
+            .first_backoff
+            .saturating_mul(1u32 << attempt.saturating_sub(1).min(16))
+            .min(self.max_backoff);
+        let random = RandomState::new().build_hasher().finish();
+        let nanos = u64::try_from(ceiling.as_nanos()).unwrap_or(u64::MAX);
+        Duration::from_nanos(random % nanos.saturating_add(1))
+    }
+}
+
+/// How one attempt of the transaction ended, short of success.
+enum AttemptError {
+    /// A business refusal: abort, nothing was written.
+    Refused(CheckoutError),
+    /// The key was already used by a committed purchase with the same request.
+    Replay(Box<CheckoutReceipt>),
+    Database(Error),
+}
+
+impl From<Error> for AttemptError {
+    fn from(err: Error) -> Self {
+        AttemptError::Database(err)
+    }
+}
+
+/// The one aggregation's result: the customer with everything the checkout reads.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct CheckoutSnapshot {
+    points: MilliPoints,
+    #[serde(default)]
+    cart: Option<SnapshotCart>,
+    #[serde(default)]
+    products: Vec<ProductDoc>,
+    #[serde(default)]
+    existing: Vec<PurchaseDoc>,
+}
+
+#[derive(Deserialize)]
+struct SnapshotCart {
+    #[serde(default)]
+    items: Vec<SnapshotItem>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct SnapshotItem {
+    product_id: ObjectId,
+    #[serde(default)]
+    quantity: Bson,
+}
+
+#[derive(Deserialize)]
+struct WalletBalance {
+    points: MilliPoints,
+}
+
+impl Store {
+    /// Runs the checkout transaction, retrying it while it conflicts (bounded).
+    pub async fn checkout(
+        &self,
+        command: &CheckoutCommand<'_>,
+    ) -> Result<CheckoutReceipt, CheckoutError> {
+        let retry = TransactionRetry::default();
+        let mut session = self
+            .client()
+            .start_session()
+            .await
+            .map_err(classify_failure)?;
+        for attempt in 1..=retry.max_attempts {
+            session
+                .start_transaction()
+                .read_concern(ReadConcern::snapshot())
+                .write_concern(WriteConcern::majority())
+                .await
+                .map_err(classify_failure)?;
+            let outcome = match self.checkout_attempt(&mut session, command).await {
+                Ok(receipt) => commit(&mut session, &retry).await.map(|()| receipt),
+                Err(err) => {
+                    // Nothing of this attempt may survive, whatever went wrong.
+                    let _ = session.abort_transaction().await;
+                    Err(err)
+                }
+            };
+            match outcome {
+                Ok(receipt) => return Ok(receipt),
+                Err(AttemptError::Replay(receipt)) => return Ok(*receipt),
+                Err(AttemptError::Refused(err)) => return Err(err),
+                Err(AttemptError::Database(err)) if is_retryable_conflict(&err) => {
+                    tracing::debug!(attempt, error = %err, "checkout transaction conflicted");
+                    tokio::time::sleep(retry.backoff(attempt)).await;
+                }
+                Err(AttemptError::Database(err)) => return Err(classify_failure(err)),
+            }
+        }
+        Err(match command.idempotency_key {
+            // With a key, what keeps conflicting is almost always the first request with it.
+            Some(_) => CheckoutError::IdempotencyInProgress,
+            None => CheckoutError::Unavailable("the checkout kept conflicting".into()),
+        })
+    }
+
+    async fn checkout_attempt(
+        &self,
+        session: &mut ClientSession,
+        command: &CheckoutCommand<'_>,
+    ) -> Result<CheckoutReceipt, AttemptError> {
+        let customer = command.customer_id;
+        let fingerprint = command.request.fingerprint();
+        let snapshot = self
+            .read_checkout_snapshot(session, customer, command.idempotency_key)
+            .await?
+            .ok_or(AttemptError::Refused(CheckoutError::CustomerNotFound))?;
+
+        if let Some(earlier) = snapshot.existing.into_iter().next() {
+            return if earlier.request_fingerprint.as_deref() == Some(fingerprint.as_str()) {
+                Err(AttemptError::Replay(Box::new(receipt_of(&earlier, true)?)))
+            } else {
+                Err(AttemptError::Refused(CheckoutError::IdempotencyKeyReused))
+            };
+        }
+
+        let cart = price(snapshot.cart, &snapshot.products)?;
+        if snapshot.points < cart.total {
+            return Err(AttemptError::Refused(CheckoutError::InsufficientBalance {
+                required: cart.total,
+                available: snapshot.points,
+            }));
+        }
+        let split = RewardSplit::of(cart.reward_points, command.policy)
+            .map_err(|e| AttemptError::Refused(CheckoutError::Internal(e.to_string())))?;
+        let now = DateTime::now();
+
+        // Charge (and save the address) in one conditional update.
+        let mut set = doc! {"updatedAt": now};
+        if let Some(address) = &command.request.delivery_address {
+            set.insert("address", address.as_str());
+        }
+        let charged = self
+            .database()
+            .collection::<WalletBalance>(collections::CUSTOMERS)
+            .find_one_and_update(
+                doc! {"_id": customer, "points": {"$gte": cart.total.as_milli()}},
+                doc! {"$inc": {"points": -cart.total.as_milli()}, "$set": set},
+            )
+            .projection(doc! {"points": 1})
+            .return_document(ReturnDocument::After)
+            .session(&mut *session)
+            .await?
+            .ok_or(AttemptError::Refused(CheckoutError::InsufficientBalance {
+                required: cart.total,
+                available: snapshot.points,
+            }))?;
+
+        let purchase = purchase_doc(command, &cart, split, charged.points, fingerprint, now);
+        self.purchases()
+            .insert_one(&purchase)
+            .session(&mut *session)
+            .await?;
+        self.carts()
+            .update_one(
+                doc! {"customerId": customer},
+                doc! {"$set": {"items": [], "updatedAt": now}},
+            )
+            .session(&mut *session)
+            .await?;
+        self.failpoints()
+            .check(Failpoint::CheckoutBeforeJobInsert)?;
+        self.checkout_jobs()
+            .insert_one(job_doc(command, &purchase, split, now))
+            .session(&mut *session)
+            .await?;
+        self.failpoints().check(Failpoint::CheckoutBeforeCommit)?;
+        receipt_of(&purchase, false)
+    }
+
+    /// One aggregation on the customer: its balance, its cart, the cart's products, and a
+    /// purchase that already used the idempotency key, if any.
+    async fn read_checkout_snapshot(
+        &self,
+        session: &mut ClientSession,
+        customer: ObjectId,
+        key: Option<&IdempotencyKey>,
+    ) -> Result<Option<CheckoutSnapshot>, AttemptError> {
+        let mut pipeline = vec![
+            doc! {"$match": {"_id": customer}},
+            doc! {"$project": {"points": 1}},
+            doc! {"$lookup": {"from": collections::CARTS, "localField": "_id",
+            "foreignField": "customerId", "as": "cart"}},
+            doc! {"$set": {"cart": {"$arrayElemAt": ["$cart", 0]}}},
+            // An explicit $map rather than the path "cart.items.productId": the same on every
+            // server, whether or not it resolves paths through arrays of sub-documents.
+            doc! {"$set": {"productIds": {"$map": {
+                "input": {"$ifNull": ["$cart.items", []]}, "as": "item", "in": "$$item.productId",
+            }}}},
+            doc! {"$lookup": {
+                "from": collections::PRODUCTS, "localField": "productIds",
+                "foreignField": "_id", "as": "products",
+            }},
+            doc! {"$project": {"productIds": 0}},
+        ];
+        if let Some(key) = key {
+            pipeline.push(doc! {"$lookup": {
+                "from": collections::TRANSACTIONS,
+                "pipeline": [
+                    {"$match": {"customerId": customer, "idempotencyKey": key.as_str()}},
+                    {"$limit": 1},
+                ],
+                "as": "existing",
+            }});
+        }
+        let mut cursor = self
+            .database()
+            .collection::<Document>(collections::CUSTOMERS)
+            .aggregate(pipeline)
+            .session(&mut *session)
+            .await?;
+        let Some(found) = cursor.next(session).await.transpose()? else {
+            return Ok(None);
+        };
+        mongodb::bson::from_document(found)
+            .map(Some)
+            .map_err(|e| AttemptError::Refused(CheckoutError::Internal(e.to_string())))
+    }
+}
+
+fn price(
+    cart: Option<SnapshotCart>,
+    products: &[ProductDoc],
+) -> Result<PricedCart<ObjectId>, AttemptError> {
+    let lines: Vec<CartLine<ObjectId>> = cart
+        .map(|c| c.items)
+        .unwrap_or_default()
+        .into_iter()
+        .map(|item| CartLine {
+            product_id: item.product_id,
+            quantity: raw_quantity(&item.quantity),
+        })
+        .collect();
+    let offers: Vec<Offer<ObjectId>> = products
+        .iter()
+        .map(|p| Offer {
+            id: p.id,
+            name: p.name.clone(),
+            price: p.price,
+            reward_points: p.reward_points,
+            active: p.is_active,
+        })
+        .collect();
+    price_cart(&lines, &offers).map_err(|e| AttemptError::Refused(CheckoutError::Cart(e)))
+}
+
+/// A stored quantity as the pricing rule sees it. Legacy carts may hold quantities as doubles;
+/// a double is a whole number only when it has no fraction (this is a count, not money).
+fn raw_quantity(value: &Bson) -> RawQuantity {
+    match value {
+        Bson::Int32(q) => RawQuantity::Whole(i64::from(*q)),
+        Bson::Int64(q) => RawQuantity::Whole(*q),
+        #[allow(clippy::cast_possible_truncation)]
+        Bson::Double(q) if q.fract() == 0.0 && q.abs() <= 1e15 => RawQuantity::Whole(*q as i64),
+        _ => RawQuantity::NotWhole,
+    }
+}
+
+fn purchase_doc(
+    command: &CheckoutCommand<'_>,
+    cart: &PricedCart<ObjectId>,
+    split: RewardSplit,
+    balance_after: MilliPoints,
+    fingerprint: String,
+    now: DateTime,
+) -> PurchaseDoc {
+    let key = command.idempotency_key.map(|k| k.as_str().to_owned());
+    PurchaseDoc {
+        id: ObjectId::new(),
+        kind: TransactionType::Purchase,
+        customer_id: command.customer_id,
+        amount: MilliPoints::from_milli(-cart.total.as_milli()),
+        cart_total: cart.total,
+        cart_snapshot: cart
+            .lines
+            .iter()
+            .map(|l| PurchaseLineDoc {
+                product_id: l.product_id,
+                name: l.name.clone(),
+                quantity: l.quantity,
+                unit_price: l.unit_price,
+                unit_reward_points: l.unit_reward_points,
+                line_total: l.line_total,
+            })
+            .collect(),
+        wallet_balance_after: balance_after,
+        reward_points_earned: cart.reward_points,
+        app_points_share: split.app,
+        gifts_points_share: split.gifts,
+        tree_points_share: split.tree,
+        rewards_status: RewardsStatus::Processing,
+        job_id: ObjectId::new(),
+        request_fingerprint: key.as_ref().map(|_| fingerprint),
+        idempotency_key: key,
+        tree_distribution: None,
+        delivery_address: command
+            .request
+            .delivery_address
+            .as_ref()
+            .map(|a| a.as_str().to_owned()),
+        created_at: now,
+        updated_at: now,
+    }
+}
+
+fn job_doc(
+    command: &CheckoutCommand<'_>,
+    purchase: &PurchaseDoc,
+    split: RewardSplit,
+    now: DateTime,
+) -> CheckoutJobDoc {
+    CheckoutJobDoc {
+        id: purchase.job_id,
+        checkout_transaction_id: purchase.id,
+        customer_id: purchase.customer_id,
+        status: JobStatus::Pending,
+        attempts: 0,
+        max_attempts: command.job_max_attempts,
+        run_after: now,
+        lease_until: None,
+        claim_token: None,
+        payload: JobPayloadDoc {
+            reward_points: purchase.reward_points_earned,
+            app_points_share: split.app,
+            gifts_points_share: split.gifts,
+            tree_points_share: split.tree,
+            policy: command.policy.to_overrides(),
+        },
+        errors: vec![],
+        redrives: vec![],
+        created_at: now,
+        started_at: None,
+        completed_at: None,
+        failed_at: None,
+        expires_at: None,
+    }
+}
+
+/// The receipt of a recorded purchase. The gifts share is derived (`R − app − tree`) because the
+/// job later overwrites `giftsPointsShare` with the final pool, while app and tree never change.
+fn receipt_of(purchase: &PurchaseDoc, replayed: bool) -> Result<CheckoutReceipt, AttemptError> {
+    let gifts = purchase
+        .reward_points_earned
+        .checked_sub(purchase.app_points_share)
+        .and_then(|rest| rest.checked_sub(purchase.tree_points_share))
+        .map_err(|e| AttemptError::Refused(CheckoutError::Internal(e.to_string())))?;
+    Ok(CheckoutReceipt {
+        transaction_id: purchase.id,
+        job_id: purchase.job_id,
+        cart_total: purchase.cart_total,
+        new_wallet_balance: purchase.wallet_balance_after,
+        reward_points: purchase.reward_points_earned,
+        split: RewardSplit {
+            app: purchase.app_points_share,
+            gifts,
+            tree: purchase.tree_points_share,
+        },
+        replayed,
+    })
+}
+
+/// Commits, retrying the commit itself while its result is unknown.
+async fn commit(session: &mut ClientSession, retry: &TransactionRetry) -> Result<(), AttemptError> {
+    let mut attempt = 1;
+    loop {
+        match session.commit_transaction().await {
+            Ok(()) => return Ok(()),
+            Err(err)
+                if err.contains_label(mongodb::error::UNKNOWN_TRANSACTION_COMMIT_RESULT)
+                    && attempt < retry.commit_attempts =>
+            {
+                attempt += 1;
+            }
+            Err(err) => return Err(AttemptError::Database(err)),
+        }
+    }
+}
+
+/// A conflict that a fresh attempt can get past: a write conflict, or a duplicate key on the
+/// idempotency index (the next attempt's read sees the committed purchase and replays it).
+fn is_retryable_conflict(err: &Error) -> bool {
+    !is_unreachable(err)
+        && (err.contains_label(mongodb::error::TRANSIENT_TRANSACTION_ERROR)
+            || crate::error::is_duplicate_key(err))
+}
+
+fn is_unreachable(err: &Error) -> bool {
+    matches!(
+        err.kind.as_ref(),
+        ErrorKind::ServerSelection { .. }
+            | ErrorKind::Io(_)
+            | ErrorKind::ConnectionPoolCleared { .. }
+            | ErrorKind::Shutdown
+    ) || err.contains_label("NetworkError")
+}
+
+fn classify_failure(err: Error) -> CheckoutError {
+    if is_unreachable(&err) || err.contains_label(mongodb::error::TRANSIENT_TRANSACTION_ERROR) {
+        CheckoutError::Unavailable(err.to_string())
+    } else {
+        CheckoutError::Internal(err.to_string())
+    }
+}
+
+/// A purchase as its buyer sees it, with its reward job (absent once retention removed it).
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+pub struct PurchaseWithJob {
+    #[serde(flatten)]
+    pub purchase: PurchaseDoc,
+    #[serde(default, rename = "job")]
+    jobs: Vec<CheckoutJobDoc>,
+}
+
+impl PurchaseWithJob {
+    pub fn job(&self) -> Option<&CheckoutJobDoc> {
+        self.jobs.first()
+    }
+}
+
+impl Store {
+    /// One purchase of `customer` with its job, in one aggregation; `None` when there is no such
+    /// purchase or it belongs to someone else.
+    pub async fn purchase_view(
+        &self,
+        customer: ObjectId,
+        transaction_id: ObjectId,
+    ) -> Result<Option<PurchaseWithJob>, crate::StoreError> {
+        use futures_util::TryStreamExt;
+        let pipeline = vec![
+            doc! {"$match": {"_id": transaction_id, "customerId": customer, "type": "purchase"}},
+            doc! {"$lookup": {"from": collections::CHECKOUT_JOBS, "localField": "_id",
+            "foreignField": "checkoutTransactionId", "as": "job"}},
+        ];
+        let found: Option<Document> = self
+            .database()
+            .collection::<Document>(collections::TRANSACTIONS)
+            .aggregate(pipeline)
+            .await?
+            .try_next()
+            .await?;
+        found
+            .map(mongodb::bson::from_document)
+            .transpose()
+            .map_err(|e| crate::StoreError::Unreadable(e.to_string()))
+    }
+}
