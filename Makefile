@@ -8,16 +8,16 @@ SHELL := /bin/bash
 CARGO ?= cargo
 SCENARIO ?= infra/scenarios/spec-section-9.json
 
-.PHONY: help venv test fmt fmt-check lint clippy unit simulate db db-stop db-status build clean
+.PHONY: help venv test bench-checkout bench-worker drain fmt fmt-check lint clippy unit simulate db db-stop db-status build clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-11s %s\n", $$1, $$2}'
 
-venv: ## Create .venv with the local database server (SecantusDB), if missing or outdated
+venv: ## Create .venv (SecantusDB, moto, cargo-lambda from infra/requirements.txt), if missing or outdated
 	@infra/venv.sh
 
-test: lint ## Format check, clippy, then unit, property and integration tests on a fresh test database
-	infra/with-test-db.sh $(CARGO) test --workspace --locked
+test: lint ## Format check, clippy, then unit, property, integration and end-to-end tests on fresh test services
+	infra/with-test-services.sh $(CARGO) test --workspace --locked
 
 lint: fmt-check clippy ## cargo fmt --check and clippy -D warnings
 
@@ -33,6 +33,16 @@ fmt: ## Format the code
 unit: ## Only the tests that need no database
 	$(CARGO) test --workspace --lib --locked
 	$(CARGO) test -p mall-domain -p mall-cli --locked
+
+bench-checkout: ## Checkout latency (p50/p95/p99) over 200 sequential checkouts on a local server
+	infra/with-test-services.sh $(CARGO) bench -p checkout --bench checkout_latency
+
+bench-worker: ## Worker throughput: one worker draining 1,000 jobs, at concurrency 1 and 4
+	infra/with-test-services.sh $(CARGO) bench -p reward-worker --bench drain_throughput
+
+drain: ## Drain the reward queue of the local database once (MONGODB_URI, default the make db server)
+	@MONGODB_URI=$${MONGODB_URI:-mongodb://127.0.0.1:$${MALL_DB_PORT:-27017}/?directConnection=true} \
+		$(CARGO) run --quiet -p mall-cli -- drain
 
 simulate: ## Run the reward simulator on SCENARIO (default: the SPEC section 9 example)
 	@$(CARGO) run --quiet -p mall-cli -- simulate $(SCENARIO)

@@ -35,7 +35,7 @@ if up_to_date; then
     exit 0
 fi
 
-# Serialize concurrent runs (e.g. parallel with-test-db.sh) when flock exists.
+# Serialize concurrent runs (e.g. parallel with-test-services.sh) when flock exists.
 mkdir -p "$ROOT/.local"
 if command -v flock >/dev/null 2>&1; then
     exec 9>"$ROOT/.local/venv.lock"

@@ -12,7 +12,7 @@ use mall_store::Store;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
-    init_tracing();
+    mall_store::telemetry::init_json_logs();
     let config = CheckoutConfig::from_env()?;
     let store = Store::connect(&config.store).await?;
     if let Err(error) = store.ensure_indexes().await {
@@ -51,17 +51,4 @@ async fn main() -> Result<(), lambda_http::Error> {
         async move { Ok::<_, std::convert::Infallible>(app.handle(request).await) }
     }))
     .await
-}
-
-/// JSON logs, one object per line, level from `RUST_LOG` (default `info`).
-fn init_tracing() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
-        .json()
-        .with_env_filter(filter)
-        .with_current_span(false)
-        .with_target(false)
-        .without_time()
-        .init();
 }

@@ -1,8 +1,14 @@
 //! `mall`: the command for operators and developers.
 //!
-//! `mall simulate [FILE]` runs the pure reward rules on a SPEC §9 scenario (from FILE, or standard
-//! input when FILE is absent or `-`) and prints the report as JSON. On invalid input it prints one
-//! line on standard error, nothing on standard output, and exits non-zero.
+//! - `mall simulate [FILE]` runs the pure reward rules on a SPEC §9 scenario (from FILE, or
+//!   standard input when FILE is absent or `-`) and prints the report as JSON.
+//! - `mall token --customer ID` mints a local HS256 bearer token for the checkout function
+//!   running with `LOCAL_JWT_SECRET` (local development only).
+//! - `mall drain` drains the reward queue once, as the scheduled worker would, against
+//!   `MONGODB_URI`, and prints the summary.
+//!
+//! On invalid input a command prints one line on standard error, nothing on standard output, and
+//! exits non-zero.
 
 use std::io::{Read, Write};
 use std::path::PathBuf;
@@ -29,12 +35,47 @@ enum Command {
         /// Scenario file; standard input when absent or `-`.
         file: Option<PathBuf>,
     },
+    /// Mint a local bearer token for a customer (for a checkout function run with LOCAL_JWT_SECRET).
+    Token {
+        /// The customer's ObjectId (24 hex digits).
+        #[arg(long)]
+        customer: String,
+        /// The signing secret; the function must run with the same LOCAL_JWT_SECRET.
+        #[arg(long, env = "LOCAL_JWT_SECRET", hide_env_values = true)]
+        secret: String,
+        /// The claim that carries the customer id (CUSTOMER_ID_CLAIM).
+        #[arg(long, env = "CUSTOMER_ID_CLAIM", default_value = "sub")]
+        claim: String,
+        /// Lifetime of the token in seconds.
+        #[arg(long, default_value_t = 3600, value_parser = clap::value_parser!(u64).range(1..=604_800))]
+        ttl_seconds: u64,
+    },
+    /// Drain the reward queue once, as the scheduled worker does (reads MONGODB_URI and the
+    /// JOB_* and WORKER_* variables).
+    Drain {
+        /// Jobs in flight at once (default: WORKER_CONCURRENCY or 4).
+        #[arg(long)]
+        concurrency: Option<usize>,
+        /// Stop after this many claims (default: WORKER_MAX_JOBS or 1000).
+        #[arg(long)]
+        max_jobs: Option<usize>,
+    },
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let outcome = match cli.command {
         Command::Simulate { file } => simulate(file),
+        Command::Token {
+            customer,
+            secret,
+            claim,
+            ttl_seconds,
+        } => token(&customer, &secret, &claim, ttl_seconds),
+        Command::Drain {
+            concurrency,
+            max_jobs,
+        } => drain(concurrency, max_jobs),
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
@@ -62,5 +103,75 @@ fn simulate(file: Option<PathBuf>) -> anyhow::Result<()> {
     let report = mall_domain::scenario::simulate_json(&scenario)?;
     let mut stdout = std::io::stdout().lock();
     writeln!(stdout, "{report}").context("cannot write the report")?;
+    Ok(())
+}
+
+fn token(customer: &str, secret: &str, claim: &str, ttl_seconds: u64) -> anyhow::Result<()> {
+    let is_object_id = customer.len() == 24 && customer.bytes().all(|b| b.is_ascii_hexdigit());
+    anyhow::ensure!(
+        is_object_id,
+        "--customer must be an ObjectId of 24 hex digits, got {customer:?}"
+    );
+    anyhow::ensure!(!secret.is_empty(), "the secret must not be empty");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .context("the system clock is before 1970")?
+        .as_secs();
+    let claims = serde_json::json!({ claim: customer, "iat": now, "exp": now + ttl_seconds });
+    let token = jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        &claims,
+        &jsonwebtoken::EncodingKey::from_secret(secret.as_bytes()),
+    )
+    .context("cannot sign the token")?;
+    println!("{token}");
+    Ok(())
+}
+
+fn drain(concurrency: Option<usize>, max_jobs: Option<usize>) -> anyhow::Result<()> {
+    use mall_store::drain::{DrainLimits, SystemClock};
+    let lookup = |name: &str| std::env::var(name).ok();
+    let store_config = mall_store::StoreConfig::from_lookup(lookup)?;
+    let queue = mall_store::config::queue_settings(lookup)?;
+    let concurrency = match concurrency {
+        Some(n) => n,
+        None => usize::try_from(mall_store::config::integer(
+            lookup,
+            "WORKER_CONCURRENCY",
+            4,
+            1,
+            64,
+        )?)?,
+    };
+    let max_jobs = match max_jobs {
+        Some(n) => n,
+        None => usize::try_from(mall_store::config::integer(
+            lookup,
+            "WORKER_MAX_JOBS",
+            1000,
+            1,
+            100_000,
+        )?)?,
+    };
+    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    let summary = runtime.block_on(async {
+        let store = mall_store::Store::connect(&store_config).await?;
+        store.ensure_indexes().await?;
+        let limits = DrainLimits {
+            concurrency,
+            max_jobs,
+            ..DrainLimits::default()
+        };
+        anyhow::Ok(
+            store
+                .drain(queue, limits, std::sync::Arc::new(SystemClock))
+                .await,
+        )
+    })?;
+    println!("{}", serde_json::to_string_pretty(&summary)?);
+    anyhow::ensure!(
+        summary.stopped != Some(mall_store::drain::StopReason::DatabaseError),
+        "the drain stopped on a database error (see the log)"
+    );
     Ok(())
 }

@@ -10,6 +10,7 @@ pub mod checkout;
 pub mod level;
 pub mod money;
 pub mod policy;
+pub mod retry;
 pub mod reward;
 pub mod scenario;
 
@@ -17,6 +18,7 @@ pub use chain::{ChainEnd, ChainError, ChainMember, ReferralChain};
 pub use level::{promoted_level, Level, LevelCounts};
 pub use money::{MilliPoints, MoneyError, ParseAmountError};
 pub use policy::{BasisPoints, PolicyError, PolicyOverrides, PolicyPreset, RewardPolicy};
+pub use retry::{RetryDecision, RetryPolicy};
 pub use reward::{
     plan_rewards, Payout, PayoutKind, Promotion, RewardError, RewardPlan, RewardSplit, SkipReason,
     Skipped,

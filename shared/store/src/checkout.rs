@@ -105,6 +105,16 @@ impl Default for TransactionRetry {
 }
 
 impl TransactionRetry {
+    /// For background work, where waiting is cheap and giving up costs a whole retry cycle.
+    pub fn background() -> Self {
+        TransactionRetry {
+            max_attempts: 12,
+            first_backoff: Duration::from_millis(10),
+            max_backoff: Duration::from_millis(500),
+            commit_attempts: 3,
+        }
+    }
+
     /// Full jitter: a random wait in `[0, min(max, first × 2^(attempt-1))]`.
     pub fn backoff(&self, attempt: u32) -> Duration {
         let ceiling = self

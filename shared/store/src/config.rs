@@ -65,6 +65,25 @@ pub fn integer<F: Fn(&str) -> Option<String>>(
         })
 }
 
+/// The queue's settings: `JOB_LEASE_SECONDS` (default 300), `JOB_BACKOFF_BASE_SECONDS` (30),
+/// `JOB_MAX_ATTEMPTS` (3) and `JOB_RETENTION_DAYS` (7, how long completed jobs are kept).
+pub fn queue_settings<F: Fn(&str) -> Option<String>>(
+    lookup: F,
+) -> Result<crate::queue::QueueSettings, ConfigError> {
+    use std::time::Duration;
+    let seconds = |n: i64| Duration::from_secs(u64::try_from(n).unwrap_or(0));
+    let defaults = crate::queue::QueueSettings::default();
+    Ok(crate::queue::QueueSettings {
+        lease: seconds(integer(&lookup, "JOB_LEASE_SECONDS", 300, 1, 86_400)?),
+        retry: mall_domain::RetryPolicy {
+            max_attempts: u32::try_from(job_max_attempts(&lookup)?).unwrap_or(3),
+            base: seconds(integer(&lookup, "JOB_BACKOFF_BASE_SECONDS", 30, 0, 86_400)?),
+            cap: defaults.retry.cap,
+        },
+        retention: seconds(integer(&lookup, "JOB_RETENTION_DAYS", 7, 1, 3_650)? * 86_400),
+    })
+}
+
 /// `JOB_MAX_ATTEMPTS`: claims a job gets before it is `failed` (default 3).
 pub fn job_max_attempts<F: Fn(&str) -> Option<String>>(lookup: F) -> Result<i32, ConfigError> {
     let attempts = integer(lookup, "JOB_MAX_ATTEMPTS", 3, 1, 100)?;
@@ -161,6 +180,15 @@ mod tests {
             Err(ConfigError::BadPolicy(_))
         ));
         assert_eq!(job_max_attempts(vars(&[])), Ok(3));
+        let queue = queue_settings(vars(&[
+            ("JOB_LEASE_SECONDS", "60"),
+            ("JOB_RETENTION_DAYS", "2"),
+        ]))
+        .unwrap();
+        assert_eq!(queue.lease.as_secs(), 60);
+        assert_eq!(queue.retention.as_secs(), 2 * 86_400);
+        assert_eq!(queue.retry.base.as_secs(), 30);
+        assert!(queue_settings(vars(&[("JOB_LEASE_SECONDS", "0")])).is_err());
         assert_eq!(job_max_attempts(vars(&[("JOB_MAX_ATTEMPTS", "5")])), Ok(5));
         for bad in ["0", "-1", "x", "1.5", "101"] {
             assert!(

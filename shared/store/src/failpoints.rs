@@ -13,6 +13,18 @@ pub enum Failpoint {
     CheckoutBeforeJobInsert,
     /// Checkout: after every write, before the commit.
     CheckoutBeforeCommit,
+    /// Reward job: the worker "dies" after loading the chain.
+    JobAfterChainLoaded,
+    /// Reward job: the worker "dies" after crediting wallets and promoting levels.
+    JobAfterCredits,
+    /// Reward job: the worker "dies" after inserting the reward entries.
+    JobAfterEntries,
+    /// Reward job: the worker "dies" after writing the purchase's log, before completing the job.
+    JobBeforeCompletion,
+    /// Reward job: the worker "dies" after every write, before the commit.
+    JobBeforeCommit,
+    /// Reward job: the attempt fails with an error that retrying can fix.
+    JobRetryableFailure,
 }
 
 /// The error an armed failpoint raises.
@@ -46,13 +58,15 @@ mod imp {
                 .remove(&point);
         }
 
-        pub(crate) fn check(&self, point: Failpoint) -> Result<(), Error> {
-            if self
-                .0
+        pub(crate) fn is_armed(&self, point: Failpoint) -> bool {
+            self.0
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
                 .contains(&point)
-            {
+        }
+
+        pub(crate) fn check(&self, point: Failpoint) -> Result<(), Error> {
+            if self.is_armed(point) {
                 return Err(Error::custom(InjectedFailure(point)));
             }
             Ok(())
@@ -70,6 +84,11 @@ mod imp {
     }
 
     impl Failpoints {
+        #[inline(always)]
+        pub(crate) fn is_armed(&self, _point: Failpoint) -> bool {
+            false
+        }
+
         #[inline(always)]
         pub(crate) fn check(&self, _point: Failpoint) -> Result<(), Error> {
             Ok(())

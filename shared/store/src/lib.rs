@@ -8,10 +8,14 @@
 pub mod checkout;
 pub mod config;
 pub mod documents;
+pub mod drain;
 pub mod error;
 pub mod failpoints;
 pub mod indexes;
+pub mod queue;
+pub mod rewards;
 mod store;
+pub mod telemetry;
 
 pub use checkout::{CheckoutCommand, CheckoutError, CheckoutReceipt};
 

@@ -1,5 +1,5 @@
 //! The store against a real MongoDB wire-protocol server (SecantusDB, started by
-//! `infra/with-test-db.sh`, which `make test` uses). Each test gets a fresh database, so tests
+//! `infra/with-test-services.sh`, which `make test` uses). Each test gets a fresh database, so tests
 //! run in parallel without seeing each other's data.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a failed unwrap is a failed test
@@ -15,7 +15,7 @@ use mall_store::{Store, StoreConfig};
 async fn fresh_store() -> Store {
     let uri = std::env::var("MALL_TEST_MONGODB_URI").expect(
         "MALL_TEST_MONGODB_URI is not set: run the tests with `make test` \
-         (or `infra/with-test-db.sh cargo test`), which starts the test database",
+         (or `infra/with-test-services.sh cargo test`), which starts the test database",
     );
     let config = StoreConfig {
         uri,

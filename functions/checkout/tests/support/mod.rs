@@ -65,7 +65,7 @@ pub struct TestApp {
 pub fn test_uri() -> String {
     std::env::var("MALL_TEST_MONGODB_URI").expect(
         "MALL_TEST_MONGODB_URI is not set: run the tests with `make test` \
-         (or `infra/with-test-db.sh cargo test`), which starts the test database",
+         (or `infra/with-test-services.sh cargo test`), which starts the test database",
     )
 }
 

@@ -1,0 +1,161 @@
+//! The `reward-worker` Lambda (SPEC §6.4): whatever woke it — the EventBridge schedule, a
+//! `CheckoutJobQueued` event, an Atlas trigger's change event, or a manual invoke with any or no
+//! payload — it drains the reward queue within the invocation's time and returns a summary.
+//!
+//! The event only says *that* there may be work; the queue says *what*. So every event shape is
+//! accepted, and a malformed one is logged, not refused.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use lambda_runtime::LambdaEvent;
+use mall_store::config::{self, ConfigError};
+use mall_store::drain::{DrainLimits, DrainSummary, SystemClock};
+use mall_store::queue::QueueSettings;
+use mall_store::{Store, StoreConfig};
+use serde_json::Value;
+
+#[derive(Debug, Clone)]
+pub struct WorkerConfig {
+    pub store: StoreConfig,
+    pub queue: QueueSettings,
+    /// `WORKER_CONCURRENCY` (4), `WORKER_TIME_MARGIN_MS` (5000), `WORKER_MAX_JOBS` (1000).
+    pub limits: DrainLimits,
+}
+
+impl WorkerConfig {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    pub fn from_lookup<F: Fn(&str) -> Option<String>>(lookup: F) -> Result<Self, ConfigError> {
+        let to_usize = |n: i64| usize::try_from(n).unwrap_or(1);
+        Ok(WorkerConfig {
+            store: StoreConfig::from_lookup(&lookup)?,
+            queue: config::queue_settings(&lookup)?,
+            limits: DrainLimits {
+                concurrency: to_usize(config::integer(&lookup, "WORKER_CONCURRENCY", 4, 1, 64)?),
+                max_jobs: to_usize(config::integer(
+                    &lookup,
+                    "WORKER_MAX_JOBS",
+                    1000,
+                    1,
+                    100_000,
+                )?),
+                deadline: None,
+                margin: Duration::from_millis(
+                    u64::try_from(config::integer(
+                        &lookup,
+                        "WORKER_TIME_MARGIN_MS",
+                        5000,
+                        0,
+                        900_000,
+                    )?)
+                    .unwrap_or(5000),
+                ),
+            },
+        })
+    }
+}
+
+/// What woke the worker, for the log.
+pub fn trigger_of(event: &Value) -> String {
+    match event {
+        Value::Null => "manual".into(),
+        Value::Object(fields) if fields.is_empty() => "manual".into(),
+        Value::Object(fields) => match fields.get("detail-type").and_then(Value::as_str) {
+            Some(kind) => kind.to_owned(),
+            None => "manual".into(),
+        },
+        _ => "unrecognised".into(),
+    }
+}
+
+/// The invocation's deadline as an `Instant`, from the Lambda context's epoch milliseconds.
+pub fn deadline_from_epoch_ms(deadline_ms: u64) -> Instant {
+    let now_ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or(0);
+    Instant::now() + Duration::from_millis(deadline_ms.saturating_sub(now_ms))
+}
+
+/// Handles one invocation: drain, log the summary, return it.
+pub async fn handle(
+    store: &Store,
+    config: &WorkerConfig,
+    event: LambdaEvent<Value>,
+) -> Result<DrainSummary, lambda_runtime::Error> {
+    let trigger = trigger_of(&event.payload);
+    let limits = DrainLimits {
+        deadline: Some(deadline_from_epoch_ms(event.context.deadline)),
+        ..config.limits
+    };
+    let summary = store
+        .drain(config.queue, limits, Arc::new(SystemClock))
+        .await;
+    tracing::info!(
+        request_id = %event.context.request_id,
+        %trigger,
+        claimed = summary.claimed,
+        completed = summary.completed,
+        retried = summary.retried,
+        failed = summary.failed,
+        lost_lease = summary.lost_lease,
+        duration_ms = summary.duration_ms,
+        stopped = ?summary.stopped,
+        "drain finished"
+    );
+    Ok(summary)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn every_trigger_is_accepted_and_named() {
+        assert_eq!(trigger_of(&json!({})), "manual");
+        assert_eq!(trigger_of(&Value::Null), "manual");
+        assert_eq!(
+            trigger_of(&json!({"detail-type": "Scheduled Event", "source": "aws.events"})),
+            "Scheduled Event"
+        );
+        assert_eq!(
+            trigger_of(&json!({"detail-type": "CheckoutJobQueued", "detail": {"jobId": "x"}})),
+            "CheckoutJobQueued"
+        );
+        assert_eq!(
+            trigger_of(&json!({"detail-type": "MongoDB Database Trigger for mall.checkoutjobs"})),
+            "MongoDB Database Trigger for mall.checkoutjobs"
+        );
+        assert_eq!(trigger_of(&json!([1, 2])), "unrecognised");
+    }
+
+    #[test]
+    fn configuration_has_the_spec_defaults() {
+        let config = WorkerConfig::from_lookup(|name| {
+            (name == "MONGODB_URI").then(|| "mongodb://localhost".to_owned())
+        })
+        .unwrap();
+        assert_eq!(config.limits.concurrency, 4);
+        assert_eq!(config.limits.margin, Duration::from_millis(5000));
+        assert_eq!(config.queue.lease, Duration::from_secs(300));
+        assert_eq!(config.queue.retry.base, Duration::from_secs(30));
+        assert_eq!(config.queue.retry.max_attempts, 3);
+    }
+
+    #[test]
+    fn the_deadline_is_measured_from_now() {
+        let in_ten_seconds = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as u64
+            + 10_000;
+        let deadline = deadline_from_epoch_ms(in_ten_seconds);
+        let left = deadline.saturating_duration_since(Instant::now());
+        assert!(left > Duration::from_secs(8) && left <= Duration::from_secs(10));
+        assert!(deadline_from_epoch_ms(0) <= Instant::now());
+    }
+}

@@ -1,0 +1,22 @@
+//! The `reward-worker` Lambda binary: builds the MongoDB client once per execution environment,
+//! then drains the queue on every invocation with [`reward_worker::handle`].
+
+use lambda_runtime::{service_fn, LambdaEvent};
+use mall_store::Store;
+use reward_worker::WorkerConfig;
+use serde_json::Value;
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    mall_store::telemetry::init_json_logs();
+    let config = WorkerConfig::from_env()?;
+    let store = Store::connect(&config.store).await?;
+    if let Err(error) = store.ensure_indexes().await {
+        tracing::error!(%error, "could not ensure indexes at start-up");
+    }
+    let (store, config) = (&store, &config);
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
+        reward_worker::handle(store, config, event).await
+    }))
+    .await
+}

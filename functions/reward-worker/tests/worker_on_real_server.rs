@@ -1,0 +1,789 @@
+//! The reward queue and processor against the real test server, through jobs that the real
+//! checkout transaction created: the SPEC §9 scenario end to end, conservation over random trees,
+//! concurrent workers, crashes at every step, lost leases, retries, dead jobs, the deadline, and
+//! the number of commands per job at depths 5, 50 and 500.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a failed unwrap is a failed test
+
+mod support;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use mall_domain::scenario::Scenario;
+use mall_domain::{MilliPoints, RewardPolicy};
+use mall_store::bson::{doc, oid::ObjectId};
+use mall_store::documents::{JobErrorKind, JobStatus, RewardsStatus, TransactionType};
+use mall_store::drain::{DrainLimits, OffsetClock, StopReason, SystemClock};
+use mall_store::failpoints::Failpoint;
+use mall_store::queue::QueueSettings;
+use mall_store::rewards::JobOutcome;
+use proptest::prelude::*;
+use proptest::test_runner::{Config, TestRunner};
+use serde_json::{json, Value};
+use support::*;
+
+fn points(text: &str) -> MilliPoints {
+    text.parse().unwrap()
+}
+
+fn settings() -> QueueSettings {
+    QueueSettings::default()
+}
+
+fn limits() -> DrainLimits {
+    DrainLimits::default()
+}
+
+/// A clock standing just past every lease taken now.
+fn after_the_lease() -> Arc<OffsetClock> {
+    Arc::new(OffsetClock(settings().lease + Duration::from_secs(1)))
+}
+
+fn spec_scenario() -> Value {
+    serde_json::from_str(include_str!("../../../infra/scenarios/spec-section-9.json")).unwrap()
+}
+
+/// The §9 tree, seeded; the buyer `u0` checks out a product whose reward is 100 points.
+async fn spec_world() -> (World, mall_store::CheckoutReceipt) {
+    let mut world = World::new().await;
+    world.seed_customers(&spec_scenario(), "1000").await;
+    let product = world.product("400", "100").await;
+    let receipt = world
+        .checkout(world.id("u0"), product, &RewardPolicy::default())
+        .await;
+    (world, receipt)
+}
+
+#[tokio::test]
+async fn the_spec_scenario_pays_promotes_and_logs_exactly_as_the_simulator_says() {
+    let (world, receipt) = spec_world().await;
+    let summary = world
+        .store
+        .drain(settings(), limits(), Arc::new(SystemClock))
+        .await;
+    assert_eq!((summary.claimed, summary.completed), (1, 1));
+
+    // Wallets: the buyer paid 400; u1 and u5 got a level bucket, u3 and u4 half of the J bucket.
+    assert_eq!(world.wallet("u0").await, points("600"));
+    assert_eq!(world.wallet("u1").await, points("1001.75"));
+    assert_eq!(world.wallet("u5").await, points("1001.75"));
+    assert_eq!(world.wallet("u3").await, points("1000.875"));
+    assert_eq!(world.wallet("u4").await, points("1000.875"));
+    for unpaid in ["u2", "u6", "u7"] {
+        assert_eq!(world.wallet(unpaid).await, points("1000"), "{unpaid}");
+    }
+    // u1 was promoted B → D; nobody else changed level.
+    assert_eq!(
+        world
+            .customer(world.id("u1"))
+            .await
+            .level_letter
+            .to_string(),
+        "D"
+    );
+    assert_eq!(
+        world
+            .customer(world.id("u0"))
+            .await
+            .level_letter
+            .to_string(),
+        "A"
+    );
+
+    // The entries, as the simulator reports them.
+    let expected: Value = serde_json::from_str(include_str!(
+        "../../../infra/scenarios/spec-section-9.expected.json"
+    ))
+    .unwrap();
+    let entries = world.entries_of(receipt.transaction_id).await;
+    let name_of = |id: ObjectId| {
+        world
+            .ids
+            .iter()
+            .find(|(_, v)| **v == id)
+            .map(|(k, _)| k.clone())
+            .unwrap()
+    };
+    let customer_entries: Vec<Value> = entries
+        .iter()
+        .filter(|e| e.customer_id.is_some())
+        .map(|e| {
+            let mut v = json!({
+                "id": name_of(e.customer_id.unwrap()),
+                "level": e.level.unwrap().to_string(),
+                "kind": if e.kind == TransactionType::TreeReward { "level" } else { "shared" },
+                "amount": e.amount.to_string(),
+            });
+            if let Some(n) = e.shared_with {
+                v["sharedWith"] = json!(n);
+            }
+            v
+        })
+        .collect();
+    assert_eq!(Value::from(customer_entries), expected["payouts"]);
+    let pool = |kind| {
+        entries
+            .iter()
+            .find(|e| e.kind == kind)
+            .unwrap()
+            .amount
+            .to_string()
+    };
+    assert_eq!(
+        json!(pool(TransactionType::GiftsReward)),
+        expected["giftsFinal"]
+    );
+    assert_eq!(
+        json!(pool(TransactionType::AppReward)),
+        expected["appFinal"]
+    );
+
+    // The purchase's log and status; the job is done and will expire.
+    let purchase = world
+        .store
+        .purchases()
+        .find_one(doc! {"_id": receipt.transaction_id})
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(purchase.rewards_status, RewardsStatus::Completed);
+    let log = purchase.tree_distribution.clone().unwrap();
+    assert_eq!(
+        json!(log.tree_distributed.to_string()),
+        expected["treeDistributed"]
+    );
+    assert_eq!(json!(log.tree_unused.to_string()), expected["treeUnused"]);
+    assert_eq!(log.skipped.len(), 1);
+    assert_eq!(log.skipped[0].customer_id, world.id("u2"));
+    assert_eq!(log.promotions.len(), 1);
+    assert_eq!(purchase.gifts_points_share, points("44.75"));
+    assert_conserved(&world, receipt.transaction_id).await;
+
+    let job = world.store.job(receipt.job_id).await.unwrap().unwrap();
+    assert_eq!(job.status, JobStatus::Completed);
+    assert_eq!(job.attempts, 1);
+    assert!(job.claim_token.is_none() && job.lease_until.is_none());
+    assert!(job.expires_at.unwrap() > job.completed_at.unwrap());
+
+    // Draining again pays nothing more.
+    let before = world.all("customers").await;
+    let again = world
+        .store
+        .drain(settings(), limits(), after_the_lease())
+        .await;
+    assert_eq!(again.claimed, 0);
+    assert_eq!(world.all("customers").await, before);
+}
+
+#[tokio::test]
+async fn commands_per_job_do_not_grow_with_the_depth_of_the_chain() {
+    let mut counts = Vec::new();
+    for depth in [5usize, 50, 500] {
+        let mut world = World::new().await;
+        // A line: c0 (buyer) → c1 → … → c{depth}, each with one extra direct at B.
+        let mut customers: Vec<Value> = (0..=depth)
+            .map(|i| {
+                let parent = if i < depth { json!(format!("c{}", i + 1)) } else { Value::Null };
+                json!({"id": format!("c{i}"), "parent": parent, "level": (["A","B","C","D","J"][i % 5]),
+                       "active": i % 7 != 3, "verified": true})
+            })
+            .collect();
+        customers.extend((1..=depth).map(|i| {
+            json!({"id": format!("x{i}"), "parent": format!("c{i}"), "level": "B",
+                   "active": true, "verified": true})
+        }));
+        world
+            .seed_customers(&json!({"customers": customers}), "100")
+            .await;
+        let product = world.product("10", "10").await;
+        let receipt = world
+            .checkout(world.id("c0"), product, &RewardPolicy::default())
+            .await;
+
+        world.commands.clear();
+        let claimed = world
+            .store
+            .claim_next(mall_store::bson::DateTime::now(), settings().lease)
+            .await
+            .unwrap()
+            .unwrap();
+        let outcome = world
+            .store
+            .process_claimed(&claimed, mall_store::bson::DateTime::now(), &settings())
+            .await
+            .unwrap();
+        assert_eq!(outcome, JobOutcome::Completed, "depth {depth}");
+        let names = world.commands.names();
+        assert!(names.len() <= 10, "depth {depth}: {names:?}");
+        counts.push((depth, names.len()));
+        assert_conserved(&world, receipt.transaction_id).await;
+    }
+    assert!(
+        counts.iter().all(|(_, n)| *n == counts[0].1),
+        "the same number of commands at every depth: {counts:?}"
+    );
+    eprintln!("commands per job by depth: {counts:?}");
+}
+
+#[tokio::test]
+async fn a_worker_that_dies_at_any_step_leaves_the_job_to_another_and_nothing_doubles() {
+    for failpoint in [
+        Failpoint::JobAfterChainLoaded,
+        Failpoint::JobAfterCredits,
+        Failpoint::JobAfterEntries,
+        Failpoint::JobBeforeCompletion,
+        Failpoint::JobBeforeCommit,
+    ] {
+        let (world, receipt) = spec_world().await;
+        let before = world.total_wallets().await;
+
+        world.store.failpoints().arm(failpoint);
+        let crashed = world
+            .store
+            .drain(settings(), limits(), Arc::new(SystemClock))
+            .await;
+        assert_eq!(crashed.abandoned, 1, "{failpoint:?}");
+        world.store.failpoints().disarm(failpoint);
+        // Nothing of the dead attempt is visible, and the job is not claimable before its lease ends.
+        assert_eq!(world.total_wallets().await, before, "{failpoint:?}");
+        assert!(
+            world.entries_of(receipt.transaction_id).await.is_empty(),
+            "{failpoint:?}"
+        );
+        let too_early = world
+            .other_worker()
+            .await
+            .drain(settings(), limits(), Arc::new(SystemClock))
+            .await;
+        assert_eq!(too_early.claimed, 0, "{failpoint:?}");
+
+        // Another worker, after the lease: it finishes the job, once.
+        let other = world.other_worker().await;
+        let finished = other.drain(settings(), limits(), after_the_lease()).await;
+        assert_eq!(finished.completed, 1, "{failpoint:?}");
+        assert_conserved(&world, receipt.transaction_id).await;
+        assert_eq!(
+            world.wallet("u1").await,
+            points("1001.75"),
+            "{failpoint:?}: paid once"
+        );
+        let job = world.store.job(receipt.job_id).await.unwrap().unwrap();
+        assert_eq!(
+            (job.status, job.attempts),
+            (JobStatus::Completed, 2),
+            "{failpoint:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_stale_worker_cannot_complete_or_fail_a_job_it_lost() {
+    let (world, receipt) = spec_world().await;
+    let now = mall_store::bson::DateTime::now();
+    let stale = world
+        .store
+        .claim_next(now, settings().lease)
+        .await
+        .unwrap()
+        .unwrap();
+    let later = after_the_lease();
+    let other = world.other_worker().await;
+    let fresh = other
+        .claim_next(
+            mall_store::drain::Clock::now(later.as_ref()),
+            settings().lease,
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(fresh.job.id, stale.job.id);
+    assert_ne!(fresh.token, stale.token);
+
+    // The stale worker's late completion and late failure are both refused by the fence.
+    let outcome = world
+        .store
+        .process_claimed(&stale, now, &settings())
+        .await
+        .unwrap();
+    assert_eq!(outcome, JobOutcome::LostLease);
+    let failure = mall_store::queue::JobFailure::retryable("late");
+    let late = world
+        .store
+        .record_failure(&stale, &failure, now, &settings().retry)
+        .await
+        .unwrap();
+    assert_eq!(late, mall_store::queue::FailureOutcome::LostLease);
+    assert!(world.entries_of(receipt.transaction_id).await.is_empty());
+    let job = world.store.job(receipt.job_id).await.unwrap().unwrap();
+    assert_eq!(job.claim_token, Some(fresh.token));
+    assert!(job.errors.is_empty());
+
+    // The owner completes it, once.
+    let outcome = other
+        .process_claimed(&fresh, now, &settings())
+        .await
+        .unwrap();
+    assert_eq!(outcome, JobOutcome::Completed);
+    assert_conserved(&world, receipt.transaction_id).await;
+    assert_eq!(world.wallet("u1").await, points("1001.75"));
+}
+
+#[tokio::test]
+async fn a_retryable_failure_backs_off_then_dies_after_max_attempts() {
+    let (world, receipt) = spec_world().await;
+    // An injected failure that a later attempt could get past (as a database error would).
+    world.store.failpoints().arm(Failpoint::JobRetryableFailure);
+    let started = mall_store::bson::DateTime::now();
+    let first = world
+        .store
+        .drain(settings(), limits(), Arc::new(SystemClock))
+        .await;
+    assert_eq!((first.claimed, first.retried), (1, 1));
+    let job = world.store.job(receipt.job_id).await.unwrap().unwrap();
+    assert_eq!(job.status, JobStatus::Pending);
+    let delay = job.run_after.timestamp_millis() - started.timestamp_millis();
+    assert!(
+        (15_000..=31_000).contains(&delay),
+        "first backoff {delay} ms, base 30 s with jitter"
+    );
+    assert_eq!(job.errors.len(), 1);
+    assert_eq!(
+        (job.errors[0].attempt, job.errors[0].kind),
+        (1, JobErrorKind::Retryable)
+    );
+
+    // Not due yet: nothing to claim now.
+    assert_eq!(
+        world
+            .store
+            .drain(settings(), limits(), Arc::new(SystemClock))
+            .await
+            .claimed,
+        0
+    );
+
+    // An hour later it runs again and fails again; then a third and last time.
+    let hour = Arc::new(OffsetClock(Duration::from_secs(3600)));
+    let second = world.store.drain(settings(), limits(), hour).await;
+    assert_eq!(second.retried, 1);
+    let two_hours = Arc::new(OffsetClock(Duration::from_secs(7200)));
+    let third = world.store.drain(settings(), limits(), two_hours).await;
+    assert_eq!(third.failed, 1);
+
+    let job = world.store.job(receipt.job_id).await.unwrap().unwrap();
+    assert_eq!((job.status, job.attempts), (JobStatus::Failed, 3));
+    assert!(job.failed_at.is_some());
+    let attempts: Vec<i32> = job.errors.iter().map(|e| e.attempt).collect();
+    assert_eq!(attempts, [1, 2, 3], "every attempt's error is kept");
+    let purchase = world
+        .store
+        .purchases()
+        .find_one(doc! {"_id": receipt.transaction_id})
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(purchase.rewards_status, RewardsStatus::Failed);
+    assert!(
+        world.entries_of(receipt.transaction_id).await.is_empty(),
+        "nothing paid"
+    );
+}
+
+#[tokio::test]
+async fn permanent_errors_fail_at_once_and_pay_nothing() {
+    // A missing buyer.
+    let (world, receipt) = spec_world().await;
+    world
+        .store
+        .customers()
+        .delete_one(doc! {"_id": world.id("u0")})
+        .await
+        .unwrap();
+    let summary = world
+        .store
+        .drain(settings(), limits(), Arc::new(SystemClock))
+        .await;
+    assert_eq!(summary.failed, 1);
+    let job = world.store.job(receipt.job_id).await.unwrap().unwrap();
+    assert_eq!((job.status, job.attempts), (JobStatus::Failed, 1));
+    assert_eq!(job.errors[0].kind, JobErrorKind::Permanent);
+    assert!(
+        job.errors[0].message.contains("does not exist"),
+        "{}",
+        job.errors[0].message
+    );
+    assert!(world.entries_of(receipt.transaction_id).await.is_empty());
+
+    // A cycle in the tree.
+    let (world, receipt) = spec_world().await;
+    let before = world.total_wallets().await;
+    world
+        .store
+        .customers()
+        .update_one(
+            doc! {"_id": world.id("u5")},
+            doc! {"$set": {"parentCustomer": world.id("u1")}},
+        )
+        .await
+        .unwrap();
+    let summary = world
+        .store
+        .drain(settings(), limits(), Arc::new(SystemClock))
+        .await;
+    assert_eq!(summary.failed, 1);
+    let job = world.store.job(receipt.job_id).await.unwrap().unwrap();
+    assert_eq!((job.status, job.attempts), (JobStatus::Failed, 1));
+    assert!(
+        job.errors[0].message.contains("cycle"),
+        "{}",
+        job.errors[0].message
+    );
+    assert_eq!(world.total_wallets().await, before, "nothing paid");
+    assert_eq!(
+        world
+            .customer(world.id("u1"))
+            .await
+            .level_letter
+            .to_string(),
+        "B",
+        "nobody promoted"
+    );
+    let purchase = world
+        .store
+        .purchases()
+        .find_one(doc! {"_id": receipt.transaction_id})
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(purchase.rewards_status, RewardsStatus::Failed);
+}
+
+#[tokio::test]
+async fn the_drain_stops_before_the_deadline_margin() {
+    let (world, receipt) = spec_world().await;
+    let tight = DrainLimits {
+        deadline: Some(Instant::now() + Duration::from_secs(2)),
+        margin: Duration::from_secs(5),
+        ..limits()
+    };
+    let summary = world
+        .store
+        .drain(settings(), tight, Arc::new(SystemClock))
+        .await;
+    assert_eq!(summary.claimed, 0);
+    assert_eq!(summary.stopped, Some(StopReason::Deadline));
+    assert_eq!(
+        world
+            .store
+            .job(receipt.job_id)
+            .await
+            .unwrap()
+            .unwrap()
+            .status,
+        JobStatus::Pending
+    );
+
+    let capped = DrainLimits {
+        max_jobs: 0,
+        ..limits()
+    };
+    assert_eq!(
+        world
+            .store
+            .drain(settings(), capped, Arc::new(SystemClock))
+            .await
+            .stopped,
+        Some(StopReason::Cap)
+    );
+}
+
+#[tokio::test]
+async fn four_workers_draining_a_hundred_jobs_apply_each_exactly_once() {
+    let mut world = World::new().await;
+    // A tree of 40 customers where every buyer has a long, shared chain: maximal contention.
+    let customers: Vec<Value> = (0..40)
+        .map(|i| {
+            let parent = if i < 39 {
+                json!(format!("c{}", i + 1))
+            } else {
+                Value::Null
+            };
+            json!({"id": format!("c{i}"), "parent": parent, "level": (["A","B","C","J"][i % 4]),
+                   "active": true, "verified": i % 5 != 0})
+        })
+        .collect();
+    world
+        .seed_customers(&json!({"customers": customers}), "100000")
+        .await;
+    let product = world.product("10", "7.777").await;
+    let before = world.total_wallets().await;
+    let mut receipts = vec![];
+    for i in 0..100 {
+        let buyer = world.id(&format!("c{}", i % 30));
+        receipts.push(
+            world
+                .checkout(buyer, product, &RewardPolicy::default())
+                .await,
+        );
+    }
+
+    let mut drains = tokio::task::JoinSet::new();
+    for _ in 0..4 {
+        let store = world.other_worker().await;
+        drains.spawn(async move {
+            store
+                .drain(
+                    settings(),
+                    DrainLimits {
+                        concurrency: 2,
+                        ..limits()
+                    },
+                    Arc::new(SystemClock),
+                )
+                .await
+        });
+    }
+    let mut completed = 0;
+    while let Some(summary) = drains.join_next().await {
+        let summary = summary.unwrap();
+        assert_eq!(summary.failed, 0, "{summary:?}");
+        completed += summary.completed;
+    }
+    // Jobs released under contention are due again shortly; later drains finish them.
+    for round in 1..=20u64 {
+        let later = Arc::new(OffsetClock(Duration::from_secs(60 * round)));
+        let rest = world.store.drain(settings(), limits(), later).await;
+        assert_eq!(rest.failed, 0, "{rest:?}");
+        completed += rest.completed;
+        if rest.claimed == 0 {
+            break;
+        }
+    }
+    assert_eq!(completed, 100);
+
+    let mut paid_out: i128 = 0;
+    for receipt in &receipts {
+        assert_eq!(
+            world
+                .store
+                .job(receipt.job_id)
+                .await
+                .unwrap()
+                .unwrap()
+                .status,
+            JobStatus::Completed
+        );
+        assert_conserved(&world, receipt.transaction_id).await;
+        paid_out += world
+            .entries_of(receipt.transaction_id)
+            .await
+            .iter()
+            .filter(|e| e.customer_id.is_some())
+            .map(|e| i128::from(e.amount.as_milli()))
+            .sum::<i128>();
+    }
+    // Every wallet change is one charge or one recorded payout: nothing twice, nothing lost.
+    let spent = 100 * i128::from(points("10").as_milli());
+    assert_eq!(world.total_wallets().await, before - spent + paid_out);
+}
+
+/// A random tree as a scenario: customer i's parent has a larger index (no cycles).
+fn tree_strategy() -> impl Strategy<Value = Value> {
+    (3usize..25).prop_flat_map(|n| {
+        proptest::collection::vec(
+            (
+                0usize..3,
+                0u8..10,
+                prop::bool::weighted(0.8),
+                prop::bool::weighted(0.85),
+            ),
+            n,
+        )
+        .prop_map(move |raw| {
+            let customers: Vec<Value> = raw
+                .into_iter()
+                .enumerate()
+                .map(|(i, (step, level, active, verified))| {
+                    let parent = if i + 1 + step < n {
+                        json!(format!("c{}", i + 1 + step))
+                    } else {
+                        Value::Null
+                    };
+                    json!({"id": format!("c{i}"), "parent": parent,
+                               "level": char::from(b'A' + level).to_string(),
+                               "active": active, "verified": verified})
+                })
+                .collect();
+            json!({"buyer": "c0", "rewardPoints": "0", "customers": customers})
+        })
+    })
+}
+
+#[test]
+fn every_job_of_two_hundred_random_trees_conserves_and_matches_the_simulator() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let mut runner = TestRunner::new(Config {
+        cases: 200,
+        failure_persistence: None,
+        ..Config::default()
+    });
+    let reward_strategy = prop_oneof![
+        Just("100".to_owned()),
+        (1i64..5_000_000).prop_map(|m| MilliPoints::from_milli(m).to_string())
+    ];
+    runner
+        .run(
+            &(tree_strategy(), reward_strategy),
+            |(mut scenario, reward)| {
+                runtime.block_on(async {
+                    let mut world = World::new().await;
+                    world.seed_customers(&scenario, "1000").await;
+                    let product = world.product("1", &reward).await;
+                    let receipt = world
+                        .checkout(world.id("c0"), product, &RewardPolicy::default())
+                        .await;
+                    let summary = world
+                        .store
+                        .drain(settings(), limits(), Arc::new(SystemClock))
+                        .await;
+                    assert_eq!(summary.completed, 1);
+                    assert_conserved(&world, receipt.transaction_id).await;
+
+                    // What the worker paid is what the pure rules say.
+                    scenario["rewardPoints"] = json!(reward);
+                    let plan = Scenario::from_json(&scenario.to_string())
+                        .unwrap()
+                        .plan()
+                        .unwrap();
+                    let entries = world.entries_of(receipt.transaction_id).await;
+                    let paid: Vec<(String, i64)> = entries
+                        .iter()
+                        .filter(|e| e.customer_id.is_some())
+                        .map(|e| {
+                            (
+                                world
+                                    .ids
+                                    .iter()
+                                    .find(|(_, v)| **v == e.customer_id.unwrap())
+                                    .unwrap()
+                                    .0
+                                    .clone(),
+                                e.amount.as_milli(),
+                            )
+                        })
+                        .collect();
+                    let planned: Vec<(String, i64)> = plan
+                        .payouts
+                        .iter()
+                        .map(|p| (p.id.clone(), p.amount.as_milli()))
+                        .collect();
+                    assert_eq!(paid, planned);
+                    for promotion in &plan.promotions {
+                        let now = world.customer(world.id(&promotion.id)).await.level_letter;
+                        assert_eq!(now, promotion.to);
+                    }
+                });
+                Ok(())
+            },
+        )
+        .unwrap();
+}
+
+#[tokio::test]
+async fn contention_releases_the_job_without_spending_an_attempt() {
+    let (world, receipt) = spec_world().await;
+    // Another transaction holds an uncommitted write on an ancestor the job must credit.
+    let mut busy = world.store.client().start_session().await.unwrap();
+    busy.start_transaction().await.unwrap();
+    world
+        .store
+        .customers()
+        .update_one(
+            doc! {"_id": world.id("u5")},
+            doc! {"$set": {"username": "busy"}},
+        )
+        .session(&mut busy)
+        .await
+        .unwrap();
+
+    let now = mall_store::bson::DateTime::now();
+    let claimed = world
+        .store
+        .claim_next(now, settings().lease)
+        .await
+        .unwrap()
+        .unwrap();
+    let outcome = world
+        .store
+        .process_claimed(&claimed, now, &settings())
+        .await
+        .unwrap();
+    busy.abort_transaction().await.unwrap();
+
+    assert!(matches!(outcome, JobOutcome::Retried { .. }), "{outcome:?}");
+    let job = world.store.job(receipt.job_id).await.unwrap().unwrap();
+    assert_eq!(
+        (job.status, job.attempts),
+        (JobStatus::Pending, 0),
+        "no attempt spent"
+    );
+    assert!(
+        job.errors.is_empty(),
+        "contention is not an error of the job"
+    );
+    assert!(world.entries_of(receipt.transaction_id).await.is_empty());
+
+    let later = world
+        .store
+        .drain(
+            settings(),
+            limits(),
+            Arc::new(OffsetClock(Duration::from_secs(10))),
+        )
+        .await;
+    assert_eq!(later.completed, 1);
+    assert_conserved(&world, receipt.transaction_id).await;
+}
+
+#[tokio::test]
+async fn every_trigger_drains_the_queue_through_the_lambda_handler() {
+    for fixture in [
+        "worker-scheduled.json",
+        "worker-checkout-job-queued.json",
+        "worker-atlas-trigger.json",
+        "worker-manual.json",
+    ] {
+        let (world, receipt) = spec_world().await;
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../infra/events")
+            .join(fixture);
+        let payload: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        let mut context = lambda_runtime::Context::default();
+        context.request_id = format!("test-{fixture}");
+        context.deadline = u64::try_from(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_millis(),
+        )
+        .unwrap()
+            + 60_000;
+        let config = reward_worker::WorkerConfig::from_lookup(|name| match name {
+            "MONGODB_URI" => Some(test_uri()),
+            "MONGODB_DATABASE" => Some(world.database.clone()),
+            _ => None,
+        })
+        .unwrap();
+        let summary = reward_worker::handle(
+            &world.store,
+            &config,
+            lambda_runtime::LambdaEvent::new(payload, context),
+        )
+        .await
+        .unwrap();
+        assert_eq!((summary.claimed, summary.completed), (1, 1), "{fixture}");
+        assert_eq!(summary.stopped, Some(StopReason::Empty), "{fixture}");
+        assert_conserved(&world, receipt.transaction_id).await;
+    }
+}

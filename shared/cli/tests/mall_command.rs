@@ -1,0 +1,229 @@
+//! The `mall` binary as a user runs it. `simulate`: a file or standard input, JSON out, and
+//! one line on standard error with a non-zero exit for invalid input.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a failed unwrap is a failed test
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+
+use serde_json::Value;
+
+fn scenarios() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../infra/scenarios")
+}
+
+fn mall(args: &[&str], stdin: &str) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_mall"))
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
+fn expected_spec_report() -> Value {
+    let text = std::fs::read_to_string(scenarios().join("spec-section-9.expected.json")).unwrap();
+    serde_json::from_str(&text).unwrap()
+}
+
+#[test]
+fn reproduces_the_spec_example_from_a_file() {
+    let file = scenarios().join("spec-section-9.json");
+    let out = mall(&["simulate", file.to_str().unwrap()], "");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report, expected_spec_report());
+    assert!(out.stderr.is_empty());
+}
+
+#[test]
+fn reads_standard_input_without_a_file_or_with_a_dash() {
+    let scenario = std::fs::read_to_string(scenarios().join("spec-section-9.json")).unwrap();
+    for args in [&["simulate"][..], &["simulate", "-"][..]] {
+        let out = mall(args, &scenario);
+        assert!(out.status.success(), "{args:?}");
+        let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(report, expected_spec_report(), "{args:?}");
+    }
+}
+
+#[test]
+fn invalid_input_prints_one_line_on_stderr_and_nothing_on_stdout() {
+    let cycle = r#"{"buyer": "a", "rewardPoints": "1", "customers": [
+        {"id": "a", "parent": "b", "active": true, "verified": true},
+        {"id": "b", "parent": "a", "active": true, "verified": true}]}"#;
+    for (input, says) in [
+        (cycle, "cycle"),
+        (
+            r#"{"buyer": "x", "rewardPoints": "1", "customers": []}"#,
+            "does not exist",
+        ),
+        ("{", "invalid scenario"),
+    ] {
+        let out = mall(&["simulate"], input);
+        assert!(!out.status.success());
+        assert!(out.stdout.is_empty(), "stdout must stay empty");
+        let stderr = String::from_utf8(out.stderr).unwrap();
+        assert_eq!(stderr.lines().count(), 1, "{stderr:?}");
+        assert!(stderr.contains(says), "{stderr:?} should say {says:?}");
+    }
+}
+
+#[test]
+fn a_missing_file_is_a_clear_error() {
+    let out = mall(&["simulate", "/nonexistent/scenario.json"], "");
+    assert!(!out.status.success());
+    assert!(out.stdout.is_empty());
+    assert!(String::from_utf8(out.stderr)
+        .unwrap()
+        .contains("cannot read /nonexistent/scenario.json"));
+}
+
+#[test]
+fn token_mints_a_verifiable_local_token() {
+    let customer = "65f0c0ffee0000000000beef";
+    let out = mall(
+        &[
+            "token",
+            "--customer",
+            customer,
+            "--secret",
+            "s3cret",
+            "--ttl-seconds",
+            "60",
+        ],
+        "",
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let token = String::from_utf8(out.stdout).unwrap();
+    let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::HS256);
+    validation.required_spec_claims = ["exp".to_owned()].into();
+    let claims = jsonwebtoken::decode::<Value>(
+        token.trim(),
+        &jsonwebtoken::DecodingKey::from_secret(b"s3cret"),
+        &validation,
+    )
+    .unwrap()
+    .claims;
+    assert_eq!(claims["sub"], customer);
+
+    let bad = mall(&["token", "--customer", "nope", "--secret", "s3cret"], "");
+    assert!(!bad.status.success());
+    assert!(bad.stdout.is_empty());
+    assert!(String::from_utf8(bad.stderr)
+        .unwrap()
+        .contains("24 hex digits"));
+}
+
+#[tokio::test]
+async fn drain_processes_what_checkout_queued() {
+    use mall_domain::checkout::CheckoutRequest;
+    use mall_store::bson::{doc, oid::ObjectId, DateTime};
+    use mall_store::documents::{CustomerDoc, JobStatus, ProductDoc};
+
+    let uri = std::env::var("MALL_TEST_MONGODB_URI")
+        .expect("MALL_TEST_MONGODB_URI is not set: run the tests with `make test`");
+    let database = format!("test_{}", ObjectId::new().to_hex());
+    let store = mall_store::Store::connect(&mall_store::StoreConfig {
+        uri: uri.clone(),
+        database: database.clone(),
+    })
+    .await
+    .unwrap();
+    store.ensure_indexes().await.unwrap();
+    let now = DateTime::now();
+    let (parent, buyer, product) = (ObjectId::new(), ObjectId::new(), ObjectId::new());
+    for (id, parent_customer) in [(parent, None), (buyer, Some(parent))] {
+        store
+            .customers()
+            .insert_one(CustomerDoc {
+                id,
+                username: "c".into(),
+                email: "c@example.com".into(),
+                points: "100".parse().unwrap(),
+                parent_customer,
+                level_letter: mall_domain::Level::B,
+                referral_status: "active".into(),
+                is_verified: true,
+                address: None,
+                created_at: now,
+                updated_at: now,
+            })
+            .await
+            .unwrap();
+    }
+    store
+        .products()
+        .insert_one(ProductDoc {
+            id: product,
+            name: "p".into(),
+            name_arabic: String::new(),
+            price: "10".parse().unwrap(),
+            reward_points: "100".parse().unwrap(),
+            is_active: true,
+        })
+        .await
+        .unwrap();
+    store
+        .database()
+        .collection::<mall_store::bson::Document>("carts")
+        .insert_one(
+            doc! {"customerId": buyer, "items": [{"productId": product, "quantity": 1_i64}]},
+        )
+        .await
+        .unwrap();
+    let receipt = store
+        .checkout(&mall_store::CheckoutCommand {
+            customer_id: buyer,
+            request: &CheckoutRequest::default(),
+            idempotency_key: None,
+            policy: &mall_domain::RewardPolicy::default(),
+            job_max_attempts: 3,
+        })
+        .await
+        .unwrap();
+
+    let out = Command::new(env!("CARGO_BIN_EXE_mall"))
+        .arg("drain")
+        .env("MONGODB_URI", &uri)
+        .env("MONGODB_DATABASE", &database)
+        .env("RUST_LOG", "off")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let summary: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(summary["claimed"], 1);
+    assert_eq!(summary["completed"], 1);
+    assert_eq!(summary["stopped"], "empty");
+    let job = store.job(receipt.job_id).await.unwrap().unwrap();
+    assert_eq!(job.status, JobStatus::Completed);
+    // The parent (B, active, verified) got one level bucket of the 35-point tree pool.
+    let parent_doc = store
+        .customers()
+        .find_one(doc! {"_id": parent})
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(parent_doc.points, "101.75".parse().unwrap());
+}

@@ -1,0 +1,291 @@
+//! The reward job queue on `checkoutjobs` (SPEC §6.1–6.2).
+//!
+//! Guarantees:
+//! - **Atomic claims.** One conditional `findOneAndUpdate` claims a job that is `pending` and due
+//!   (`runAfter ≤ now`), or `processing` with an expired lease (its worker died), oldest first. The
+//!   claim moves it to `processing`, stamps a fresh `claimToken`, sets `leaseUntil = now + lease`
+//!   and counts the attempt, so no two workers ever hold one job.
+//! - **Fencing.** Every later write for a claimed job — complete, retry, fail — matches
+//!   `{_id, claimToken, status: "processing"}`. A worker that lost its lease (and whose job was
+//!   claimed again) cannot complete, retry or fail a job someone else now owns.
+//! - **Retries.** A retryable failure puts the job back to `pending` after a jittered
+//!   exponential backoff; after `maxAttempts` claims, or on a permanent error, it is `failed`
+//!   (dead), and so is its purchase's `rewardsStatus`. Each attempt's error is kept (the last 20).
+//! - **Retention.** A completed job carries `expiresAt`; a TTL index removes it afterwards, so
+//!   the claim query does not grow slower with history.
+
+use std::collections::hash_map::RandomState;
+use std::hash::{BuildHasher, Hasher};
+use std::time::Duration;
+
+use mall_domain::{RetryDecision, RetryPolicy};
+use mongodb::bson::{doc, oid::ObjectId, DateTime, Document};
+use mongodb::options::{ReturnDocument, WriteConcern};
+
+use crate::documents::{CheckoutJobDoc, JobErrorDoc, JobErrorKind, RewardsStatus};
+use crate::error::StoreError;
+use crate::store::collections;
+use crate::Store;
+
+/// How many attempt errors a job keeps.
+pub const KEPT_ERRORS: i32 = 20;
+
+/// How the queue treats jobs: lease length, retries, retention of completed jobs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct QueueSettings {
+    /// How long a claim lasts before another worker may take the job over (`JOB_LEASE_SECONDS`).
+    pub lease: Duration,
+    pub retry: RetryPolicy,
+    /// How long a completed job is kept (`JOB_RETENTION_DAYS`).
+    pub retention: Duration,
+}
+
+impl Default for QueueSettings {
+    fn default() -> Self {
+        QueueSettings {
+            lease: Duration::from_secs(300),
+            retry: RetryPolicy::default(),
+            retention: Duration::from_secs(7 * 24 * 3600),
+        }
+    }
+}
+
+/// A job this worker holds: the document as the claim left it, and the claim's token.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ClaimedJob {
+    pub job: CheckoutJobDoc,
+    pub token: ObjectId,
+}
+
+impl ClaimedJob {
+    /// The attempt this claim is (1 for the first).
+    pub fn attempt(&self) -> i32 {
+        self.job.attempts
+    }
+
+    /// The filter every write of this claim is fenced by.
+    pub fn fence(&self) -> Document {
+        doc! {"_id": self.job.id, "claimToken": self.token, "status": "processing"}
+    }
+}
+
+/// Why an attempt failed, as the queue needs to know it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct JobFailure {
+    pub kind: JobErrorKind,
+    pub message: String,
+}
+
+impl JobFailure {
+    pub fn retryable(message: impl Into<String>) -> Self {
+        JobFailure {
+            kind: JobErrorKind::Retryable,
+            message: message.into(),
+        }
+    }
+
+    pub fn permanent(message: impl Into<String>) -> Self {
+        JobFailure {
+            kind: JobErrorKind::Permanent,
+            message: message.into(),
+        }
+    }
+}
+
+/// What became of a failed attempt.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FailureOutcome {
+    /// Back to `pending`, due at this time.
+    Retried { run_after: DateTime },
+    /// Dead: `failed`, with its purchase.
+    Failed,
+    /// The claim was no longer ours: nothing was written.
+    LostLease,
+}
+
+pub(crate) fn add(now: DateTime, duration: Duration) -> DateTime {
+    let millis = i64::try_from(duration.as_millis()).unwrap_or(i64::MAX);
+    DateTime::from_millis(now.timestamp_millis().saturating_add(millis))
+}
+
+impl Store {
+    /// Claims the oldest claimable job, if any (one command).
+    pub async fn claim_next(
+        &self,
+        now: DateTime,
+        lease: Duration,
+    ) -> Result<Option<ClaimedJob>, StoreError> {
+        let token = ObjectId::new();
+        let claimable = doc! {"$or": [
+            {"status": "pending", "runAfter": {"$lte": now}},
+            {"status": "processing", "leaseUntil": {"$lt": now}},
+        ]};
+        let claim = doc! {
+            "$set": {
+                "status": "processing",
+                "claimToken": token,
+                "leaseUntil": add(now, lease),
+                "startedAt": now,
+            },
+            "$inc": {"attempts": 1},
+        };
+        let job = self
+            .checkout_jobs()
+            .find_one_and_update(claimable, claim)
+            .sort(doc! {"runAfter": 1, "_id": 1})
+            .return_document(ReturnDocument::After)
+            .await?;
+        Ok(job.map(|job| ClaimedJob { job, token }))
+    }
+
+    /// Records a failed attempt under the claim's fence: back to `pending` after a backoff, or
+    /// `failed` (with its purchase) when the error is permanent or the job's `maxAttempts` are
+    /// spent. `retry` gives the backoff; its `max_attempts` is replaced by the job's own.
+    pub async fn record_failure(
+        &self,
+        claimed: &ClaimedJob,
+        failure: &JobFailure,
+        now: DateTime,
+        retry: &RetryPolicy,
+    ) -> Result<FailureOutcome, StoreError> {
+        let error = JobErrorDoc {
+            attempt: claimed.attempt(),
+            at: now,
+            kind: failure.kind,
+            message: failure.message.clone(),
+        };
+        let error =
+            mongodb::bson::to_bson(&error).map_err(|e| StoreError::Unreadable(e.to_string()))?;
+        let keep_error = doc! {"errors": {"$each": [error], "$slice": -KEPT_ERRORS}};
+        let attempts = u32::try_from(claimed.attempt()).unwrap_or(0);
+        // The job's own limit, fixed when it was enqueued, decides when it is dead.
+        let retry = RetryPolicy {
+            max_attempts: u32::try_from(claimed.job.max_attempts).unwrap_or(0),
+            ..*retry
+        };
+        let decision = match failure.kind {
+            JobErrorKind::Permanent => RetryDecision::Dead,
+            JobErrorKind::Retryable => retry.after_failure(attempts, random_permille()),
+        };
+        match decision {
+            RetryDecision::RetryAfter(delay) => {
+                let run_after = add(now, delay);
+                let updated = self
+                    .checkout_jobs()
+                    .update_one(
+                        claimed.fence(),
+                        doc! {
+                            "$set": {"status": "pending", "runAfter": run_after},
+                            "$unset": {"claimToken": "", "leaseUntil": ""},
+                            "$push": keep_error,
+                        },
+                    )
+                    .await?;
+                Ok(if updated.matched_count == 1 {
+                    FailureOutcome::Retried { run_after }
+                } else {
+                    FailureOutcome::LostLease
+                })
+            }
+            RetryDecision::Dead => self.mark_dead(claimed, keep_error, now).await,
+        }
+    }
+
+    /// Gives the job back without spending an attempt: its transaction kept conflicting with
+    /// other writers of the same customers, which is contention, not an error of the job. It is
+    /// due again after a short jittered pause (fenced like every write of a claim).
+    pub async fn release_contended(
+        &self,
+        claimed: &ClaimedJob,
+        now: DateTime,
+    ) -> Result<FailureOutcome, StoreError> {
+        let pause = Duration::from_millis(250 + u64::from(random_permille()) * 2);
+        let run_after = add(now, pause);
+        let updated = self
+            .checkout_jobs()
+            .update_one(
+                claimed.fence(),
+                doc! {
+                    "$set": {"status": "pending", "runAfter": run_after},
+                    "$unset": {"claimToken": "", "leaseUntil": ""},
+                    "$inc": {"attempts": -1},
+                },
+            )
+            .await?;
+        Ok(if updated.matched_count == 1 {
+            FailureOutcome::Retried { run_after }
+        } else {
+            FailureOutcome::LostLease
+        })
+    }
+
+    /// `failed` for the job and its purchase, together (one small transaction).
+    async fn mark_dead(
+        &self,
+        claimed: &ClaimedJob,
+        keep_error: Document,
+        now: DateTime,
+    ) -> Result<FailureOutcome, StoreError> {
+        let mut session = self.client().start_session().await?;
+        session
+            .start_transaction()
+            .write_concern(WriteConcern::majority())
+            .await?;
+        let job = self
+            .checkout_jobs()
+            .update_one(
+                claimed.fence(),
+                doc! {
+                    "$set": {"status": "failed", "failedAt": now},
+                    "$unset": {"claimToken": "", "leaseUntil": ""},
+                    "$push": keep_error,
+                },
+            )
+            .session(&mut session)
+            .await;
+        let job = match job {
+            Ok(job) => job,
+            Err(err) => {
+                let _ = session.abort_transaction().await;
+                return Err(err.into());
+            }
+        };
+        if job.matched_count == 0 {
+            let _ = session.abort_transaction().await;
+            return Ok(FailureOutcome::LostLease);
+        }
+        let purchase = self
+            .database()
+            .collection::<Document>(collections::TRANSACTIONS)
+            .update_one(
+                doc! {"_id": claimed.job.checkout_transaction_id, "type": "purchase"},
+                doc! {"$set": {"rewardsStatus": rewards_status(RewardsStatus::Failed), "updatedAt": now}},
+            )
+            .session(&mut session)
+            .await;
+        if let Err(err) = purchase {
+            let _ = session.abort_transaction().await;
+            return Err(err.into());
+        }
+        session.commit_transaction().await?;
+        Ok(FailureOutcome::Failed)
+    }
+
+    /// A job by id (for tools and tests).
+    pub async fn job(&self, id: ObjectId) -> Result<Option<CheckoutJobDoc>, StoreError> {
+        Ok(self.checkout_jobs().find_one(doc! {"_id": id}).await?)
+    }
+}
+
+pub(crate) fn rewards_status(status: RewardsStatus) -> &'static str {
+    match status {
+        RewardsStatus::Processing => "processing",
+        RewardsStatus::Completed => "completed",
+        RewardsStatus::Failed => "failed",
+    }
+}
+
+/// A random number in 0..=1000 for backoff jitter.
+fn random_permille() -> u32 {
+    u32::try_from(RandomState::new().build_hasher().finish() % 1001).unwrap_or(1000)
+}
