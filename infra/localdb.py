@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Start/stop/inspect a local SecantusDB server (MongoDB wire protocol).
 
-Stdlib only; runs with any python3 >= 3.8.  The server binary is
+Stdlib only; runs with any python3 >= 3.8 (the process plumbing it shares
+with localaws.py lives in localservice.py beside it).  The server binary is
 <repo>/.venv/bin/secantusd-py (create it with infra/venv.sh), overridable
 with --bin or $SECANTUSD_BIN.
 
@@ -17,28 +18,22 @@ MongoDB `ping` (OP_MSG) and records "PID PORT" in the pidfile.
 from __future__ import annotations
 
 import argparse
-import errno
-import os
-import signal
 import socket
 import struct
-import subprocess
 import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import localservice  # noqa: E402  (stdlib-only sibling)
+from localservice import HOST, ROOT  # noqa: E402
+
 DEFAULT_BIN = ROOT / ".venv" / "bin" / "secantusd-py"
-HOST = "127.0.0.1"
 OP_MSG = 2013
 
 
 def uri_for(port: int) -> str:
     return f"mongodb://{HOST}:{port}/?directConnection=true"
-
-
-def log(msg: str) -> None:
-    print(f"localdb: {msg}", file=sys.stderr)
 
 
 # --------------------------------------------------------------------------
@@ -162,255 +157,52 @@ def ping(port: int, timeout: float = 2.0) -> bool:
 
 
 # --------------------------------------------------------------------------
-# Process / pidfile helpers
+# Service description
 # --------------------------------------------------------------------------
-
-def pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # A zombie (dead but not reaped, e.g. under a non-reaping PID 1) is dead.
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-        if stat[stat.rindex(")") + 2] in "ZX":
-            return False
-    except (OSError, ValueError, IndexError):
-        pass
-    return True
-
 
 def pid_is_secantus(pid: int) -> bool:
-    """Best-effort guard against PID reuse (Linux /proc only)."""
-    try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-    except FileNotFoundError:
-        return not Path("/proc/self").exists()  # no procfs: can't tell, trust pid
-    except OSError:
-        return True
-    return b"secantus" in cmdline
+    return localservice.cmdline_contains(pid, b"secantus")
 
 
-def read_pidfile(path: Path) -> tuple[int, int] | None:
-    try:
-        parts = path.read_text().split()
-        return int(parts[0]), int(parts[1])
-    except (OSError, ValueError, IndexError):
-        return None
+def add_start_options(s: argparse.ArgumentParser) -> None:
+    s.add_argument("--storage", required=True, help="storage directory or ':memory:'")
+    s.add_argument("server_args", nargs="*", help="extra secantusd-py flags (after --)")
 
 
-def running(path: Path) -> tuple[int, int] | None:
-    """(pid, port) if the pidfile names a live secantus process."""
-    rec = read_pidfile(path)
-    if rec and pid_alive(rec[0]) and pid_is_secantus(rec[0]):
-        return rec
-    return None
+def prepare(a: argparse.Namespace) -> None:
+    """Make --storage absolute (the server runs from the repo root) and create it."""
+    if a.storage != ":memory:":
+        a.storage = str(Path(a.storage).resolve())
+        Path(a.storage).mkdir(parents=True, exist_ok=True)
 
 
-def write_pidfile(path: Path, pid: int, port: int) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(f"{pid} {port}\n")
-    os.replace(tmp, path)
+def server_argv(binary: Path, port: int, a: argparse.Namespace) -> list[str]:
+    return [str(binary), "--host", HOST, "--port", str(port), "--storage-path", a.storage] + a.server_args
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((HOST, 0))
-        return s.getsockname()[1]
-
-
-def port_in_use(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind((HOST, port))
-        except OSError as e:
-            return e.errno in (errno.EADDRINUSE, errno.EACCES)
-    return False
-
-
-def log_tail(path: Path, lines: int = 40) -> str:
-    try:
-        text = path.read_text(errors="replace").splitlines()
-    except OSError:
-        return "(no log)"
-    return "\n".join(text[-lines:]) or "(log empty)"
-
-
-def signal_proc(pid: int, sig: int) -> None:
-    try:
-        if os.getpgid(pid) == pid:      # we started it as a session leader
-            os.killpg(pid, sig)
-        else:
-            os.kill(pid, sig)
-    except ProcessLookupError:
-        pass
-
-
-def terminate(pid: int, grace: float) -> None:
-    signal_proc(pid, signal.SIGTERM)
-    deadline = time.monotonic() + grace
-    while time.monotonic() < deadline:
-        if not pid_alive(pid):
-            return
-        time.sleep(0.1)
-    log(f"pid {pid} ignored SIGTERM for {grace:.0f}s; sending SIGKILL")
-    signal_proc(pid, signal.SIGKILL)
-    deadline = time.monotonic() + 5
-    while time.monotonic() < deadline and pid_alive(pid):
-        time.sleep(0.1)
-
-
-# --------------------------------------------------------------------------
-# Subcommands
-# --------------------------------------------------------------------------
-
-def cmd_start(a: argparse.Namespace) -> int:
-    pidfile = Path(a.pidfile).resolve()
-    logfile = Path(a.logfile).resolve() if a.logfile else pidfile.with_suffix(".log")
-    binary = Path(a.bin)
-
-    rec = running(pidfile)
-    if rec:
-        pid, port = rec
-        log(f"already running (pid {pid}, port {port}) per {pidfile}")
-        print(uri_for(port))
-        return 0
-    if not binary.exists():
-        log(f"server binary {binary} not found; run infra/venv.sh first")
-        return 1
-
-    storage = a.storage
-    if storage != ":memory:":
-        storage = str(Path(storage).resolve())
-        Path(storage).mkdir(parents=True, exist_ok=True)
-    logfile.parent.mkdir(parents=True, exist_ok=True)
-    pidfile.parent.mkdir(parents=True, exist_ok=True)
-
-    auto = a.port == "auto"
-    attempts = 3 if auto else 1
-    for attempt in range(1, attempts + 1):
-        port = free_port() if auto else int(a.port)
-        if not auto and port_in_use(port):
-            log(f"port {port} on {HOST} is already in use by another process")
-            return 1
-        argv = [str(binary), "--host", HOST, "--port", str(port), "--storage-path", storage]
-        argv += a.server_args
-        with open(logfile, "ab") as lf:
-            lf.write(f"--- localdb start {time.strftime('%Y-%m-%dT%H:%M:%S')}: {' '.join(argv)}\n".encode())
-            lf.flush()
-            proc = subprocess.Popen(
-                argv, stdin=subprocess.DEVNULL, stdout=lf, stderr=subprocess.STDOUT,
-                cwd=str(ROOT), start_new_session=True, close_fds=True,
-            )
-        # Record immediately so `stop` can clean up even if we get killed while waiting.
-        write_pidfile(pidfile, proc.pid, port)
-
-        deadline = time.monotonic() + a.timeout
-        t0 = time.monotonic()
-        while True:
-            rc = proc.poll()
-            if rc is not None:
-                break
-            if ping(port):
-                log(f"started pid {proc.pid} on port {port} in {time.monotonic() - t0:.2f}s")
-                print(uri_for(port), flush=True)
-                return 0
-            if time.monotonic() > deadline:
-                rc = None
-                break
-            time.sleep(0.1)
-
-        if rc is None:
-            log(f"server did not answer ping within {a.timeout:.0f}s; killing pid {proc.pid}")
-            terminate(proc.pid, 5)
-            proc.poll()
-        else:
-            log(f"server exited with code {rc} (attempt {attempt}/{attempts}, port {port})")
-        try:
-            pidfile.unlink()
-        except FileNotFoundError:
-            pass
-        if rc is None or attempt == attempts:
-            break
-    log(f"failed to start; last lines of {logfile}:")
-    print(log_tail(logfile), file=sys.stderr)
-    return 1
-
-
-def cmd_stop(a: argparse.Namespace) -> int:
-    pidfile = Path(a.pidfile)
-    rec = read_pidfile(pidfile)
-    if rec is None:
-        if pidfile.exists():
-            log(f"unreadable pidfile {pidfile}; removing")
-            pidfile.unlink()
-        else:
-            log("not running")
-        return 0
-    pid, port = rec
-    if pid_alive(pid) and pid_is_secantus(pid):
-        terminate(pid, a.timeout)
-        if pid_alive(pid):
-            log(f"pid {pid} still alive after SIGKILL")
-            return 1
-        log(f"stopped pid {pid} (port {port})")
-    else:
-        log(f"not running (stale pidfile for pid {pid})")
-    try:
-        pidfile.unlink()
-    except FileNotFoundError:
-        pass
-    return 0
-
-
-def cmd_status(a: argparse.Namespace) -> int:
-    pidfile = Path(a.pidfile)
-    rec = running(pidfile)
-    if rec is None:
-        stale = read_pidfile(pidfile)
-        print("stopped" + (f" (stale pidfile, pid {stale[0]})" if stale else ""))
-        return 3
-    pid, port = rec
-    state = "running" if ping(port) else "running (not answering ping)"
-    print(f"{state} pid={pid} uri={uri_for(port)}")
-    return 0
+SERVICE = localservice.Service(
+    name="localdb",
+    default_bin=DEFAULT_BIN,
+    bin_env="SECANTUSD_BIN",
+    argv=server_argv,
+    is_ready=ping,
+    owns_pid=pid_is_secantus,
+    address_for=uri_for,
+    address_key="uri",
+    noun="server",
+    pid_qualifier="",
+    probe="ping",
+    start_timeout=30.0,
+    start_timeout_help="seconds to wait for ping (default 30)",
+    start_help="start a server in the background",
+    status_help="print running/stopped and the URI",
+    add_start_options=add_start_options,
+    prepare=prepare,
+)
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = p.add_subparsers(dest="cmd", required=True)
-
-    s = sub.add_parser("start", help="start a server in the background")
-    s.add_argument("--port", required=True, help="TCP port or 'auto'")
-    s.add_argument("--storage", required=True, help="storage directory or ':memory:'")
-    s.add_argument("--pidfile", required=True)
-    s.add_argument("--logfile", help="default: pidfile with .log suffix")
-    s.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for ping (default 30)")
-    s.add_argument("--bin", default=os.environ.get("SECANTUSD_BIN", str(DEFAULT_BIN)))
-    s.add_argument("server_args", nargs="*", help="extra secantusd-py flags (after --)")
-    s.set_defaults(func=cmd_start)
-
-    t = sub.add_parser("stop", help="stop the server named by the pidfile")
-    t.add_argument("--pidfile", required=True)
-    t.add_argument("--timeout", type=float, default=10.0, help="SIGTERM grace before SIGKILL (default 10)")
-    t.set_defaults(func=cmd_stop)
-
-    st = sub.add_parser("status", help="print running/stopped and the URI")
-    st.add_argument("--pidfile", required=True)
-    st.set_defaults(func=cmd_status)
-
-    a = p.parse_args(argv)
-    if a.cmd == "start" and a.port != "auto":
-        try:
-            if not 0 < int(a.port) < 65536:
-                raise ValueError
-        except ValueError:
-            p.error(f"--port must be 1-65535 or 'auto', got {a.port!r}")
-    return a.func(a)
+    return localservice.main(SERVICE, __doc__, argv)
 
 
 if __name__ == "__main__":

@@ -6,11 +6,11 @@
 
 use std::time::{Duration, Instant};
 
-use mall_e2e::{
-    fill_cart, fresh_database_name, local_token, read_json, seed_customer, seed_product, store_on,
-    test_mongodb_uri, LambdaEmulator, LOCAL_JWT_SECRET,
-};
 use mall_store::bson::{doc, Bson, Document};
+use mall_testkit::auth::{local_token, LOCAL_JWT_SECRET};
+use mall_testkit::db::{fresh_database_name, store_on, test_mongodb_uri};
+use mall_testkit::emulator::{read_json, LambdaEmulator};
+use mall_testkit::seed;
 use serde_json::{json, Value};
 
 /// The first request builds the binary: minutes on two cores with a cold target directory.
@@ -31,10 +31,10 @@ async fn checkout_binary_under_cargo_lambda_watch_charges_once_and_serves_the_pu
     ]);
 
     // Seed while the emulator boots: 5000 points, a product at 500 earning 50, two in the cart.
-    let store = store_on(&uri, &database).await;
-    let buyer = seed_customer(&store, 5000).await;
-    let product = seed_product(&store, 500, 50).await;
-    fill_cart(&store, buyer, &[(product, 2)]).await;
+    let store = store_on(&database).await;
+    let buyer = seed::customer(&store, "5000").await;
+    let product = seed::product(&store, "500", "50", true).await;
+    seed::fill_cart(&store, buyer, &[(product, 2)]).await;
 
     // Ready when the function itself answers (an unauthenticated GET is a 401 from the handler).
     let started = Instant::now();

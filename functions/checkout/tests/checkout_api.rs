@@ -451,13 +451,7 @@ async fn an_unreachable_database_is_503_with_retry_after() {
             .unwrap();
     options.server_selection_timeout = Some(std::time::Duration::from_millis(300));
     let store = mall_store::Store::with_options(options, "nowhere").unwrap();
-    let app = checkout::App {
-        store,
-        auth: checkout::auth::Authenticator::new("sub", Some(SECRET)),
-        events: None,
-        policy: mall_domain::RewardPolicy::default(),
-        job_max_attempts: 3,
-    };
+    let app = app_on(store);
     let response = app
         .handle(checkout_request(ObjectId::new(), "{}", None))
         .await;

@@ -97,14 +97,7 @@ async fn the_spec_scenario_pays_promotes_and_logs_exactly_as_the_simulator_says(
     ))
     .unwrap();
     let entries = world.entries_of(receipt.transaction_id).await;
-    let name_of = |id: ObjectId| {
-        world
-            .ids
-            .iter()
-            .find(|(_, v)| **v == id)
-            .map(|(k, _)| k.clone())
-            .unwrap()
-    };
+    let name_of = |id: ObjectId| world.name_of(id);
     let customer_entries: Vec<Value> = entries
         .iter()
         .filter(|e| e.customer_id.is_some())
@@ -167,13 +160,13 @@ async fn the_spec_scenario_pays_promotes_and_logs_exactly_as_the_simulator_says(
     assert!(job.expires_at.unwrap() > job.completed_at.unwrap());
 
     // Draining again pays nothing more.
-    let before = world.all("customers").await;
+    let before = world.customers().await;
     let again = world
         .store
         .drain(settings(), limits(), after_the_lease())
         .await;
     assert_eq!(again.claimed, 0);
-    assert_eq!(world.all("customers").await, before);
+    assert_eq!(world.customers().await, before);
 }
 
 #[tokio::test]
@@ -660,18 +653,7 @@ fn every_job_of_two_hundred_random_trees_conserves_and_matches_the_simulator() {
                     let paid: Vec<(String, i64)> = entries
                         .iter()
                         .filter(|e| e.customer_id.is_some())
-                        .map(|e| {
-                            (
-                                world
-                                    .ids
-                                    .iter()
-                                    .find(|(_, v)| **v == e.customer_id.unwrap())
-                                    .unwrap()
-                                    .0
-                                    .clone(),
-                                e.amount.as_milli(),
-                            )
-                        })
+                        .map(|e| (world.name_of(e.customer_id.unwrap()), e.amount.as_milli()))
                         .collect();
                     let planned: Vec<(String, i64)> = plan
                         .payouts

@@ -169,23 +169,8 @@ impl Store {
         };
         match decision {
             RetryDecision::RetryAfter(delay) => {
-                let run_after = add(now, delay);
-                let updated = self
-                    .checkout_jobs()
-                    .update_one(
-                        claimed.fence(),
-                        doc! {
-                            "$set": {"status": "pending", "runAfter": run_after},
-                            "$unset": {"claimToken": "", "leaseUntil": ""},
-                            "$push": keep_error,
-                        },
-                    )
-                    .await?;
-                Ok(if updated.matched_count == 1 {
-                    FailureOutcome::Retried { run_after }
-                } else {
-                    FailureOutcome::LostLease
-                })
+                self.back_to_pending(claimed, add(now, delay), doc! {"$push": keep_error})
+                    .await
             }
             RetryDecision::Dead => self.mark_dead(claimed, keep_error, now).await,
         }
@@ -200,17 +185,23 @@ impl Store {
         now: DateTime,
     ) -> Result<FailureOutcome, StoreError> {
         let pause = Duration::from_millis(250 + u64::from(random_permille()) * 2);
-        let run_after = add(now, pause);
+        self.back_to_pending(claimed, add(now, pause), doc! {"$inc": {"attempts": -1}})
+            .await
+    }
+
+    /// The claim ends and the job is `pending` again, due at `run_after`, with `extra` update
+    /// operators; fenced by the claim.
+    async fn back_to_pending(
+        &self,
+        claimed: &ClaimedJob,
+        run_after: DateTime,
+        mut update: Document,
+    ) -> Result<FailureOutcome, StoreError> {
+        update.insert("$set", doc! {"status": "pending", "runAfter": run_after});
+        update.insert("$unset", doc! {"claimToken": "", "leaseUntil": ""});
         let updated = self
             .checkout_jobs()
-            .update_one(
-                claimed.fence(),
-                doc! {
-                    "$set": {"status": "pending", "runAfter": run_after},
-                    "$unset": {"claimToken": "", "leaseUntil": ""},
-                    "$inc": {"attempts": -1},
-                },
-            )
+            .update_one(claimed.fence(), update)
             .await?;
         Ok(if updated.matched_count == 1 {
             FailureOutcome::Retried { run_after }

@@ -1,34 +1,22 @@
-//! Test support for the worker: a fresh database on the real test server, referral trees seeded
-//! from simulator scenarios (SPEC §9 format), and jobs created by the real checkout transaction.
+//! A world for the worker's tests: a fresh database of the real test server with every command
+//! counted, a referral tree seeded from a simulator scenario (SPEC §9 format), and jobs created
+//! by the real checkout transaction. Built on `mall-testkit`.
 
-#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+#![allow(dead_code, unused_imports, clippy::unwrap_used, clippy::expect_used)] // shared by several test binaries
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
 
 use futures_util::TryStreamExt;
 use mall_domain::checkout::CheckoutRequest;
 use mall_domain::{MilliPoints, RewardPolicy};
-use mall_store::bson::{doc, oid::ObjectId, DateTime, Document};
-use mall_store::documents::{CustomerDoc, ProductDoc, RewardEntryDoc};
-use mall_store::{CheckoutCommand, CheckoutReceipt, Store, StoreConfig};
-use mongodb::event::command::CommandEvent;
-use mongodb::event::EventHandler;
-use mongodb::options::ClientOptions;
+use mall_store::bson::{doc, oid::ObjectId};
+use mall_store::documents::{CustomerDoc, RewardEntryDoc};
+use mall_store::{CheckoutCommand, CheckoutReceipt, Store};
+use mall_testkit::db::{self, CommandLog};
+use mall_testkit::seed;
 use serde_json::Value;
 
-/// Commands sent, by name.
-#[derive(Clone, Default)]
-pub struct CommandLog(Arc<Mutex<Vec<String>>>);
-
-impl CommandLog {
-    pub fn clear(&self) {
-        self.0.lock().unwrap().clear();
-    }
-    pub fn names(&self) -> Vec<String> {
-        self.0.lock().unwrap().clone()
-    }
-}
+pub use mall_testkit::db::test_mongodb_uri as test_uri;
 
 pub struct World {
     pub store: Store,
@@ -38,26 +26,9 @@ pub struct World {
     pub ids: HashMap<String, ObjectId>,
 }
 
-pub fn test_uri() -> String {
-    std::env::var("MALL_TEST_MONGODB_URI").expect(
-        "MALL_TEST_MONGODB_URI is not set: run the tests with `make test` \
-         (infra/with-test-services.sh starts the test database)",
-    )
-}
-
 impl World {
     pub async fn new() -> Self {
-        let database = format!("test_{}", ObjectId::new().to_hex());
-        let commands = CommandLog::default();
-        let mut options = ClientOptions::parse(test_uri()).await.unwrap();
-        let sink = commands.clone();
-        options.command_event_handler = Some(EventHandler::callback(move |event: CommandEvent| {
-            if let CommandEvent::Started(started) = event {
-                sink.0.lock().unwrap().push(started.command_name);
-            }
-        }));
-        let store = Store::with_options(options, &database).unwrap();
-        store.ensure_indexes().await.unwrap();
+        let (store, commands, database) = db::fresh_counted_store().await;
         World {
             store,
             commands,
@@ -68,83 +39,41 @@ impl World {
 
     /// Another store (another worker) on the same database.
     pub async fn other_worker(&self) -> Store {
-        Store::connect(&StoreConfig {
-            uri: test_uri(),
-            database: self.database.clone(),
-        })
-        .await
-        .unwrap()
+        db::store_on(&self.database).await
     }
 
     pub fn id(&self, name: &str) -> ObjectId {
         self.ids[name]
     }
 
-    /// Seeds the customers of a scenario (each with `wallet` points).
-    pub async fn seed_customers(&mut self, scenario: &Value, wallet: &str) {
-        let customers = scenario["customers"].as_array().unwrap();
-        for c in customers {
-            let name = c["id"].as_str().unwrap().to_owned();
-            self.ids.entry(name).or_default();
-        }
-        let now = DateTime::now();
-        let docs: Vec<CustomerDoc> = customers
+    /// The scenario id of a customer.
+    pub fn name_of(&self, id: ObjectId) -> String {
+        self.ids
             .iter()
-            .map(|c| CustomerDoc {
-                id: self.ids[c["id"].as_str().unwrap()],
-                username: c["id"].as_str().unwrap().to_owned(),
-                email: format!("{}@example.com", c["id"].as_str().unwrap()),
-                points: wallet.parse().unwrap(),
-                parent_customer: c["parent"]
-                    .as_str()
-                    .map(|p| *self.ids.get(p).unwrap_or(&ObjectId::new())),
-                level_letter: c["level"].as_str().unwrap_or("A").parse().unwrap(),
-                referral_status: if c["active"] == Value::Bool(true) {
-                    "active".into()
-                } else {
-                    "suspended".into()
-                },
-                is_verified: c["verified"] == Value::Bool(true),
-                address: None,
-                created_at: now,
-                updated_at: now,
-            })
-            .collect();
-        self.store.customers().insert_many(docs).await.unwrap();
+            .find(|(_, v)| **v == id)
+            .map(|(k, _)| k.clone())
+            .unwrap()
     }
 
-    /// A product whose reward per unit is `reward` and price `price`.
+    /// Seeds the customers of a scenario, each with `wallet` points.
+    pub async fn seed_customers(&mut self, scenario: &Value, wallet: &str) {
+        let ids = seed::scenario_customers(&self.store, scenario, wallet).await;
+        self.ids.extend(ids);
+    }
+
     pub async fn product(&self, price: &str, reward: &str) -> ObjectId {
-        let product = ProductDoc {
-            id: ObjectId::new(),
-            name: "Gift box".into(),
-            name_arabic: String::new(),
-            price: price.parse().unwrap(),
-            reward_points: reward.parse().unwrap(),
-            is_active: true,
-        };
-        self.store.products().insert_one(&product).await.unwrap();
-        product.id
+        seed::product(&self.store, price, reward, true).await
     }
 
-    /// Fills the buyer's cart with one unit of `product` and checks out through the real
-    /// checkout transaction.
+    /// One unit of `product` in the buyer's cart, checked out through the real checkout
+    /// transaction.
     pub async fn checkout(
         &self,
         buyer: ObjectId,
         product: ObjectId,
         policy: &RewardPolicy,
     ) -> CheckoutReceipt {
-        self.store
-            .carts()
-            .update_one(
-                doc! {"customerId": buyer},
-                doc! {"$set": {"items": [{"productId": product, "quantity": 1_i64}]},
-                "$setOnInsert": {"_id": ObjectId::new()}},
-            )
-            .upsert(true)
-            .await
-            .unwrap();
+        seed::fill_cart(&self.store, buyer, &[(product, 1)]).await;
         self.store
             .checkout(&CheckoutCommand {
                 customer_id: buyer,
@@ -182,10 +111,9 @@ impl World {
             .unwrap()
     }
 
-    pub async fn all(&self, collection: &str) -> Vec<Document> {
+    pub async fn customers(&self) -> Vec<CustomerDoc> {
         self.store
-            .database()
-            .collection::<Document>(collection)
+            .customers()
             .find(doc! {})
             .sort(doc! {"_id": 1})
             .await
@@ -195,12 +123,12 @@ impl World {
             .unwrap()
     }
 
-    /// Σ of every wallet.
+    /// Σ of every wallet, in milli-points.
     pub async fn total_wallets(&self) -> i128 {
-        self.all("customers")
+        self.customers()
             .await
             .iter()
-            .map(|c| i128::from(c.get_i64("points").unwrap()))
+            .map(|c| i128::from(c.points.as_milli()))
             .sum()
     }
 }

@@ -1,0 +1,34 @@
+//! Local bearer tokens, as `mall token` mints them for a function run with `LOCAL_JWT_SECRET`.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use jsonwebtoken::{encode, Algorithm, EncodingKey, Header};
+use mall_store::bson::oid::ObjectId;
+use serde_json::{json, Value};
+
+/// The HS256 secret the tests run the functions with (`LOCAL_JWT_SECRET`).
+pub const LOCAL_JWT_SECRET: &str = "test-local-jwt-secret-not-for-production";
+
+/// Seconds since the epoch, an hour from now.
+pub fn in_an_hour() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 3600
+}
+
+/// A token with these claims, signed with [`LOCAL_JWT_SECRET`].
+pub fn token_with(claims: Value) -> String {
+    encode(
+        &Header::new(Algorithm::HS256),
+        &claims,
+        &EncodingKey::from_secret(LOCAL_JWT_SECRET.as_bytes()),
+    )
+    .unwrap()
+}
+
+/// A token for `customer` (`sub` = its ObjectId hex), valid for an hour.
+pub fn local_token(customer: ObjectId) -> String {
+    token_with(json!({"sub": customer.to_hex(), "exp": in_an_hour()}))
+}

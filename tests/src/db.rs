@@ -1,0 +1,119 @@
+//! The test database: its URI, fresh database names, stores whose every command is counted
+//! through the driver's command monitoring, and snapshots to prove that nothing changed.
+
+use std::sync::{Arc, Mutex};
+
+use futures_util::TryStreamExt;
+use mall_store::bson::{doc, oid::ObjectId, Document};
+use mall_store::{Store, StoreConfig};
+use mongodb::event::command::CommandEvent;
+use mongodb::event::EventHandler;
+use mongodb::options::ClientOptions;
+
+/// The test server's connection string.
+pub fn test_mongodb_uri() -> String {
+    std::env::var("MALL_TEST_MONGODB_URI").expect(
+        "MALL_TEST_MONGODB_URI is not set: run the tests with `make test` \
+         (or `infra/with-test-services.sh cargo test`), which starts the test database",
+    )
+}
+
+/// A database name no other test uses.
+pub fn fresh_database_name() -> String {
+    format!("test_{}", ObjectId::new().to_hex())
+}
+
+/// The names of the commands a store sent, in order.
+#[derive(Clone, Default)]
+pub struct CommandLog(Arc<Mutex<Vec<String>>>);
+
+impl CommandLog {
+    pub fn names(&self) -> Vec<String> {
+        self.0.lock().unwrap().clone()
+    }
+
+    pub fn count(&self) -> usize {
+        self.0.lock().unwrap().len()
+    }
+
+    pub fn clear(&self) {
+        self.0.lock().unwrap().clear();
+    }
+
+    /// The commands that can change data.
+    pub fn writes(&self) -> Vec<String> {
+        self.names()
+            .into_iter()
+            .filter(|name| {
+                matches!(
+                    name.as_str(),
+                    "insert"
+                        | "update"
+                        | "delete"
+                        | "findAndModify"
+                        | "bulkWrite"
+                        | "commitTransaction"
+                )
+            })
+            .collect()
+    }
+}
+
+/// A store on `database` of the server at `uri`, counting every command it sends.
+pub async fn counted_store_on(uri: &str, database: &str) -> (Store, CommandLog) {
+    let log = CommandLog::default();
+    let mut options = ClientOptions::parse(uri).await.unwrap();
+    let sink = log.clone();
+    options.command_event_handler = Some(EventHandler::callback(move |event: CommandEvent| {
+        if let CommandEvent::Started(started) = event {
+            sink.0.lock().unwrap().push(started.command_name);
+        }
+    }));
+    (Store::with_options(options, database).unwrap(), log)
+}
+
+/// A counted store on a fresh database of the test server, with the indexes in place (the
+/// commands that created them are not in the log).
+pub async fn fresh_counted_store() -> (Store, CommandLog, String) {
+    let database = fresh_database_name();
+    let (store, log) = counted_store_on(&test_mongodb_uri(), &database).await;
+    store.ensure_indexes().await.unwrap();
+    log.clear();
+    (store, log, database)
+}
+
+/// A plain store on `database` of the test server (another worker, another process).
+pub async fn store_on(database: &str) -> Store {
+    Store::connect(&StoreConfig {
+        uri: test_mongodb_uri(),
+        database: database.to_owned(),
+    })
+    .await
+    .expect("the test MongoDB URI parses")
+}
+
+/// Every document of the collections the functions write, sorted by `_id`, to compare a
+/// database before and after.
+pub async fn snapshot(store: &Store) -> Vec<(String, Vec<Document>)> {
+    let mut all = vec![];
+    for name in [
+        "customers",
+        "products",
+        "carts",
+        "transactions",
+        "checkoutjobs",
+    ] {
+        let docs: Vec<Document> = store
+            .database()
+            .collection::<Document>(name)
+            .find(doc! {})
+            .sort(doc! {"_id": 1})
+            .await
+            .unwrap()
+            .try_collect()
+            .await
+            .unwrap();
+        all.push((name.to_owned(), docs));
+    }
+    all
+}

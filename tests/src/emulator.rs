@@ -1,0 +1,309 @@
+//! The real function binaries under the Lambda emulator (`cargo lambda watch`).
+
+use std::collections::{HashMap, HashSet};
+use std::fs::File;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+/// Environment variables the functions read that a developer's shell must not leak into a test.
+const FUNCTION_ENV: &[&str] = &[
+    "MONGODB_URI",
+    "MONGODB_DATABASE",
+    "LOCAL_JWT_SECRET",
+    "CUSTOMER_ID_CLAIM",
+    "EVENT_BUS_NAME",
+    "REWARD_POLICY",
+    "JOB_MAX_ATTEMPTS",
+];
+
+/// The workspace root (the parent of this crate).
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("the e2e crate lives in <workspace>/tests")
+        .to_path_buf()
+}
+
+/// A JSON file of the workspace, e.g. an event fixture under `infra/events/`.
+pub fn read_json(relative: &str) -> Value {
+    let path = workspace_root().join(relative);
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{} is not JSON: {e}", path.display()))
+}
+
+/// The `cargo-lambda` binary: on `PATH` (`infra/with-test-services.sh` puts `.venv/bin` there),
+/// else in the project virtualenv.
+pub fn cargo_lambda_binary() -> PathBuf {
+    let on_path = std::env::var_os("PATH").and_then(|path| {
+        std::env::split_paths(&path)
+            .map(|dir| dir.join("cargo-lambda"))
+            .find(|candidate| candidate.is_file())
+    });
+    if let Some(found) = on_path {
+        return found;
+    }
+    let venv = workspace_root().join(".venv/bin/cargo-lambda");
+    assert!(
+        venv.is_file(),
+        "cargo-lambda is neither on PATH nor at {}: run `infra/venv.sh` \
+         (or the tests through `infra/with-test-services.sh` / `make test`)",
+        venv.display()
+    );
+    venv
+}
+
+/// A TCP port free on 127.0.0.1 right now.
+pub fn free_port() -> u16 {
+    TcpListener::bind(("127.0.0.1", 0))
+        .and_then(|listener| listener.local_addr())
+        .expect("bind an ephemeral port on 127.0.0.1")
+        .port()
+}
+
+/// `cargo lambda watch` on this workspace: the Lambda control-plane emulator that builds a
+/// function's binary with `cargo run --bin NAME` on its first request and serves
+/// `http://127.0.0.1:PORT/lambda-url/NAME/...` (a Function URL style HTTP call) and
+/// `POST http://127.0.0.1:PORT/2015-03-31/functions/NAME/invocations` (a raw event, as
+/// `cargo lambda invoke` sends it).
+///
+/// Dropping it stops the emulator and every function instance it started, even when the test
+/// failed; the emulator's log is printed then, and kept under `.local/e2e/`.
+pub struct LambdaEmulator {
+    child: Child,
+    port: u16,
+    log: PathBuf,
+}
+
+impl LambdaEmulator {
+    /// Starts the emulator from the workspace root (so it builds this workspace's binaries into
+    /// the same target directory), listening on a free port of 127.0.0.1. The functions inherit
+    /// the emulator's environment: `env` is exactly the function settings they get (none of
+    /// the settings the functions read is taken from the caller's environment).
+    pub fn start(env: &[(&str, &str)]) -> LambdaEmulator {
+        let root = workspace_root();
+        let port = free_port();
+        let log_dir = root.join(".local/e2e");
+        std::fs::create_dir_all(&log_dir).unwrap();
+        let log = log_dir.join(format!("watch-{}-{port}.log", std::process::id()));
+        let out = File::create(&log).unwrap();
+        let err = out.try_clone().unwrap();
+
+        let binary = cargo_lambda_binary();
+        let mut path = vec![binary.parent().unwrap().to_path_buf()];
+        path.extend(std::env::split_paths(
+            &std::env::var_os("PATH").unwrap_or_default(),
+        ));
+
+        let mut command = Command::new(&binary);
+        command
+            // `cargo lambda watch` is `cargo-lambda lambda watch`, as cargo itself runs it.
+            .args(["lambda", "watch", "--invoke-address", "127.0.0.1"])
+            .args(["--invoke-port", &port.to_string()])
+            // No rebuild or restart when a source file changes in the middle of a test.
+            .arg("--ignore-changes")
+            .arg("--locked")
+            .current_dir(&root)
+            .env("PATH", std::env::join_paths(path).unwrap())
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err);
+        for name in FUNCTION_ENV {
+            command.env_remove(name);
+        }
+        command.envs(env.iter().copied());
+        // Its own process group, so that the whole emulator can be signalled at once.
+        std::os::unix::process::CommandExt::process_group(&mut command, 0);
+        let child = command
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {} lambda watch: {e}", binary.display()));
+        LambdaEmulator { child, port, log }
+    }
+
+    pub fn base_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// The Function URL style address of `path` on `function`, e.g.
+    /// `http://127.0.0.1:PORT/lambda-url/checkout/api/cart/checkout`.
+    pub fn function_url(&self, function: &str, path: &str) -> String {
+        format!("{}/lambda-url/{function}{path}", self.base_url())
+    }
+
+    /// Where a raw event for `function` is posted (the Lambda `Invoke` API).
+    pub fn invoke_url(&self, function: &str) -> String {
+        format!(
+            "{}/2015-03-31/functions/{function}/invocations",
+            self.base_url()
+        )
+    }
+
+    /// Sends `GET probe_url` until `answered(status, body)` says the function itself replied.
+    ///
+    /// The first request makes the emulator build and start the function, which takes minutes on
+    /// a cold target directory, and the request waits for it. Panics, with the end of the
+    /// emulator's log, after `timeout`, or as soon as the emulator exits or the function's
+    /// command fails (a build error, or a crash at start-up: the emulator would let the request
+    /// hang).
+    pub async fn wait_until_ready<F>(&mut self, probe_url: &str, timeout: Duration, answered: F)
+    where
+        F: Fn(u16, &str) -> bool,
+    {
+        let started = Instant::now();
+        let client = reqwest::Client::new();
+        let mut last = String::from("no answer yet");
+        loop {
+            let left = timeout.saturating_sub(started.elapsed());
+            if left.is_zero() {
+                panic!(
+                    "the function did not answer {probe_url} within {timeout:?} \
+                     (the first request builds it with cargo); last probe: {last}\n{}",
+                    self.log_tail(60)
+                );
+            }
+            let request = client.get(probe_url).timeout(left).send();
+            tokio::pin!(request);
+            let outcome = loop {
+                tokio::select! {
+                    outcome = &mut request => break outcome,
+                    () = tokio::time::sleep(Duration::from_millis(500)) => {
+                        if let Some(reason) = self.failure() {
+                            panic!(
+                                "{reason} before the function answered {probe_url}\n{}",
+                                self.log_tail(60)
+                            );
+                        }
+                    }
+                }
+            };
+            match outcome {
+                Ok(response) => {
+                    let status = response.status().as_u16();
+                    let body = response.text().await.unwrap_or_default();
+                    if answered(status, &body) {
+                        return;
+                    }
+                    last = format!(
+                        "HTTP {status}: {}",
+                        body.chars().take(300).collect::<String>()
+                    );
+                }
+                Err(error) => last = error.to_string(),
+            }
+            if let Some(reason) = self.failure() {
+                panic!("{reason}; last probe: {last}\n{}", self.log_tail(60));
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+
+    /// Why the emulator can no longer bring the function up, if it can't.
+    fn failure(&mut self) -> Option<String> {
+        if let Ok(Some(status)) = self.child.try_wait() {
+            return Some(format!("cargo lambda watch exited ({status})"));
+        }
+        let log = std::fs::read_to_string(&self.log).unwrap_or_default();
+        // What the emulator logs when `cargo run` (build, then the function) ends.
+        log.lines()
+            .find(|line| line.contains("ERROR") && line.contains("command exited"))
+            .map(|line| format!("the function's command failed ({})", line.trim()))
+    }
+
+    /// The last `lines` lines of the emulator's log (cargo's output and the function's logs).
+    pub fn log_tail(&self, lines: usize) -> String {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let all: Vec<&str> = text.lines().collect();
+        let tail = all[all.len().saturating_sub(lines)..].join("\n");
+        format!(
+            "--- last {lines} lines of {} ---\n{tail}",
+            self.log.display()
+        )
+    }
+}
+
+impl Drop for LambdaEmulator {
+    fn drop(&mut self) {
+        let pid = self.child.id();
+        // Function instances run in process groups of their own: note them before they are
+        // orphaned, with their start times so that a reused pid is never signalled.
+        let instances = descendant_groups(pid);
+        signal_group("TERM", pid);
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while Instant::now() < deadline {
+            match self.child.try_wait() {
+                Ok(None) => std::thread::sleep(Duration::from_millis(100)),
+                _ => break,
+            }
+        }
+        signal_group("KILL", pid);
+        for (group, start_time) in instances {
+            if process_start_time(group) == Some(start_time) {
+                signal_group("KILL", group);
+            }
+        }
+        let _ = self.child.wait();
+        if std::thread::panicking() {
+            eprintln!("{}", self.log_tail(80));
+        } else {
+            let _ = std::fs::remove_file(&self.log);
+        }
+    }
+}
+
+/// Sends `SIGsignal` to the process group `group` (errors ignored: it may be gone already).
+fn signal_group(signal: &str, group: u32) {
+    let _ = Command::new("kill")
+        .args([format!("-{signal}"), "--".into(), format!("-{group}")])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
+}
+
+/// `(pid, ppid, pgid, start time)` from `/proc/PID/stat`.
+fn proc_stat(pid: u32) -> Option<(u32, u32, u32, u64)> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name, which is in parentheses and may contain spaces.
+    let rest: Vec<&str> = stat.get(stat.rfind(')')? + 2..)?.split(' ').collect();
+    let ppid = rest.get(1)?.parse().ok()?;
+    let pgid = rest.get(2)?.parse().ok()?;
+    let start_time = rest.get(19)?.parse().ok()?;
+    Some((pid, ppid, pgid, start_time))
+}
+
+fn process_start_time(pid: u32) -> Option<u64> {
+    proc_stat(pid).map(|(_, _, _, start)| start)
+}
+
+/// The process groups (other than `root`'s own) of `root`'s descendants that lead their group,
+/// with the leader's start time.
+fn descendant_groups(root: u32) -> Vec<(u32, u64)> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return vec![];
+    };
+    let stats: Vec<(u32, u32, u32, u64)> = entries
+        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse().ok())
+        .filter_map(proc_stat)
+        .collect();
+    let mut children: HashMap<u32, Vec<u32>> = HashMap::new();
+    for &(pid, ppid, _, _) in &stats {
+        children.entry(ppid).or_default().push(pid);
+    }
+    let mut descendants = HashSet::new();
+    let mut stack = vec![root];
+    while let Some(pid) = stack.pop() {
+        for &child in children.get(&pid).into_iter().flatten() {
+            if descendants.insert(child) {
+                stack.push(child);
+            }
+        }
+    }
+    stats
+        .iter()
+        .filter(|&&(pid, _, pgid, _)| pid == pgid && pgid != root && descendants.contains(&pid))
+        .map(|&(pid, _, _, start)| (pid, start))
+        .collect()
+}

@@ -1,0 +1,119 @@
+//! Seeding a test database: customers, products, carts, and whole referral trees written in the
+//! simulator's scenario format (SPEC §9), so a test can compare what the worker did with what the
+//! pure rules say.
+
+use std::collections::HashMap;
+
+use mall_domain::Level;
+use mall_store::bson::{doc, oid::ObjectId, to_bson, DateTime, Document};
+use mall_store::documents::{CartItemDoc, CustomerDoc, ProductDoc, REFERRAL_ACTIVE};
+use mall_store::Store;
+use serde_json::Value;
+
+/// A verified, active root customer at level A with `points` (a decimal such as `"5000"`).
+pub async fn customer(store: &Store, points: &str) -> ObjectId {
+    let now = DateTime::now();
+    let customer = CustomerDoc {
+        id: ObjectId::new(),
+        username: "buyer".into(),
+        email: "buyer@example.com".into(),
+        points: points.parse().unwrap(),
+        parent_customer: None,
+        level_letter: Level::A,
+        referral_status: REFERRAL_ACTIVE.into(),
+        is_verified: true,
+        address: None,
+        created_at: now,
+        updated_at: now,
+    };
+    store.customers().insert_one(&customer).await.unwrap();
+    customer.id
+}
+
+/// A product at `price` that earns `reward` points per unit (decimals such as `"12.5"`).
+pub async fn product(store: &Store, price: &str, reward: &str, active: bool) -> ObjectId {
+    let product = ProductDoc {
+        id: ObjectId::new(),
+        name: "Dates box".into(),
+        name_arabic: "علبة تمر".into(),
+        price: price.parse().unwrap(),
+        reward_points: reward.parse().unwrap(),
+        is_active: active,
+    };
+    store.products().insert_one(&product).await.unwrap();
+    product.id
+}
+
+/// Sets the customer's cart to these `(product, quantity)` lines, creating it if needed.
+pub async fn fill_cart(store: &Store, customer: ObjectId, lines: &[(ObjectId, i64)]) {
+    let items: Vec<CartItemDoc> = lines
+        .iter()
+        .map(|&(product_id, quantity)| CartItemDoc {
+            product_id,
+            quantity,
+        })
+        .collect();
+    store
+        .carts()
+        .update_one(
+            doc! {"customerId": customer},
+            doc! {"$set": {"items": to_bson(&items).unwrap()},
+            "$setOnInsert": {"_id": ObjectId::new()}},
+        )
+        .upsert(true)
+        .await
+        .unwrap();
+}
+
+/// A cart with one raw line (for quantities of other BSON types than a whole number).
+pub async fn raw_cart(store: &Store, customer: ObjectId, item: Document) {
+    store
+        .database()
+        .collection::<Document>("carts")
+        .insert_one(doc! {"_id": ObjectId::new(), "customerId": customer, "items": [item]})
+        .await
+        .unwrap();
+}
+
+/// Inserts the `customers` of a scenario (`id`, `parent`, `level`, `active`, `verified`), each
+/// with `wallet` points, and returns the scenario's ids mapped to the new ObjectIds. A parent that
+/// is not in the scenario becomes an ObjectId of nobody (a missing parent).
+pub async fn scenario_customers(
+    store: &Store,
+    scenario: &Value,
+    wallet: &str,
+) -> HashMap<String, ObjectId> {
+    let customers = scenario["customers"].as_array().unwrap();
+    let ids: HashMap<String, ObjectId> = customers
+        .iter()
+        .map(|c| (c["id"].as_str().unwrap().to_owned(), ObjectId::new()))
+        .collect();
+    let now = DateTime::now();
+    let docs: Vec<CustomerDoc> = customers
+        .iter()
+        .map(|c| {
+            let name = c["id"].as_str().unwrap();
+            CustomerDoc {
+                id: ids[name],
+                username: name.to_owned(),
+                email: format!("{name}@example.com"),
+                points: wallet.parse().unwrap(),
+                parent_customer: c["parent"]
+                    .as_str()
+                    .map(|p| ids.get(p).copied().unwrap_or_else(ObjectId::new)),
+                level_letter: c["level"].as_str().unwrap_or("A").parse().unwrap(),
+                referral_status: if c["active"] == Value::Bool(true) {
+                    REFERRAL_ACTIVE.into()
+                } else {
+                    "suspended".into()
+                },
+                is_verified: c["verified"] == Value::Bool(true),
+                address: None,
+                created_at: now,
+                updated_at: now,
+            }
+        })
+        .collect();
+    store.customers().insert_many(docs).await.unwrap();
+    ids
+}
