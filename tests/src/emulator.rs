@@ -153,6 +153,36 @@ impl LambdaEmulator {
     where
         F: Fn(u16, &str) -> bool,
     {
+        self.wait_until_answered(probe_url, None, timeout, answered)
+            .await;
+    }
+
+    /// Like [`Self::wait_until_ready`], for a function that is invoked with an event rather
+    /// than called over HTTP: POSTs `event` to its Invoke API until `answered` accepts the reply.
+    /// Choose an event whose effect may repeat (a status query, a drain of an empty queue).
+    pub async fn wait_until_invocable<F>(
+        &mut self,
+        function: &str,
+        event: &Value,
+        timeout: Duration,
+        answered: F,
+    ) where
+        F: Fn(u16, &str) -> bool,
+    {
+        let url = self.invoke_url(function);
+        self.wait_until_answered(&url, Some(event), timeout, answered)
+            .await;
+    }
+
+    async fn wait_until_answered<F>(
+        &mut self,
+        probe_url: &str,
+        event: Option<&Value>,
+        timeout: Duration,
+        answered: F,
+    ) where
+        F: Fn(u16, &str) -> bool,
+    {
         let started = Instant::now();
         let client = reqwest::Client::new();
         let mut last = String::from("no answer yet");
@@ -165,7 +195,12 @@ impl LambdaEmulator {
                     self.log_tail(60)
                 );
             }
-            let request = client.get(probe_url).timeout(left).send();
+            let request = match event {
+                Some(event) => client.post(probe_url).json(event),
+                None => client.get(probe_url),
+            }
+            .timeout(left)
+            .send();
             tokio::pin!(request);
             let outcome = loop {
                 tokio::select! {

@@ -71,8 +71,17 @@ pub fn trigger_of(event: &Value) -> String {
     }
 }
 
-/// The invocation's deadline as an `Instant`, from the Lambda context's epoch milliseconds.
-pub fn deadline_from_epoch_ms(deadline_ms: u64) -> Instant {
+/// Deadlines below this many milliseconds cannot be epoch times (it is September 2001).
+const EPOCH_MS_FLOOR: u64 = 1_000_000_000_000;
+
+/// The invocation's deadline as an `Instant`. AWS Lambda sends it as epoch milliseconds; the
+/// local emulator (`cargo lambda watch`) sends the invocation's time budget in milliseconds
+/// instead (e.g. `600000`), so a value that cannot be a recent epoch time is read as a budget
+/// from now.
+pub fn deadline_from_context(deadline_ms: u64) -> Instant {
+    if deadline_ms < EPOCH_MS_FLOOR {
+        return Instant::now() + Duration::from_millis(deadline_ms);
+    }
     let now_ms = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
@@ -87,8 +96,21 @@ pub async fn handle(
     event: LambdaEvent<Value>,
 ) -> Result<DrainSummary, lambda_runtime::Error> {
     let trigger = trigger_of(&event.payload);
+    let deadline = deadline_from_context(event.context.deadline);
+    let remaining_ms = deadline
+        .saturating_duration_since(Instant::now())
+        .as_millis();
+    if remaining_ms < config.limits.margin.as_millis() {
+        tracing::warn!(
+            remaining_ms,
+            deadline_ms = event.context.deadline,
+            margin_ms = config.limits.margin.as_millis(),
+            "the invocation has less time than WORKER_TIME_MARGIN_MS: nothing will be claimed; \
+             raise the function's timeout or lower the margin"
+        );
+    }
     let limits = DrainLimits {
-        deadline: Some(deadline_from_epoch_ms(event.context.deadline)),
+        deadline: Some(deadline),
         ..config.limits
     };
     let summary = store
@@ -97,6 +119,7 @@ pub async fn handle(
     tracing::info!(
         request_id = %event.context.request_id,
         %trigger,
+        remaining_ms,
         claimed = summary.claimed,
         completed = summary.completed,
         retried = summary.retried,
@@ -153,9 +176,17 @@ mod tests {
             .unwrap()
             .as_millis() as u64
             + 10_000;
-        let deadline = deadline_from_epoch_ms(in_ten_seconds);
+        let deadline = deadline_from_context(in_ten_seconds);
         let left = deadline.saturating_duration_since(Instant::now());
         assert!(left > Duration::from_secs(8) && left <= Duration::from_secs(10));
-        assert!(deadline_from_epoch_ms(0) <= Instant::now());
+        let long_past = in_ten_seconds - 3_600_000;
+        assert!(deadline_from_context(long_past) <= Instant::now());
+    }
+
+    #[test]
+    fn the_emulators_time_budget_is_read_as_a_budget() {
+        let left = deadline_from_context(600_000).saturating_duration_since(Instant::now());
+        assert!(left > Duration::from_secs(590) && left <= Duration::from_secs(600));
+        assert!(deadline_from_context(0) <= Instant::now());
     }
 }

@@ -6,6 +6,9 @@
 //!   running with `LOCAL_JWT_SECRET` (local development only).
 //! - `mall drain` drains the reward queue once, as the scheduled worker would, against
 //!   `MONGODB_URI`, and prints the summary.
+//! - `mall jobs status` and `mall jobs redrive …` are the operators' `retry-failed` actions run
+//!   from a shell with database access: the same store code, tables by default, `--json` for
+//!   scripts.
 //!
 //! On invalid input a command prints one line on standard error, nothing on standard output, and
 //! exits non-zero.
@@ -50,6 +53,11 @@ enum Command {
         #[arg(long, default_value_t = 3600, value_parser = clap::value_parser!(u64).range(1..=604_800))]
         ttl_seconds: u64,
     },
+    /// Queue status and re-drive of dead jobs, for operators (reads MONGODB_URI).
+    Jobs {
+        #[command(subcommand)]
+        action: JobsAction,
+    },
     /// Drain the reward queue once, as the scheduled worker does (reads MONGODB_URI and the
     /// JOB_* and WORKER_* variables).
     Drain {
@@ -59,6 +67,43 @@ enum Command {
         /// Stop after this many claims (default: WORKER_MAX_JOBS or 1000).
         #[arg(long)]
         max_jobs: Option<usize>,
+    },
+}
+
+#[derive(Subcommand)]
+enum JobsAction {
+    /// Counts per status, oldest pending age, expired leases, recent failures, processing times.
+    Status {
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Put failed jobs back to pending (only failed jobs are ever touched).
+    Redrive {
+        /// A job to re-drive (repeatable).
+        #[arg(long = "id", required_unless_present = "all", conflicts_with = "all")]
+        ids: Vec<String>,
+        /// Every failed job that matches the filters below.
+        #[arg(long)]
+        all: bool,
+        /// Only jobs that failed before this RFC 3339 time (with --all).
+        #[arg(long, requires = "all")]
+        failed_before: Option<String>,
+        /// Only jobs with an error message containing this text, case-insensitive (with --all).
+        #[arg(long, requires = "all")]
+        error_contains: Option<String>,
+        /// At most this many jobs (with --all; 1 to 1000).
+        #[arg(long, requires = "all", default_value_t = mall_store::ops::DEFAULT_REDRIVE_LIMIT)]
+        limit: usize,
+        /// Why (kept on each job).
+        #[arg(long)]
+        reason: String,
+        /// Report what would be re-driven, change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -76,6 +121,7 @@ fn main() -> ExitCode {
             concurrency,
             max_jobs,
         } => drain(concurrency, max_jobs),
+        Command::Jobs { action } => jobs(action),
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
@@ -174,4 +220,164 @@ fn drain(concurrency: Option<usize>, max_jobs: Option<usize>) -> anyhow::Result<
         "the drain stopped on a database error (see the log)"
     );
     Ok(())
+}
+
+fn connect_from_env(runtime: &tokio::runtime::Runtime) -> anyhow::Result<mall_store::Store> {
+    let config = mall_store::StoreConfig::from_env()?;
+    Ok(runtime.block_on(mall_store::Store::connect(&config))?)
+}
+
+fn jobs(action: JobsAction) -> anyhow::Result<()> {
+    use mall_store::bson::{oid::ObjectId, DateTime};
+    use mall_store::ops::{RedriveRequest, RedriveSelection};
+
+    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    match action {
+        JobsAction::Status { json } => {
+            let store = connect_from_env(&runtime)?;
+            let status = runtime.block_on(store.queue_status(DateTime::now()))?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&status)?);
+            } else {
+                print!("{}", tables::status(&status));
+            }
+        }
+        JobsAction::Redrive {
+            ids,
+            all,
+            failed_before,
+            error_contains,
+            limit,
+            reason,
+            dry_run,
+            json,
+        } => {
+            let selection = if all {
+                RedriveSelection::Failed {
+                    failed_before: failed_before
+                        .as_deref()
+                        .map(|t| {
+                            DateTime::parse_rfc3339_str(t).with_context(|| {
+                                format!("--failed-before {t:?} is not an RFC 3339 time")
+                            })
+                        })
+                        .transpose()?,
+                    error_contains,
+                    limit,
+                }
+            } else {
+                RedriveSelection::Ids(
+                    ids.iter()
+                        .map(|id| {
+                            ObjectId::parse_str(id)
+                                .with_context(|| format!("{id:?} is not a job id (24 hex digits)"))
+                        })
+                        .collect::<anyhow::Result<_>>()?,
+                )
+            };
+            let request = RedriveRequest::new(selection, &reason, dry_run)?;
+            let store = connect_from_env(&runtime)?;
+            let report = runtime.block_on(store.redrive(&request, DateTime::now()))?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                print!("{}", tables::redrive(&report));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Plain-text tables for operators.
+mod tables {
+    use std::fmt::Write;
+
+    use mall_store::ops::{QueueStatus, RedriveReport, SkipReason};
+
+    fn or_dash<T: std::fmt::Display>(value: Option<T>) -> String {
+        value.map_or_else(|| "-".to_owned(), |v| v.to_string())
+    }
+
+    pub fn status(s: &QueueStatus) -> String {
+        let mut out = String::new();
+        let _ = writeln!(
+            out,
+            "JOBS        pending {}   processing {}   completed {}   failed {}",
+            s.pending, s.processing, s.completed, s.failed
+        );
+        let _ = writeln!(
+            out,
+            "oldest pending   {} s",
+            or_dash(s.oldest_pending_age_seconds)
+        );
+        let _ = writeln!(out, "expired leases   {}", s.expired_leases);
+        let _ = writeln!(
+            out,
+            "processing time  avg {} ms   max {} ms",
+            or_dash(s.processing_ms_avg),
+            or_dash(s.processing_ms_max)
+        );
+        if s.recent_failures.is_empty() {
+            let _ = writeln!(out, "no failed jobs");
+        } else {
+            let _ = writeln!(
+                out,
+                "\nRECENT FAILURES\n{:<24}  {:<24}  {:>8}  LAST ERROR",
+                "JOB", "FAILED AT", "ATTEMPTS"
+            );
+            for f in &s.recent_failures {
+                let failed_at = f.failed_at.and_then(|t| t.try_to_rfc3339_string().ok());
+                let error = f
+                    .last_error
+                    .as_ref()
+                    .map(|e| format!("[{:?}] {}", e.kind, e.message));
+                let _ = writeln!(
+                    out,
+                    "{:<24}  {:<24}  {:>8}  {}",
+                    f.job_id.to_hex(),
+                    or_dash(failed_at),
+                    f.attempts,
+                    or_dash(error)
+                );
+            }
+        }
+        out
+    }
+
+    pub fn redrive(r: &RedriveReport) -> String {
+        let mut out = String::new();
+        let verb = if r.dry_run {
+            "would re-drive"
+        } else {
+            "re-driven"
+        };
+        let _ = writeln!(
+            out,
+            "matched {}   {} {}   skipped {}{}",
+            r.matched.len(),
+            verb,
+            if r.dry_run {
+                r.matched.len()
+            } else {
+                r.redriven.len()
+            },
+            r.skipped.len(),
+            if r.dry_run {
+                "   (dry run: nothing changed)"
+            } else {
+                ""
+            }
+        );
+        for id in if r.dry_run { &r.matched } else { &r.redriven } {
+            let _ = writeln!(out, "  {}  {verb}", id.to_hex());
+        }
+        for s in &r.skipped {
+            let why = match &s.reason {
+                SkipReason::UnknownId => "skipped: no such job".to_owned(),
+                SkipReason::NotFailed { status } => format!("skipped: {status:?}, not failed"),
+            };
+            let _ = writeln!(out, "  {}  {why}", s.job_id.to_hex());
+        }
+        out
+    }
 }

@@ -348,7 +348,7 @@ pub enum JobErrorKind {
     Permanent,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct JobErrorDoc {
     pub attempt: i32,

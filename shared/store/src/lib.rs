@@ -12,6 +12,7 @@ pub mod drain;
 pub mod error;
 pub mod failpoints;
 pub mod indexes;
+pub mod ops;
 pub mod queue;
 pub mod rewards;
 mod store;
