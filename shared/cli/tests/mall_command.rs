@@ -227,3 +227,88 @@ async fn drain_processes_what_checkout_queued() {
         .unwrap();
     assert_eq!(parent_doc.points, "101.75".parse().unwrap());
 }
+
+#[tokio::test]
+async fn jobs_status_and_redrive_work_from_the_shell() {
+    use mall_store::bson::{doc, oid::ObjectId, DateTime};
+
+    let uri = std::env::var("MALL_TEST_MONGODB_URI")
+        .expect("MALL_TEST_MONGODB_URI is not set: run the tests with `make test`");
+    let database = format!("test_{}", ObjectId::new().to_hex());
+    let store = mall_store::Store::connect(&mall_store::StoreConfig {
+        uri: uri.clone(),
+        database: database.clone(),
+    })
+    .await
+    .unwrap();
+    let (job_id, purchase_id) = (ObjectId::new(), ObjectId::new());
+    let now = DateTime::now();
+    store
+        .database()
+        .collection::<mall_store::bson::Document>("checkoutjobs")
+        .insert_one(doc! {
+            "_id": job_id, "checkoutTransactionId": purchase_id, "customerId": ObjectId::new(),
+            "status": "failed", "attempts": 3_i32, "maxAttempts": 3_i32, "runAfter": now,
+            "failedAt": now, "createdAt": now,
+            "payload": {"rewardPoints": 1_i64, "appPointsShare": 1_i64, "giftsPointsShare": 0_i64,
+                        "treePointsShare": 0_i64, "policy": {}},
+            "errors": [{"attempt": 3_i32, "at": now, "kind": "permanent", "message": "the buyer does not exist"}],
+            "redrives": [],
+        })
+        .await
+        .unwrap();
+    let mall_jobs = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_mall"))
+            .arg("jobs")
+            .args(args)
+            .env("MONGODB_URI", &uri)
+            .env("MONGODB_DATABASE", &database)
+            .env("RUST_LOG", "off")
+            .output()
+            .unwrap()
+    };
+
+    let table = mall_jobs(&["status"]);
+    assert!(
+        table.status.success(),
+        "{}",
+        String::from_utf8_lossy(&table.stderr)
+    );
+    let table = String::from_utf8(table.stdout).unwrap();
+    assert!(table.contains("failed 1"), "{table}");
+    assert!(
+        table.contains(&job_id.to_hex()) && table.contains("the buyer does not exist"),
+        "{table}"
+    );
+
+    let id = job_id.to_hex();
+    let dry = String::from_utf8(
+        mall_jobs(&["redrive", "--id", &id, "--reason", "restored", "--dry-run"]).stdout,
+    )
+    .unwrap();
+    assert!(
+        dry.contains("would re-drive 1") && dry.contains("nothing changed"),
+        "{dry}"
+    );
+    assert_eq!(
+        store.job(job_id).await.unwrap().unwrap().status,
+        mall_store::documents::JobStatus::Failed
+    );
+
+    let out = mall_jobs(&["redrive", "--id", &id, "--reason", "restored", "--json"]);
+    assert!(out.status.success());
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["redriven"], serde_json::json!([id]));
+    assert_eq!(
+        store.job(job_id).await.unwrap().unwrap().status,
+        mall_store::documents::JobStatus::Pending
+    );
+
+    let no_selection = mall_jobs(&["redrive", "--reason", "r"]);
+    assert!(!no_selection.status.success(), "an id or --all is required");
+    let no_reason = mall_jobs(&["redrive", "--id", &id, "--reason", " "]);
+    assert!(!no_reason.status.success());
+    assert!(String::from_utf8(no_reason.stderr)
+        .unwrap()
+        .contains("reason is required"));
+}
