@@ -17,7 +17,7 @@ use lambda_http::{Body, Request, Response};
 use mall_domain::checkout::{CheckoutRequest, IdempotencyKey, RequestError};
 use mall_domain::RewardPolicy;
 use mall_store::bson::oid::ObjectId;
-use mall_store::{CheckoutCommand, Store};
+use mall_store::{telemetry, CheckoutCommand, Store};
 
 use crate::api::ApiError;
 use crate::auth::Authenticator;
@@ -71,11 +71,14 @@ impl App {
                 (error.into_response(), code)
             }
         };
+        let latency = started.elapsed();
+        metrics::counter!(telemetry::CHECKOUTS_BY_OUTCOME, "Outcome" => code).increment(1);
+        metrics::histogram!(telemetry::CHECKOUT_LATENCY_MS).record(latency.as_secs_f64() * 1000.0);
         tracing::info!(
             method = %request.method(),
             status = response.status().as_u16(),
             outcome = code,
-            latency_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+            latency_ms = u64::try_from(latency.as_millis()).unwrap_or(u64::MAX),
             "request handled"
         );
         response
@@ -104,6 +107,7 @@ impl App {
         );
         if let (false, Some(events)) = (receipt.replayed, &self.events) {
             if let Err(reason) = events.publish(&receipt).await {
+                metrics::counter!(telemetry::JOB_QUEUED_EVENT_FAILURES).increment(1);
                 tracing::warn!(job_id = %receipt.job_id, %reason, "CheckoutJobQueued not published");
             }
         }

@@ -46,9 +46,27 @@ async fn main() -> Result<(), lambda_http::Error> {
         policy,
         job_max_attempts: config.job_max_attempts,
     });
-    lambda_http::run(service_fn(move |request: Request| {
-        let app = Arc::clone(&app);
-        async move { Ok::<_, std::convert::Infallible>(app.handle(request).await) }
-    }))
+    let metrics = emf_metrics("checkout")?;
+    metrics_cloudwatch_embedded::lambda::service::run_http(
+        metrics,
+        service_fn(move |request: Request| {
+            let app = Arc::clone(&app);
+            async move { Ok::<_, std::convert::Infallible>(app.handle(request).await) }
+        }),
+    )
     .await
+}
+
+/// CloudWatch Embedded Metric Format, flushed to stdout after every invocation.
+fn emf_metrics(
+    service: &'static str,
+) -> Result<&'static metrics_cloudwatch_embedded::Collector, lambda_http::Error> {
+    let collector = metrics_cloudwatch_embedded::Builder::new()
+        .cloudwatch_namespace(mall_store::telemetry::NAMESPACE)
+        .with_dimension("Service", service)
+        .lambda_cold_start_metric("ColdStart")
+        .with_lambda_request_id("RequestId")
+        .init()?;
+    mall_store::telemetry::describe_metrics();
+    Ok(collector)
 }

@@ -12,7 +12,7 @@ use lambda_runtime::LambdaEvent;
 use mall_store::config::{self, ConfigError};
 use mall_store::drain::{DrainLimits, DrainSummary, SystemClock};
 use mall_store::queue::QueueSettings;
-use mall_store::{Store, StoreConfig};
+use mall_store::{telemetry, Store, StoreConfig};
 use serde_json::Value;
 
 #[derive(Debug, Clone)]
@@ -116,6 +116,16 @@ pub async fn handle(
     let summary = store
         .drain(config.queue, limits, Arc::new(SystemClock))
         .await;
+    match store.queue_depth(mall_store::bson::DateTime::now()).await {
+        Ok((pending, oldest_age)) => {
+            #[allow(clippy::cast_precision_loss)]
+            metrics::gauge!(telemetry::QUEUE_DEPTH).set(pending as f64);
+            #[allow(clippy::cast_precision_loss)]
+            metrics::gauge!(telemetry::OLDEST_PENDING_AGE_SECONDS)
+                .set(oldest_age.unwrap_or(0) as f64);
+        }
+        Err(error) => tracing::warn!(%error, "queue depth unknown after the drain"),
+    }
     tracing::info!(
         request_id = %event.context.request_id,
         %trigger,

@@ -15,8 +15,18 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         tracing::error!(%error, "could not ensure indexes at start-up");
     }
     let (store, config) = (&store, &config);
-    lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
-        reward_worker::handle(store, config, event).await
-    }))
+    let metrics = metrics_cloudwatch_embedded::Builder::new()
+        .cloudwatch_namespace(mall_store::telemetry::NAMESPACE)
+        .with_dimension("Service", "reward-worker")
+        .lambda_cold_start_metric("ColdStart")
+        .with_lambda_request_id("RequestId")
+        .init()?;
+    mall_store::telemetry::describe_metrics();
+    metrics_cloudwatch_embedded::lambda::service::run(
+        metrics,
+        service_fn(move |event: LambdaEvent<Value>| async move {
+            reward_worker::handle(store, config, event).await
+        }),
+    )
     .await
 }

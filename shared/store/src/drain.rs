@@ -173,6 +173,17 @@ impl Store {
             let job_started = Instant::now();
             match self.process_claimed(&claimed, clock.now(), &settings).await {
                 Ok(outcome) => {
+                    let elapsed_ms = job_started.elapsed().as_secs_f64() * 1000.0;
+                    metrics::histogram!(crate::telemetry::JOB_PROCESSING_MS).record(elapsed_ms);
+                    let counter = match outcome {
+                        JobOutcome::Completed => Some(crate::telemetry::JOBS_COMPLETED),
+                        JobOutcome::Retried { .. } => Some(crate::telemetry::JOBS_RETRIED),
+                        JobOutcome::Failed => Some(crate::telemetry::JOBS_FAILED),
+                        JobOutcome::LostLease | JobOutcome::Abandoned => None,
+                    };
+                    if let Some(name) = counter {
+                        metrics::counter!(name).increment(1);
+                    }
                     tracing::info!(
                         job_id = %claimed.job.id,
                         customer_id = %claimed.job.customer_id,

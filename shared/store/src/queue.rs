@@ -262,6 +262,36 @@ impl Store {
         Ok(FailureOutcome::Failed)
     }
 
+    /// Pending jobs and the age in seconds of the oldest, in one aggregation (for metrics).
+    pub async fn queue_depth(&self, now: DateTime) -> Result<(u64, Option<i64>), StoreError> {
+        use futures_util::TryStreamExt;
+        let pipeline = vec![
+            doc! {"$match": {"status": "pending"}},
+            doc! {"$group": {"_id": mongodb::bson::Bson::Null, "n": {"$sum": 1},
+            "oldest": {"$min": "$createdAt"}}},
+        ];
+        let found: Option<Document> = self
+            .database()
+            .collection::<Document>(collections::CHECKOUT_JOBS)
+            .aggregate(pipeline)
+            .await?
+            .try_next()
+            .await?;
+        let Some(found) = found else {
+            return Ok((0, None));
+        };
+        let pending = found
+            .get_i32("n")
+            .map(i64::from)
+            .or_else(|_| found.get_i64("n"))
+            .unwrap_or(0);
+        let oldest = found
+            .get_datetime("oldest")
+            .ok()
+            .map(|created| (now.timestamp_millis() - created.timestamp_millis()) / 1000);
+        Ok((u64::try_from(pending).unwrap_or(0), oldest))
+    }
+
     /// A job by id (for tools and tests).
     pub async fn job(&self, id: ObjectId) -> Result<Option<CheckoutJobDoc>, StoreError> {
         Ok(self.checkout_jobs().find_one(doc! {"_id": id}).await?)

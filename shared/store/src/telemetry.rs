@@ -1,5 +1,52 @@
-//! Logging for the functions and tools: JSON, one object per line, level from `RUST_LOG`
-//! (default `info`). No e-mail or address is ever logged; ids are.
+//! Logging and metrics for the functions and tools. Logs are JSON, one object per line, level from
+//! `RUST_LOG` (default `info`); no e-mail or address is ever logged, ids are. Metrics go through
+//! the `metrics` facade under the names below: each Lambda installs a CloudWatch Embedded Metric
+//! Format recorder (namespace [`NAMESPACE`], dimension `Service`); elsewhere they cost nothing.
+
+/// The CloudWatch namespace of every metric.
+pub const NAMESPACE: &str = "Mall";
+/// Counter, labelled `Outcome` (`OK` or the error code).
+pub const CHECKOUTS_BY_OUTCOME: &str = "CheckoutsByOutcome";
+/// Histogram, milliseconds.
+pub const CHECKOUT_LATENCY_MS: &str = "CheckoutLatencyMs";
+/// Counter: `CheckoutJobQueued` events that could not be published.
+pub const JOB_QUEUED_EVENT_FAILURES: &str = "JobQueuedEventFailures";
+pub const JOBS_COMPLETED: &str = "JobsCompleted";
+pub const JOBS_RETRIED: &str = "JobsRetried";
+/// Counter: jobs that went dead (`failed`). The template's alarm watches it.
+pub const JOBS_FAILED: &str = "JobsFailed";
+/// Histogram, milliseconds.
+pub const JOB_PROCESSING_MS: &str = "JobProcessingMs";
+/// Gauge: pending jobs after a drain.
+pub const QUEUE_DEPTH: &str = "QueueDepth";
+/// Gauge: age of the oldest pending job after a drain, seconds. The template's alarm watches it.
+pub const OLDEST_PENDING_AGE_SECONDS: &str = "OldestPendingAgeSeconds";
+
+/// Units for the metrics above, so the dashboards read right.
+pub fn describe_metrics() {
+    use metrics::Unit;
+    metrics::describe_counter!(CHECKOUTS_BY_OUTCOME, Unit::Count, "checkouts by outcome");
+    metrics::describe_histogram!(CHECKOUT_LATENCY_MS, Unit::Milliseconds, "checkout latency");
+    metrics::describe_counter!(
+        JOB_QUEUED_EVENT_FAILURES,
+        Unit::Count,
+        "events not published"
+    );
+    metrics::describe_counter!(JOBS_COMPLETED, Unit::Count, "reward jobs completed");
+    metrics::describe_counter!(
+        JOBS_RETRIED,
+        Unit::Count,
+        "reward jobs sent back to pending"
+    );
+    metrics::describe_counter!(JOBS_FAILED, Unit::Count, "reward jobs that went dead");
+    metrics::describe_histogram!(JOB_PROCESSING_MS, Unit::Milliseconds, "job processing time");
+    metrics::describe_gauge!(QUEUE_DEPTH, Unit::Count, "pending reward jobs");
+    metrics::describe_gauge!(
+        OLDEST_PENDING_AGE_SECONDS,
+        Unit::Seconds,
+        "oldest pending job age"
+    );
+}
 
 /// Installs the JSON log subscriber (once per process; later calls do nothing).
 pub fn init_json_logs() {
