@@ -8,13 +8,16 @@ SHELL := /bin/bash
 CARGO ?= cargo
 SCENARIO ?= infra/scenarios/spec-section-9.json
 
-.PHONY: help venv test bench-checkout bench-worker drain fmt fmt-check lint clippy unit simulate db db-stop db-status build clean
+.PHONY: help dev venv test bench-checkout bench-worker drain fmt fmt-check lint clippy unit simulate db db-stop db-status build clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-11s %s\n", $$1, $$2}'
 
 venv: ## Create .venv (SecantusDB, moto, cargo-lambda from infra/requirements.txt), if missing or outdated
 	@infra/venv.sh
+
+dev: ## Run the product locally: database, demo data, the functions under cargo lambda watch, a drain every 5 s
+	@infra/dev.sh
 
 test: lint ## Format check, clippy, then unit, property, integration and end-to-end tests on fresh test services
 	infra/with-test-services.sh $(CARGO) test --workspace --locked

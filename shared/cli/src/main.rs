@@ -6,6 +6,8 @@
 //!   running with `LOCAL_JWT_SECRET` (local development only).
 //! - `mall drain` drains the reward queue once, as the scheduled worker would, against
 //!   `MONGODB_URI`, and prints the summary.
+//! - `mall demo-seed` puts demo data (a referral tree, products, a cart) into an empty database
+//!   and prints the demo buyer's id; on a database that has it already, it only refills the cart.
 //! - `mall jobs status` and `mall jobs redrive …` are the operators' `retry-failed` actions run
 //!   from a shell with database access: the same store code, tables by default, `--json` for
 //!   scripts.
@@ -58,6 +60,8 @@ enum Command {
         #[command(subcommand)]
         action: JobsAction,
     },
+    /// Seed demo data if the database has none (reads MONGODB_URI); print the demo buyer's id.
+    DemoSeed,
     /// Drain the reward queue once, as the scheduled worker does (reads MONGODB_URI and the
     /// JOB_* and WORKER_* variables).
     Drain {
@@ -122,6 +126,7 @@ fn main() -> ExitCode {
             max_jobs,
         } => drain(concurrency, max_jobs),
         Command::Jobs { action } => jobs(action),
+        Command::DemoSeed => demo_seed(),
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
@@ -380,4 +385,124 @@ mod tables {
         }
         out
     }
+}
+
+/// One customer of the demo tree: (name, parent, level, active, verified, wallet).
+type DemoCustomer = (
+    &'static str,
+    Option<&'static str>,
+    &'static str,
+    bool,
+    bool,
+    &'static str,
+);
+
+/// The demo referral tree: `amal` buys; `huda` has three directs (two at C), so the purchase
+/// promotes her to D; `yusuf` is suspended, `noor` unverified; `layla` and `omar` share the J
+/// bucket.
+const DEMO_TREE: &[DemoCustomer] = &[
+    ("layla", None, "J", true, true, "100"),
+    ("omar", Some("layla"), "J", true, true, "100"),
+    ("sara", Some("omar"), "C", true, true, "100"),
+    ("yusuf", Some("sara"), "B", false, true, "100"),
+    ("huda", Some("yusuf"), "B", true, true, "100"),
+    ("karim", Some("huda"), "C", true, true, "100"),
+    ("noor", Some("huda"), "C", true, false, "100"),
+    ("amal", Some("huda"), "A", true, true, "5000"),
+];
+const DEMO_BUYER: &str = "amal";
+
+fn demo_seed() -> anyhow::Result<()> {
+    use mall_store::bson::{doc, oid::ObjectId, DateTime};
+    use mall_store::documents::{CustomerDoc, ProductDoc};
+
+    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    let store = connect_from_env(&runtime)?;
+    let buyer = runtime.block_on(async {
+        store.ensure_indexes().await?;
+        let existing = store
+            .customers()
+            .find_one(doc! {"username": DEMO_BUYER})
+            .await?;
+        let dates = match existing {
+            Some(_) => store
+                .products()
+                .find_one(doc! {"name": "Khalas dates, 1 kg"})
+                .await?
+                .map(|p| p.id)
+                .context("the demo product is missing; drop the database to reseed")?,
+            None => {
+                let now = DateTime::now();
+                let mut ids = std::collections::HashMap::new();
+                for (name, ..) in DEMO_TREE {
+                    ids.insert(*name, ObjectId::new());
+                }
+                let customers = DEMO_TREE
+                    .iter()
+                    .map(|(name, parent, level, active, verified, wallet)| {
+                        Ok(CustomerDoc {
+                            id: ids[name],
+                            username: (*name).to_owned(),
+                            email: format!("{name}@example.com"),
+                            points: wallet.parse()?,
+                            parent_customer: parent.map(|p| ids[p]),
+                            level_letter: level.parse()?,
+                            referral_status: if *active { "active" } else { "suspended" }.into(),
+                            is_verified: *verified,
+                            address: None,
+                            created_at: now,
+                            updated_at: now,
+                        })
+                    })
+                    .collect::<anyhow::Result<Vec<_>>>()?;
+                store.customers().insert_many(customers).await?;
+                let products = [
+                    ("Khalas dates, 1 kg", "تمر خلاص", "500", "50"),
+                    ("Arabic coffee, 250 g", "قهوة عربية", "120", "12"),
+                    ("Oud perfume, 50 ml", "عطر عود", "900", "90"),
+                ]
+                .into_iter()
+                .map(|(name, arabic, price, reward)| {
+                    Ok(ProductDoc {
+                        id: ObjectId::new(),
+                        name: name.into(),
+                        name_arabic: arabic.into(),
+                        price: price.parse()?,
+                        reward_points: reward.parse()?,
+                        is_active: true,
+                    })
+                })
+                .collect::<anyhow::Result<Vec<_>>>()?;
+                let dates = products[0].id;
+                store.products().insert_many(products).await?;
+                dates
+            }
+        };
+        let buyer = store
+            .customers()
+            .find_one(doc! {"username": DEMO_BUYER})
+            .await?
+            .context("the demo buyer is missing")?
+            .id;
+        // A cart of two boxes of dates (1000 points, 100 reward points) unless it holds items.
+        store
+            .carts()
+            .update_one(
+                doc! {"customerId": buyer, "items.0": {"$exists": false}},
+                doc! {"$set": {"items": [{"productId": dates, "quantity": 2_i64}]},
+                "$setOnInsert": {"_id": ObjectId::new(), "customerId": buyer}},
+            )
+            .upsert(true)
+            .await
+            .or_else(|e| {
+                if mall_store::error::is_duplicate_key(&e) {
+                    Ok(Default::default())
+                } else {
+                    Err(e)
+                }
+            })?;
+        anyhow::Ok(buyer)
+    })?;
+    println!("{}", buyer.to_hex());
+    Ok(())
 }

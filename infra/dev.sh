@@ -1,0 +1,110 @@
+#!/usr/bin/env bash
+# The local stack, no AWS account and no Docker: `make dev`.
+#
+# Installs what it needs (.venv with SecantusDB and cargo-lambda), starts the on-disk local
+# database (kept across runs in .local/db), ensures the indexes and seeds demo data when the
+# database is empty, runs the three functions under `cargo lambda watch`, drains the reward queue
+# every few seconds as the cloud schedule would, and prints a ready-to-paste curl with a freshly
+# minted local token. Ctrl-C stops everything it started.
+#
+# Env: MALL_DB_PORT (27017), MALL_INVOKE_PORT (9000), MALL_DRAIN_SECONDS (5),
+#      MONGODB_DATABASE (mall), LOCAL_JWT_SECRET (a local development secret).
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+DB_PORT="${MALL_DB_PORT:-27017}"
+INVOKE_PORT="${MALL_INVOKE_PORT:-9000}"
+DRAIN_SECONDS="${MALL_DRAIN_SECONDS:-5}"
+export MONGODB_URI="mongodb://127.0.0.1:${DB_PORT}/?directConnection=true"
+export MONGODB_DATABASE="${MONGODB_DATABASE:-mall}"
+export LOCAL_JWT_SECRET="${LOCAL_JWT_SECRET:-local-development-secret-not-for-production}"
+export PATH="$ROOT/.venv/bin:$PATH"
+unset EVENT_BUS_NAME
+BASE="http://127.0.0.1:${INVOKE_PORT}"
+STATE="$ROOT/.local/dev"
+mkdir -p "$STATE"
+
+say() { printf '\033[1m%s\033[0m\n' "$*"; }
+
+"$ROOT/infra/venv.sh"
+
+started_db=0
+if ! MALL_DB_PORT="$DB_PORT" "$ROOT/infra/db.sh" status >/dev/null 2>&1; then
+    MALL_DB_PORT="$DB_PORT" "$ROOT/infra/db.sh" start >/dev/null
+    started_db=1
+fi
+
+watch_pid=""
+drain_pid=""
+cleanup() {
+    trap - EXIT INT TERM
+    say "stopping the local stack"
+    [ -n "$drain_pid" ] && kill "$drain_pid" 2>/dev/null || true
+    if [ -n "$watch_pid" ] && kill -0 "$watch_pid" 2>/dev/null; then
+        kill -TERM "$watch_pid" 2>/dev/null || true
+        for _ in $(seq 1 50); do kill -0 "$watch_pid" 2>/dev/null || break; sleep 0.2; done
+        kill -KILL "$watch_pid" 2>/dev/null || true
+    fi
+    if [ "$started_db" = 1 ]; then
+        MALL_DB_PORT="$DB_PORT" "$ROOT/infra/db.sh" stop >/dev/null 2>&1 || true
+    fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+say "building the functions and the mall command (the first time takes a few minutes)"
+cargo build --quiet --locked -p mall-cli -p checkout -p reward-worker -p retry-failed
+MALL="$ROOT/target/debug/mall"
+BUYER="$("$MALL" demo-seed)"
+
+say "starting cargo lambda watch on ${BASE}"
+cargo-lambda lambda watch --invoke-address 127.0.0.1 --invoke-port "$INVOKE_PORT" \
+    --ignore-changes >"$STATE/watch.log" 2>&1 &
+watch_pid=$!
+
+# Ready when the checkout function answers (an unauthenticated GET is its 401).
+for _ in $(seq 1 600); do
+    code="$(curl -s -o /dev/null -w '%{http_code}' \
+        "${BASE}/lambda-url/checkout/api/cart/checkout/000000000000000000000000" || true)"
+    [ "$code" = 401 ] && break
+    kill -0 "$watch_pid" 2>/dev/null || { tail -40 "$STATE/watch.log"; exit 1; }
+    sleep 1
+done
+[ "$code" = 401 ] || { echo "the checkout function did not come up; see $STATE/watch.log"; exit 1; }
+
+# The schedule: drain every few seconds, as EventBridge would every minute in the cloud.
+(
+    while sleep "$DRAIN_SECONDS"; do
+        curl -s -X POST "${BASE}/2015-03-31/functions/reward-worker/invocations" \
+            -d @"$ROOT/infra/events/worker-scheduled.json" >>"$STATE/drains.log" 2>&1 || true
+        echo >>"$STATE/drains.log"
+    done
+) &
+drain_pid=$!
+
+TOKEN="$("$MALL" token --customer "$BUYER" --ttl-seconds 86400)"
+cat <<MSG
+
+$(say "The mall is running locally.")
+  database   ${MONGODB_URI} (database ${MONGODB_DATABASE})
+  functions  ${BASE}  (logs: .local/dev/watch.log; drains: .local/dev/drains.log)
+  buyer      ${BUYER} (demo customer amal: 5000 points, two boxes of dates in the cart)
+
+Check out:
+
+  curl -s -X POST ${BASE}/lambda-url/checkout/api/cart/checkout \\
+    -H 'Authorization: Bearer ${TOKEN}' \\
+    -H 'Idempotency-Key: demo-$(date +%s)' \\
+    -d '{"deliveryAddress": "12 Souq Waqif, Doha"}'
+
+Then, a few seconds later, the rewards (put the transactionId from the answer):
+
+  curl -s ${BASE}/lambda-url/checkout/api/cart/checkout/TRANSACTION_ID \\
+    -H 'Authorization: Bearer ${TOKEN}'
+
+Refill the cart with: ${MALL} demo-seed   ·   queue: ${MALL} jobs status
+Ctrl-C stops everything this started.
+MSG
+wait "$watch_pid"
