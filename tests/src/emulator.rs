@@ -124,6 +124,29 @@ impl LambdaEmulator {
         LambdaEmulator { child, port, log }
     }
 
+    /// Runs `cargo lambda invoke FUNCTION --data-file FILE` against this emulator, exactly as a
+    /// developer would, and returns what it prints (the function's answer) as JSON.
+    pub fn cargo_lambda_invoke(&self, function: &str, data_file: &str) -> Value {
+        let output = Command::new(cargo_lambda_binary())
+            .args(["lambda", "invoke", function, "--data-file", data_file])
+            .args(["--invoke-address", "127.0.0.1", "--invoke-port"])
+            .arg(self.port.to_string())
+            .current_dir(workspace_root())
+            .output()
+            .expect("run cargo lambda invoke");
+        assert!(
+            output.status.success(),
+            "cargo lambda invoke {function} --data-file {data_file} failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
+            panic!(
+                "cargo lambda invoke printed no JSON ({e}): {}",
+                String::from_utf8_lossy(&output.stdout)
+            )
+        })
+    }
+
     pub fn base_url(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
     }

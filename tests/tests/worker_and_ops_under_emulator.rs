@@ -128,8 +128,10 @@ async fn worker_and_operator_binaries_answer_their_sample_events() {
         .unwrap();
     assert_eq!(parent.points, "101.75".parse().unwrap());
 
-    // The operator sees the dead job, dry-runs a filter, then re-drives it by id.
-    let status = invoke(&http, &emulator, "retry-failed", &status_event).await;
+    // The operator sees the dead job (with `cargo lambda invoke --data-file`, as the README
+    // says), dry-runs a filter, then re-drives it by id.
+    let status =
+        emulator.cargo_lambda_invoke("retry-failed", "infra/events/retry-failed-status.json");
     assert_eq!(status["status"]["failed"], json!(1), "{status}");
     assert_eq!(
         status["status"]["recentFailures"][0]["jobId"],
