@@ -8,10 +8,10 @@ SHELL := /bin/bash
 CARGO ?= cargo
 SCENARIO ?= infra/scenarios/spec-section-9.json
 
-.PHONY: help dev venv test bench-checkout bench-worker drain fmt fmt-check lint clippy unit simulate db db-stop db-status build clean
+.PHONY: help dev venv test bench-checkout bench-worker drain fmt fmt-check lint lint-template clippy unit simulate db db-stop db-status build build-native deploy clean
 
 help: ## List the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-11s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
 
 venv: ## Create .venv (SecantusDB, moto, cargo-lambda from infra/requirements.txt), if missing or outdated
 	@infra/venv.sh
@@ -19,16 +19,20 @@ venv: ## Create .venv (SecantusDB, moto, cargo-lambda from infra/requirements.tx
 dev: ## Run the product locally: database, demo data, the functions under cargo lambda watch, a drain every 5 s
 	@infra/dev.sh
 
-test: lint ## Format check, clippy, then unit, property, integration and end-to-end tests on fresh test services
+test: lint ## Format check, template lint, clippy, then unit, property, integration and end-to-end tests on fresh test services
 	infra/with-test-services.sh $(CARGO) test --workspace --locked
 
-lint: fmt-check clippy ## cargo fmt --check and clippy -D warnings
+lint: fmt-check lint-template clippy ## cargo fmt --check, the template lint, clippy -D warnings
 
 fmt-check:
 	$(CARGO) fmt --all -- --check
 
 clippy:
 	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
+
+lint-template: ## Lint template.yaml (sam validate --lint + cfn-lint on its SAM translation); prove it on broken copies
+	infra/lint-template.sh template.yaml
+	python3 infra/test-lint.py template.yaml
 
 fmt: ## Format the code
 	$(CARGO) fmt --all
@@ -59,8 +63,16 @@ db-stop: ## Stop the local database
 db-status: ## Is the local database running?
 	@infra/db.sh status
 
-build: ## Build every crate
+build: ## sam build: the three functions for arm64 with cargo-lambda, into .aws-sam/build
+	@infra/venv.sh
+	PATH="$(CURDIR)/.venv/bin:$$PATH" SAM_CLI_TELEMETRY=0 sam build --template-file template.yaml
+
+build-native: ## Build every crate for this machine (cargo build)
 	$(CARGO) build --workspace --locked
 
+deploy: build ## sam deploy --guided (needs AWS credentials; README "Deploying")
+	PATH="$(CURDIR)/.venv/bin:$$PATH" sam deploy --guided
+
 clean: db-stop ## Stop the local database and remove build output
+	rm -rf .aws-sam
 	$(CARGO) clean
