@@ -7,6 +7,7 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 
+use mall_testkit::db::{fresh_database_name, store_on, test_mongodb_uri};
 use serde_json::Value;
 
 fn scenarios() -> PathBuf {
@@ -138,15 +139,8 @@ async fn drain_processes_what_checkout_queued() {
     use mall_store::bson::{doc, oid::ObjectId, DateTime};
     use mall_store::documents::{CustomerDoc, JobStatus, ProductDoc};
 
-    let uri = std::env::var("MALL_TEST_MONGODB_URI")
-        .expect("MALL_TEST_MONGODB_URI is not set: run the tests with `make test`");
-    let database = format!("test_{}", ObjectId::new().to_hex());
-    let store = mall_store::Store::connect(&mall_store::StoreConfig {
-        uri: uri.clone(),
-        database: database.clone(),
-    })
-    .await
-    .unwrap();
+    let (uri, database) = (test_mongodb_uri(), fresh_database_name());
+    let store = store_on(&database).await;
     store.ensure_indexes().await.unwrap();
     let now = DateTime::now();
     let (parent, buyer, product) = (ObjectId::new(), ObjectId::new(), ObjectId::new());
@@ -232,15 +226,8 @@ async fn drain_processes_what_checkout_queued() {
 async fn jobs_status_and_redrive_work_from_the_shell() {
     use mall_store::bson::{doc, oid::ObjectId, DateTime};
 
-    let uri = std::env::var("MALL_TEST_MONGODB_URI")
-        .expect("MALL_TEST_MONGODB_URI is not set: run the tests with `make test`");
-    let database = format!("test_{}", ObjectId::new().to_hex());
-    let store = mall_store::Store::connect(&mall_store::StoreConfig {
-        uri: uri.clone(),
-        database: database.clone(),
-    })
-    .await
-    .unwrap();
+    let (uri, database) = (test_mongodb_uri(), fresh_database_name());
+    let store = store_on(&database).await;
     let (job_id, purchase_id) = (ObjectId::new(), ObjectId::new());
     let now = DateTime::now();
     store

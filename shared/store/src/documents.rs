@@ -6,7 +6,7 @@
 
 use mall_domain::reward::SkipReason;
 use mall_domain::{ChainEnd, Level, MilliPoints, PayoutKind, PolicyOverrides, RewardPlan};
-use mongodb::bson::{oid::ObjectId, DateTime};
+use mongodb::bson::{oid::ObjectId, Bson, DateTime, Document};
 use serde::{Deserialize, Serialize};
 
 /// The one value of `customers.referralStatus` that makes an ancestor eligible for payouts.
@@ -362,4 +362,16 @@ pub struct JobErrorDoc {
 pub struct RedriveDoc {
     pub at: DateTime,
     pub reason: String,
+}
+
+/// A number the server may return as Int32, Int64 or (for averages) Double, as an `i64`
+/// (a double is rounded: it is never money, only counts and durations).
+pub(crate) fn number(doc: &Document, key: &str) -> Option<i64> {
+    match doc.get(key)? {
+        Bson::Int32(n) => Some(i64::from(*n)),
+        Bson::Int64(n) => Some(*n),
+        #[allow(clippy::cast_possible_truncation)]
+        Bson::Double(n) if n.is_finite() => Some(n.round() as i64),
+        _ => None,
+    }
 }

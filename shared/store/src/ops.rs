@@ -255,16 +255,6 @@ struct StatusFacets {
     processing: Vec<Document>,
 }
 
-fn number(doc: &Document, key: &str) -> Option<i64> {
-    match doc.get(key)? {
-        Bson::Int32(n) => Some(i64::from(*n)),
-        Bson::Int64(n) => Some(*n),
-        #[allow(clippy::cast_possible_truncation)]
-        Bson::Double(n) if n.is_finite() => Some(n.round() as i64),
-        _ => None,
-    }
-}
-
 /// A regular expression that matches `text` literally.
 fn literal_regex(text: &str) -> String {
     let mut escaped = String::with_capacity(text.len());
@@ -340,7 +330,7 @@ impl Store {
         status.expired_leases = facets
             .expired_leases
             .first()
-            .and_then(|d| number(d, "n"))
+            .and_then(|d| crate::documents::number(d, "n"))
             .and_then(|n| u64::try_from(n).ok())
             .unwrap_or(0);
         status.recent_failures = facets
@@ -356,8 +346,8 @@ impl Store {
             })
             .collect();
         if let Some(times) = facets.processing.first() {
-            status.processing_ms_avg = number(times, "avg");
-            status.processing_ms_max = number(times, "max");
+            status.processing_ms_avg = crate::documents::number(times, "avg");
+            status.processing_ms_max = crate::documents::number(times, "max");
         }
         Ok(status)
     }

@@ -280,11 +280,7 @@ impl Store {
         let Some(found) = found else {
             return Ok((0, None));
         };
-        let pending = found
-            .get_i32("n")
-            .map(i64::from)
-            .or_else(|_| found.get_i64("n"))
-            .unwrap_or(0);
+        let pending = crate::documents::number(&found, "n").unwrap_or(0);
         let oldest = found
             .get_datetime("oldest")
             .ok()

@@ -439,11 +439,7 @@ impl Store {
                 )));
             }
         }
-        let matched = reply
-            .get_i32("n")
-            .map(i64::from)
-            .or_else(|_| reply.get_i64("n"))
-            .unwrap_or(0);
+        let matched = crate::documents::number(&reply, "n").unwrap_or(0);
         if usize::try_from(matched).ok() != Some(expected) {
             return Err(ProcessError::Retryable(format!(
                 "{matched} of {expected} chain members could be credited"
