@@ -8,6 +8,9 @@
 //!   `MONGODB_URI`, and prints the summary.
 //! - `mall demo-seed` puts demo data (a referral tree, products, a cart) into an empty database
 //!   and prints the demo buyer's id; on a database that has it already, it only refills the cart.
+//! - `mall audit` reads the whole database and checks its invariants (one job per purchase, every
+//!   completed reward conserved to the milli-point, no duplicate payout, no wallet below zero,
+//!   every dead job with its errors); exit status 1 when anything is violated.
 //! - `mall jobs status` and `mall jobs redrive …` are the operators' `retry-failed` actions run
 //!   from a shell with database access: the same store code, tables by default, `--json` for
 //!   scripts.
@@ -59,6 +62,12 @@ enum Command {
     Jobs {
         #[command(subcommand)]
         action: JobsAction,
+    },
+    /// Check the database's invariants; exit 1 on any violation (reads MONGODB_URI).
+    Audit {
+        /// Print JSON instead of a summary.
+        #[arg(long)]
+        json: bool,
     },
     /// Seed demo data if the database has none (reads MONGODB_URI); print the demo buyer's id.
     DemoSeed,
@@ -127,6 +136,7 @@ fn main() -> ExitCode {
         } => drain(concurrency, max_jobs),
         Command::Jobs { action } => jobs(action),
         Command::DemoSeed => demo_seed(),
+        Command::Audit { json } => audit(json),
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
@@ -232,6 +242,20 @@ fn connect_from_env(runtime: &tokio::runtime::Runtime) -> anyhow::Result<mall_st
     Ok(runtime.block_on(mall_store::Store::connect(&config))?)
 }
 
+fn audit(json: bool) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    let store = connect_from_env(&runtime)?;
+    let report = runtime.block_on(store.audit())?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", tables::audit(&report));
+    }
+    let violations = report.violations.len();
+    anyhow::ensure!(violations == 0, "{violations} invariant violation(s)");
+    Ok(())
+}
+
 fn jobs(action: JobsAction) -> anyhow::Result<()> {
     use mall_store::bson::{oid::ObjectId, DateTime};
     use mall_store::ops::{RedriveRequest, RedriveSelection};
@@ -297,7 +321,38 @@ fn jobs(action: JobsAction) -> anyhow::Result<()> {
 mod tables {
     use std::fmt::Write;
 
+    use mall_store::audit::AuditReport;
     use mall_store::ops::{QueueStatus, RedriveReport, SkipReason};
+
+    pub fn audit(r: &AuditReport) -> String {
+        let mut out = String::new();
+        let j = &r.jobs_by_status;
+        let _ = writeln!(
+            out,
+            "READ        customers {}   purchases {}   jobs {}   reward entries {}",
+            r.customers, r.purchases, r.jobs, r.entries
+        );
+        let _ = writeln!(
+            out,
+            "JOBS        pending {}   processing {}   completed {}   failed {}   retired {}",
+            j.pending, j.processing, j.completed, j.failed, r.jobs_retired
+        );
+        let _ = writeln!(
+            out,
+            "REWARDS     completed R total {} milli-points",
+            r.rewards_completed_milli
+        );
+        if r.violations.is_empty() {
+            let _ = writeln!(out, "OK          no invariant violated");
+        } else {
+            let _ = writeln!(out, "VIOLATIONS  {}", r.violations.len());
+            for v in &r.violations {
+                let line = serde_json::to_string(v).unwrap_or_else(|_| format!("{v:?}"));
+                let _ = writeln!(out, "  {line}");
+            }
+        }
+        out
+    }
 
     fn or_dash<T: std::fmt::Display>(value: Option<T>) -> String {
         value.map_or_else(|| "-".to_owned(), |v| v.to_string())

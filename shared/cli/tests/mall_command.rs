@@ -299,3 +299,143 @@ async fn jobs_status_and_redrive_work_from_the_shell() {
         .unwrap()
         .contains("reason is required"));
 }
+
+#[tokio::test]
+async fn audit_passes_after_real_work_and_names_every_planted_violation() {
+    use mall_domain::checkout::CheckoutRequest;
+    use mall_store::bson::{doc, Document};
+    use mall_store::drain::{DrainLimits, SystemClock};
+    use mall_testkit::seed;
+
+    let (uri, database) = (test_mongodb_uri(), fresh_database_name());
+    let store = store_on(&database).await;
+    store.ensure_indexes().await.unwrap();
+    let referrer = seed::customer(&store, "0").await;
+    let buyer = seed::customer(&store, "1000").await;
+    store
+        .customers()
+        .update_one(
+            doc! {"_id": buyer},
+            doc! {"$set": {"parentCustomer": referrer}},
+        )
+        .await
+        .unwrap();
+    let dates = seed::product(&store, "10", "7.777", true).await;
+    let mut purchases = Vec::new();
+    for _ in 0..3 {
+        seed::fill_cart(&store, buyer, &[(dates, 3)]).await;
+        let receipt = store
+            .checkout(&mall_store::CheckoutCommand {
+                customer_id: buyer,
+                request: &CheckoutRequest::default(),
+                idempotency_key: None,
+                policy: &mall_domain::RewardPolicy::default(),
+                job_max_attempts: 3,
+            })
+            .await
+            .unwrap();
+        purchases.push(receipt.transaction_id);
+    }
+    let audit = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_mall"))
+            .arg("audit")
+            .args(args)
+            .env("MONGODB_URI", &uri)
+            .env("MONGODB_DATABASE", &database)
+            .env("RUST_LOG", "off")
+            .output()
+            .unwrap()
+    };
+
+    // Queued but not yet paid is consistent too.
+    let out = audit(&["--json"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["jobsByStatus"]["pending"], 3);
+    assert_eq!(report["violations"], serde_json::json!([]));
+
+    let queue = mall_store::config::queue_settings(|_| None).unwrap();
+    let summary = store
+        .drain(
+            queue,
+            DrainLimits::default(),
+            std::sync::Arc::new(SystemClock),
+        )
+        .await;
+    assert_eq!(summary.completed, 3);
+    let out = audit(&[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let table = String::from_utf8(out.stdout).unwrap();
+    assert!(table.contains("completed 3"), "{table}");
+    assert!(
+        table.contains("completed R total 69993 milli-points"),
+        "{table}"
+    );
+    assert!(table.contains("no invariant violated"), "{table}");
+
+    // Plant one of each kind of damage.
+    let transactions = store.database().collection::<Document>("transactions");
+    let jobs = store.database().collection::<Document>("checkoutjobs");
+    transactions
+        .update_one(
+            doc! {"relatedTransaction": purchases[0], "type": "app_reward"},
+            doc! {"$inc": {"amount": 1_i64}},
+        )
+        .await
+        .unwrap();
+    transactions
+        .drop_index("one_payout_per_recipient")
+        .await
+        .unwrap();
+    let mut copy = transactions
+        .find_one(doc! {"relatedTransaction": purchases[1], "type": "tree_reward"})
+        .await
+        .unwrap()
+        .unwrap();
+    copy.insert("_id", mall_store::bson::oid::ObjectId::new());
+    copy.insert("amount", 0_i64);
+    transactions.insert_one(copy).await.unwrap();
+    store
+        .customers()
+        .update_one(doc! {"_id": referrer}, doc! {"$set": {"points": -5_i64}})
+        .await
+        .unwrap();
+    jobs.update_one(
+        doc! {"checkoutTransactionId": purchases[2]},
+        doc! {"$set": {"status": "failed", "errors": []}},
+    )
+    .await
+    .unwrap();
+
+    let out = audit(&["--json"]);
+    assert!(!out.status.success(), "violations must fail the command");
+    assert!(String::from_utf8(out.stderr.clone())
+        .unwrap()
+        .contains("invariant violation"));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let mut kinds: Vec<&str> = report["violations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["violation"].as_str().unwrap())
+        .collect();
+    kinds.sort_unstable();
+    assert_eq!(
+        kinds,
+        [
+            "duplicate_payout",
+            "failed_job_without_errors",
+            "negative_wallet",
+            "reward_not_conserved",
+            "status_mismatch",
+        ]
+    );
+}

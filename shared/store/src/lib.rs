@@ -5,6 +5,7 @@
 //! operations on it; they never build a query themselves. Amounts are stored as Int64
 //! milli-points, ids as ObjectIds, field names in camelCase as in SPEC §4.
 
+pub mod audit;
 pub mod checkout;
 pub mod config;
 pub mod documents;

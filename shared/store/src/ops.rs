@@ -67,7 +67,7 @@ pub struct FailedJob {
 }
 
 /// Operators read JSON, not BSON: ids as hex strings, times as RFC 3339.
-mod plain {
+pub(crate) mod plain {
     use mongodb::bson::{oid::ObjectId, DateTime};
     use serde::ser::{SerializeSeq, SerializeStruct};
     use serde::Serializer;
