@@ -376,11 +376,11 @@ impl Store {
             let logged_total = purchase
                 .get_document("treeDistribution")
                 .ok()
-                .map(|log| -> Result<i128, StoreError> {
-                    Ok(["treeDistributed", "giftsFinal", "appFinal"]
+                .map(|log| {
+                    ["treeDistributed", "giftsFinal", "appFinal"]
                         .iter()
                         .map(|key| field(log, key, milli).map(i128::from))
-                        .sum::<Result<i128, _>>()?)
+                        .sum::<Result<i128, StoreError>>()
                 })
                 .transpose()?;
             purchases.push(AuditPurchase {
@@ -409,7 +409,7 @@ impl Store {
 
         let entry_types: Vec<_> = ENTRY_TYPES
             .iter()
-            .map(|t| mongodb::bson::to_bson(t))
+            .map(mongodb::bson::to_bson)
             .collect::<Result<_, _>>()
             .map_err(|e| StoreError::Unreadable(e.to_string()))?;
         let mut entries = Vec::new();
