@@ -8,7 +8,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 SCENARIO ?= infra/scenarios/spec-section-9.json
 
-.PHONY: help dev invoke venv test bench-checkout bench-worker drain fmt fmt-check lint lint-template clippy unit simulate db db-stop db-status build build-native deploy clean
+.PHONY: help dev demo invoke venv test bench-checkout bench-worker drain fmt fmt-check lint lint-template clippy unit simulate db db-stop db-status build build-native deploy clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -18,6 +18,10 @@ venv: ## Create .venv (SecantusDB, moto, cargo-lambda from infra/requirements.tx
 
 dev: ## Run the product locally: database, demo data, the functions under cargo lambda watch, a drain every 5 s
 	@infra/dev.sh
+
+demo: ## One scripted checkout end to end on the make dev stack (started if not running): wallet changes and distribution
+	@cargo build --quiet --locked -p mall-cli
+	@python3 infra/demo.py
 
 invoke: ## Send a sample event to a function under make dev: make invoke FN=retry-failed EVENT=infra/events/retry-failed-status.json
 	@test -n "$(FN)" -a -n "$(EVENT)" || { echo "usage: make invoke FN=checkout|reward-worker|retry-failed EVENT=infra/events/FILE.json"; exit 2; }

@@ -8,6 +8,7 @@
 //!   `MONGODB_URI`, and prints the summary.
 //! - `mall demo-seed` puts demo data (a referral tree, products, a cart) into an empty database
 //!   and prints the demo buyer's id; on a database that has it already, it only refills the cart.
+//! - `mall customers` lists customers with their level and wallet (oldest first; `--json`).
 //! - `mall audit` reads the whole database and checks its invariants (one job per purchase, every
 //!   completed reward conserved to the milli-point, no duplicate payout, no wallet below zero,
 //!   every dead job with its errors); exit status 1 when anything is violated.
@@ -62,6 +63,15 @@ enum Command {
     Jobs {
         #[command(subcommand)]
         action: JobsAction,
+    },
+    /// List customers with their referrer, level and wallet, oldest first (reads MONGODB_URI).
+    Customers {
+        /// At most this many.
+        #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(i64).range(1..=10_000))]
+        limit: i64,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
     },
     /// Check the database's invariants; exit 1 on any violation (reads MONGODB_URI).
     Audit {
@@ -137,6 +147,7 @@ fn main() -> ExitCode {
         Command::Jobs { action } => jobs(action),
         Command::DemoSeed => demo_seed(),
         Command::Audit { json } => audit(json),
+        Command::Customers { limit, json } => customers(limit, json),
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
@@ -240,6 +251,60 @@ fn drain(concurrency: Option<usize>, max_jobs: Option<usize>) -> anyhow::Result<
 fn connect_from_env(runtime: &tokio::runtime::Runtime) -> anyhow::Result<mall_store::Store> {
     let config = mall_store::StoreConfig::from_env()?;
     Ok(runtime.block_on(mall_store::Store::connect(&config))?)
+}
+
+fn customers(limit: i64, json: bool) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    let store = connect_from_env(&runtime)?;
+    let customers = runtime.block_on(store.list_customers(limit))?;
+    let names: std::collections::HashMap<_, _> = customers
+        .iter()
+        .map(|c| (c.id, c.username.as_str()))
+        .collect();
+    let rows: Vec<serde_json::Value> = customers
+        .iter()
+        .map(|c| {
+            serde_json::json!({
+                "id": c.id.to_hex(),
+                "username": c.username,
+                "referrer": c.parent_customer.map(|p| names.get(&p).map_or_else(|| p.to_hex(), |n| (*n).to_owned())),
+                "level": c.level_letter,
+                "points": c.points.to_string(),
+                "active": c.referral_status == mall_store::documents::REFERRAL_ACTIVE,
+                "verified": c.is_verified,
+            })
+        })
+        .collect();
+    if json {
+        println!("{}", serde_json::to_string_pretty(&rows)?);
+        return Ok(());
+    }
+    println!(
+        "{:<24}  {:<16}  {:<16}  {:<5}  {:>14}  STATUS",
+        "ID", "USERNAME", "REFERRER", "LEVEL", "POINTS"
+    );
+    for c in &customers {
+        let referrer = c
+            .parent_customer
+            .map_or("-", |p| names.get(&p).copied().unwrap_or("?"));
+        let status = match (
+            c.referral_status == mall_store::documents::REFERRAL_ACTIVE,
+            c.is_verified,
+        ) {
+            (true, true) => "active",
+            (true, false) => "unverified",
+            (false, _) => "inactive",
+        };
+        println!(
+            "{:<24}  {:<16}  {:<16}  {:<5}  {:>14}  {status}",
+            c.id.to_hex(),
+            c.username,
+            referrer,
+            c.level_letter.to_string(),
+            c.points.to_string()
+        );
+    }
+    Ok(())
 }
 
 fn audit(json: bool) -> anyhow::Result<()> {

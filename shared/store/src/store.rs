@@ -132,3 +132,19 @@ impl Store {
             .map_err(PolicySettingsError::Invalid)
     }
 }
+
+impl Store {
+    /// Up to `limit` customers, oldest first: the operator's and the demo's view of wallets and
+    /// levels.
+    pub async fn list_customers(&self, limit: i64) -> Result<Vec<CustomerDoc>, StoreError> {
+        use futures_util::TryStreamExt;
+        Ok(self
+            .customers()
+            .find(mongodb::bson::doc! {})
+            .sort(mongodb::bson::doc! {"createdAt": 1, "_id": 1})
+            .limit(limit)
+            .await?
+            .try_collect()
+            .await?)
+    }
+}
