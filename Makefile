@@ -8,7 +8,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 SCENARIO ?= infra/scenarios/spec-section-9.json
 
-.PHONY: help dev demo invoke venv test bench-checkout bench-worker drain fmt fmt-check lint lint-template clippy unit simulate db db-stop db-status build build-native deploy clean
+.PHONY: help dev demo invoke venv test bench-checkout bench-worker drain fmt fmt-check lint lint-template lint-openapi clippy unit simulate db db-stop db-status build build-native deploy clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -31,7 +31,7 @@ invoke: ## Send a sample event to a function under make dev: make invoke FN=retr
 test: lint ## Format check, template lint, clippy, then unit, property, integration and end-to-end tests on fresh test services
 	infra/with-test-services.sh $(CARGO) test --workspace --locked
 
-lint: fmt-check lint-template clippy ## cargo fmt --check, the template lint, clippy -D warnings
+lint: fmt-check lint-template lint-openapi clippy ## cargo fmt --check, the template and OpenAPI lints, clippy -D warnings
 
 fmt-check:
 	$(CARGO) fmt --all -- --check
@@ -42,6 +42,10 @@ clippy:
 lint-template: ## Lint template.yaml (sam validate --lint + cfn-lint on its SAM translation); prove it on broken copies
 	infra/lint-template.sh template.yaml
 	python3 infra/test-lint.py template.yaml
+
+lint-openapi: ## Validate functions/checkout/openapi.yaml (OpenAPI 3.1, local refs, examples match their schemas)
+	@infra/venv.sh
+	.venv/bin/python infra/lint-openapi.py functions/checkout/openapi.yaml
 
 fmt: ## Format the code
 	$(CARGO) fmt --all

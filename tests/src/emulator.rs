@@ -271,6 +271,11 @@ impl LambdaEmulator {
             .map(|line| format!("the function's command failed ({})", line.trim()))
     }
 
+    /// The emulator's whole log so far (cargo's output and the functions' logs).
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
     /// The last `lines` lines of the emulator's log (cargo's output and the function's logs).
     pub fn log_tail(&self, lines: usize) -> String {
         let text = std::fs::read_to_string(&self.log).unwrap_or_default();

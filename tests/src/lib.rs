@@ -11,4 +11,5 @@
 pub mod auth;
 pub mod db;
 pub mod emulator;
+pub mod hostile;
 pub mod seed;
