@@ -8,7 +8,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 SCENARIO ?= infra/scenarios/spec-section-9.json
 
-.PHONY: help dev demo invoke venv test bench-checkout bench-worker drain fmt fmt-check lint lint-template lint-openapi clippy unit simulate db db-stop db-status build build-native deploy clean
+.PHONY: help dev demo invoke soak fuzz venv test bench-checkout bench-worker drain fmt fmt-check lint lint-template lint-openapi clippy unit simulate db db-stop db-status build build-native deploy clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -53,6 +53,13 @@ fmt: ## Format the code
 unit: ## Only the tests that need no database
 	$(CARGO) test --workspace --lib --locked
 	$(CARGO) test -p mall-domain -p mall-cli --locked
+
+soak: ## Crash soak: 1,000 checkouts, 3 workers SIGKILLed at random for a minute, then audit and exact wallets
+	MALL_SOAK_CHECKOUTS=1000 MALL_SOAK_KILL_SECONDS=60 infra/with-test-services.sh \
+		$(CARGO) test -p mall-cli --locked --test crash_soak -- --nocapture
+
+fuzz: ## HTTP fuzzing of the checkout binary under cargo lambda watch (MALL_FUZZ_CASES, default 10,000)
+	infra/with-test-services.sh $(CARGO) test -p mall-testkit --locked --test fuzz_checkout_under_emulator -- --nocapture
 
 bench-checkout: ## Checkout latency (p50/p95/p99) over 200 sequential checkouts on a local server
 	infra/with-test-services.sh $(CARGO) bench -p checkout --bench checkout_latency
