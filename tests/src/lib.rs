@@ -13,3 +13,4 @@ pub mod db;
 pub mod emulator;
 pub mod hostile;
 pub mod seed;
+pub mod server;
