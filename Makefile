@@ -50,9 +50,10 @@ lint-openapi: ## Validate functions/checkout/openapi.yaml (OpenAPI 3.1, local re
 fmt: ## Format the code
 	$(CARGO) fmt --all
 
-unit: ## Only the tests that need no database
-	$(CARGO) test --workspace --lib --locked
-	$(CARGO) test -p mall-domain -p mall-cli --locked
+unit: ## Only the tests that need no database (pure rules, property tests, parsing, the CLI's simulator)
+	$(CARGO) test --workspace --lib --bins --locked
+	$(CARGO) test -p mall-domain --locked
+	$(CARGO) test -p mall-cli --locked --test mall_command -- simulate input file token
 
 soak: ## Crash soak: 1,000 checkouts, 3 workers SIGKILLed at random for a minute, then audit and exact wallets
 	MALL_SOAK_CHECKOUTS=1000 MALL_SOAK_KILL_SECONDS=60 infra/with-test-services.sh \
