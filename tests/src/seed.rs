@@ -30,6 +30,33 @@ pub async fn customer(store: &Store, points: &str) -> ObjectId {
     customer.id
 }
 
+/// A checkout of `buyer`'s cart straight through the store (no HTTP), with the default policy
+/// and 3 attempts for its job.
+pub async fn checkout(store: &Store, buyer: ObjectId) -> mall_store::CheckoutReceipt {
+    store
+        .checkout(&mall_store::CheckoutCommand {
+            customer_id: buyer,
+            request: &mall_domain::checkout::CheckoutRequest::default(),
+            idempotency_key: None,
+            policy: &mall_domain::RewardPolicy::default(),
+            job_max_attempts: 3,
+        })
+        .await
+        .unwrap()
+}
+
+/// Makes `referrer` the referrer (`parentCustomer`) of `customer`.
+pub async fn refer(store: &Store, customer: ObjectId, referrer: ObjectId) {
+    store
+        .customers()
+        .update_one(
+            doc! {"_id": customer},
+            doc! {"$set": {"parentCustomer": referrer}},
+        )
+        .await
+        .unwrap();
+}
+
 /// A product at `price` that earns `reward` points per unit (decimals such as `"12.5"`).
 pub async fn product(store: &Store, price: &str, reward: &str, active: bool) -> ObjectId {
     let product = ProductDoc {

@@ -10,7 +10,7 @@
 
 use std::time::{Duration, Instant};
 
-use mall_store::bson::{doc, DateTime};
+use mall_store::bson::DateTime;
 use mall_store::Store;
 use mall_testkit::auth::{local_token, LOCAL_JWT_SECRET};
 use mall_testkit::db::{fresh_database_name, snapshot};
@@ -53,14 +53,7 @@ async fn an_outage_refuses_cleanly_and_everything_completes_after_the_restart() 
     let first = seed::customer(&store, "5000").await;
     let second = seed::customer(&store, "5000").await;
     for buyer in [first, second] {
-        store
-            .customers()
-            .update_one(
-                doc! {"_id": buyer},
-                doc! {"$set": {"parentCustomer": referrer}},
-            )
-            .await
-            .unwrap();
+        seed::refer(&store, buyer, referrer).await;
     }
     let dates = seed::product(&store, "500", "50", true).await;
     seed::fill_cart(&store, first, &[(dates, 2)]).await;

@@ -154,14 +154,7 @@ async fn real_responses_match_the_openapi_contract() {
     let retired = t.product("20", "1", false).await;
     let parent = t.customer("0").await;
     let buyer = t.customer("5000").await;
-    t.store
-        .customers()
-        .update_one(
-            doc! {"_id": buyer},
-            doc! {"$set": {"parentCustomer": parent}},
-        )
-        .await
-        .unwrap();
+    mall_testkit::seed::refer(&t.store, buyer, parent).await;
 
     // POST 200, then the same key again: 200 with Idempotent-Replayed.
     t.fill_cart(buyer, &[(dates, 2)]).await;

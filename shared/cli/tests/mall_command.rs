@@ -31,6 +31,17 @@ fn mall(args: &[&str], stdin: &str) -> Output {
     child.wait_with_output().unwrap()
 }
 
+/// `mall ARGS` against a test database, quietly.
+fn mall_on(uri: &str, database: &str, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_mall"))
+        .args(args)
+        .env("MONGODB_URI", uri)
+        .env("MONGODB_DATABASE", database)
+        .env("RUST_LOG", "off")
+        .output()
+        .unwrap()
+}
+
 fn expected_spec_report() -> Value {
     let text = std::fs::read_to_string(scenarios().join("spec-section-9.expected.json")).unwrap();
     serde_json::from_str(&text).unwrap()
@@ -135,7 +146,6 @@ fn token_mints_a_verifiable_local_token() {
 
 #[tokio::test]
 async fn drain_processes_what_checkout_queued() {
-    use mall_domain::checkout::CheckoutRequest;
     use mall_store::bson::{doc, oid::ObjectId, DateTime};
     use mall_store::documents::{CustomerDoc, JobStatus, ProductDoc};
 
@@ -183,24 +193,9 @@ async fn drain_processes_what_checkout_queued() {
         )
         .await
         .unwrap();
-    let receipt = store
-        .checkout(&mall_store::CheckoutCommand {
-            customer_id: buyer,
-            request: &CheckoutRequest::default(),
-            idempotency_key: None,
-            policy: &mall_domain::RewardPolicy::default(),
-            job_max_attempts: 3,
-        })
-        .await
-        .unwrap();
+    let receipt = mall_testkit::seed::checkout(&store, buyer).await;
 
-    let out = Command::new(env!("CARGO_BIN_EXE_mall"))
-        .arg("drain")
-        .env("MONGODB_URI", &uri)
-        .env("MONGODB_DATABASE", &database)
-        .env("RUST_LOG", "off")
-        .output()
-        .unwrap();
+    let out = mall_on(&uri, &database, &["drain"]);
     assert!(
         out.status.success(),
         "{}",
@@ -244,16 +239,7 @@ async fn jobs_status_and_redrive_work_from_the_shell() {
         })
         .await
         .unwrap();
-    let mall_jobs = |args: &[&str]| {
-        Command::new(env!("CARGO_BIN_EXE_mall"))
-            .arg("jobs")
-            .args(args)
-            .env("MONGODB_URI", &uri)
-            .env("MONGODB_DATABASE", &database)
-            .env("RUST_LOG", "off")
-            .output()
-            .unwrap()
-    };
+    let mall_jobs = |args: &[&str]| mall_on(&uri, &database, &[&["jobs"], args].concat());
 
     let table = mall_jobs(&["status"]);
     assert!(
@@ -302,7 +288,6 @@ async fn jobs_status_and_redrive_work_from_the_shell() {
 
 #[tokio::test]
 async fn audit_passes_after_real_work_and_names_every_planted_violation() {
-    use mall_domain::checkout::CheckoutRequest;
     use mall_store::bson::{doc, Document};
     use mall_store::drain::{DrainLimits, SystemClock};
     use mall_testkit::seed;
@@ -312,40 +297,15 @@ async fn audit_passes_after_real_work_and_names_every_planted_violation() {
     store.ensure_indexes().await.unwrap();
     let referrer = seed::customer(&store, "0").await;
     let buyer = seed::customer(&store, "1000").await;
-    store
-        .customers()
-        .update_one(
-            doc! {"_id": buyer},
-            doc! {"$set": {"parentCustomer": referrer}},
-        )
-        .await
-        .unwrap();
+    seed::refer(&store, buyer, referrer).await;
     let dates = seed::product(&store, "10", "7.777", true).await;
     let mut purchases = Vec::new();
     for _ in 0..3 {
         seed::fill_cart(&store, buyer, &[(dates, 3)]).await;
-        let receipt = store
-            .checkout(&mall_store::CheckoutCommand {
-                customer_id: buyer,
-                request: &CheckoutRequest::default(),
-                idempotency_key: None,
-                policy: &mall_domain::RewardPolicy::default(),
-                job_max_attempts: 3,
-            })
-            .await
-            .unwrap();
+        let receipt = seed::checkout(&store, buyer).await;
         purchases.push(receipt.transaction_id);
     }
-    let audit = |args: &[&str]| {
-        Command::new(env!("CARGO_BIN_EXE_mall"))
-            .arg("audit")
-            .args(args)
-            .env("MONGODB_URI", &uri)
-            .env("MONGODB_DATABASE", &database)
-            .env("RUST_LOG", "off")
-            .output()
-            .unwrap()
-    };
+    let audit = |args: &[&str]| mall_on(&uri, &database, &[&["audit"], args].concat());
 
     // Queued but not yet paid is consistent too.
     let out = audit(&["--json"]);
