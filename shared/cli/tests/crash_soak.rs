@@ -132,6 +132,24 @@ impl Workers {
     }
 }
 
+/// What mongod's periodic reaper does for transactions a killed worker left open
+/// (`transactionLifetimeLimitSeconds`, 60 s): SecantusDB reaps them only when some statement
+/// runs inside a transaction, and a plain write blocked behind one (a claim) retries without end
+/// on the server. With every live worker blocked in a claim nothing would ever run such a
+/// statement, so the driver does, as the reaper's tick: one read in a transaction, aborted.
+async fn tick_transaction_reaper(store: &Store) {
+    let mut session = store.client().start_session().await.unwrap();
+    session.start_transaction().await.unwrap();
+    store
+        .database()
+        .collection::<mall_store::bson::Document>("settings")
+        .find_one(doc! {})
+        .session(&mut session)
+        .await
+        .unwrap();
+    session.abort_transaction().await.unwrap();
+}
+
 async fn completed(store: &Store) -> u64 {
     store
         .checkout_jobs()
@@ -211,6 +229,7 @@ async fn killed_workers_never_pay_twice_and_every_job_completes() {
     let started = Instant::now();
     while started.elapsed() < kill_for && completed(&store).await < checkouts as u64 {
         workers.keep_running();
+        tick_transaction_reaper(&store).await;
         tokio::time::sleep(Duration::from_millis(200 + dice.below(400))).await;
         workers.kill(dice.below(WORKERS as u64) as usize);
     }
@@ -225,6 +244,7 @@ async fn killed_workers_never_pay_twice_and_every_job_completes() {
             store.queue_status(DateTime::now()).await.unwrap()
         );
         workers.keep_running();
+        tick_transaction_reaper(&store).await;
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
     for slot in 0..WORKERS {
