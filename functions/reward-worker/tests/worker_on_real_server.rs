@@ -133,13 +133,7 @@ async fn the_spec_scenario_pays_promotes_and_logs_exactly_as_the_simulator_says(
     );
 
     // The purchase's log and status; the job is done and will expire.
-    let purchase = world
-        .store
-        .purchases()
-        .find_one(doc! {"_id": receipt.transaction_id})
-        .await
-        .unwrap()
-        .unwrap();
+    let purchase = world.purchase(receipt.transaction_id).await;
     assert_eq!(purchase.rewards_status, RewardsStatus::Completed);
     let log = purchase.tree_distribution.clone().unwrap();
     assert_eq!(
@@ -211,6 +205,13 @@ async fn commands_per_job_do_not_grow_with_the_depth_of_the_chain() {
         assert!(names.len() <= 10, "depth {depth}: {names:?}");
         counts.push((depth, names.len()));
         assert_conserved(&world, receipt.transaction_id).await;
+        // The whole chain was walked, to its root c{depth}: not cut short by the server.
+        let purchase = world.purchase(receipt.transaction_id).await;
+        let log = purchase.tree_distribution.unwrap();
+        assert_eq!(
+            log.missing_parent, None,
+            "depth {depth}: the walk stopped short"
+        );
     }
     assert!(
         counts.iter().all(|(_, n)| *n == counts[0].1),
@@ -369,13 +370,7 @@ async fn a_retryable_failure_backs_off_then_dies_after_max_attempts() {
     assert!(job.failed_at.is_some());
     let attempts: Vec<i32> = job.errors.iter().map(|e| e.attempt).collect();
     assert_eq!(attempts, [1, 2, 3], "every attempt's error is kept");
-    let purchase = world
-        .store
-        .purchases()
-        .find_one(doc! {"_id": receipt.transaction_id})
-        .await
-        .unwrap()
-        .unwrap();
+    let purchase = world.purchase(receipt.transaction_id).await;
     assert_eq!(purchase.rewards_status, RewardsStatus::Failed);
     assert!(
         world.entries_of(receipt.transaction_id).await.is_empty(),
@@ -442,13 +437,7 @@ async fn permanent_errors_fail_at_once_and_pay_nothing() {
         "B",
         "nobody promoted"
     );
-    let purchase = world
-        .store
-        .purchases()
-        .find_one(doc! {"_id": receipt.transaction_id})
-        .await
-        .unwrap()
-        .unwrap();
+    let purchase = world.purchase(receipt.transaction_id).await;
     assert_eq!(purchase.rewards_status, RewardsStatus::Failed);
 }
 

@@ -33,6 +33,10 @@ use crate::queue::{add, rewards_status, ClaimedJob, FailureOutcome, JobFailure, 
 use crate::store::collections;
 use crate::Store;
 
+/// The most ancestors a buyer's chain may have; a longer one fails its job rather than paying a
+/// chain cut short.
+pub const MAX_ANCESTORS: i64 = 10_000;
+
 /// What became of one claimed job.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum JobOutcome {
@@ -294,6 +298,10 @@ impl Store {
     }
 
     /// The buyer and all its ancestors with their directs' level counts: two aggregations.
+    ///
+    /// The walk is bounded explicitly by [`MAX_ANCESTORS`]: mongod's `$graphLookup` has no depth
+    /// limit unless told, but a server may set its own (SecantusDB stops at 101 ancestors), and a
+    /// chain cut short would pay the wrong people. A chain that reaches the bound is refused.
     async fn load_chain(
         &self,
         session: &mut ClientSession,
@@ -310,6 +318,7 @@ impl Store {
                 "connectFromField": "parentCustomer",
                 "connectToField": "_id",
                 "as": "ancestors",
+                "maxDepth": MAX_ANCESTORS - 1,
             }},
         ];
         let mut cursor = customers.aggregate(pipeline).session(&mut *session).await?;
@@ -322,6 +331,8 @@ impl Store {
         };
         let chain: ChainDoc = mongodb::bson::from_document(found)
             .map_err(|e| ProcessError::Permanent(format!("corrupt customer data: {e}")))?;
+        let at_the_bound =
+            i64::try_from(chain.ancestors.len()).unwrap_or(i64::MAX) >= MAX_ANCESTORS;
 
         let mut nodes: HashMap<ObjectId, ChainNode> = HashMap::new();
         for node in std::iter::once(chain.buyer).chain(chain.ancestors) {
@@ -376,6 +387,13 @@ impl Store {
         });
         if let Some(err) = bad_level {
             return Err(err);
+        }
+        if let Ok(walked) = &walk {
+            if at_the_bound && matches!(walked.end(), mall_domain::ChainEnd::MissingParent(_)) {
+                return Err(ProcessError::Permanent(format!(
+                    "the referral chain is longer than {MAX_ANCESTORS} ancestors"
+                )));
+            }
         }
         walk.map_err(|e| match e {
             ChainError::Cycle(id) => {

@@ -10,7 +10,7 @@ use futures_util::TryStreamExt;
 use mall_domain::checkout::CheckoutRequest;
 use mall_domain::{MilliPoints, RewardPolicy};
 use mall_store::bson::{doc, oid::ObjectId};
-use mall_store::documents::{CustomerDoc, RewardEntryDoc};
+use mall_store::documents::{CustomerDoc, PurchaseDoc, RewardEntryDoc};
 use mall_store::{CheckoutCommand, CheckoutReceipt, Store};
 use mall_testkit::db::{self, CommandLog};
 use mall_testkit::seed;
@@ -95,6 +95,15 @@ impl World {
             .unwrap()
     }
 
+    pub async fn purchase(&self, id: ObjectId) -> PurchaseDoc {
+        self.store
+            .purchases()
+            .find_one(doc! {"_id": id})
+            .await
+            .unwrap()
+            .unwrap()
+    }
+
     pub async fn wallet(&self, name: &str) -> MilliPoints {
         self.customer(self.id(name)).await.points
     }
@@ -135,13 +144,7 @@ impl World {
 
 /// Checks that a completed purchase's entries and pools add up to its R, to the milli-point.
 pub async fn assert_conserved(world: &World, purchase: ObjectId) {
-    let p = world
-        .store
-        .purchases()
-        .find_one(doc! {"_id": purchase})
-        .await
-        .unwrap()
-        .unwrap();
+    let p = world.purchase(purchase).await;
     let entries = world.entries_of(purchase).await;
     let total: i64 = entries.iter().map(|e| e.amount.as_milli()).sum();
     assert_eq!(
