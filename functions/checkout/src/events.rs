@@ -6,7 +6,10 @@
 
 use std::time::Duration;
 
+use aws_config::{BehaviorVersion, ConfigLoader, SdkConfig};
+use aws_sdk_eventbridge::config::SharedHttpClient;
 use aws_sdk_eventbridge::types::PutEventsRequestEntry;
+use aws_smithy_http_client::tls::{rustls_provider::CryptoMode, Provider};
 use mall_store::CheckoutReceipt;
 
 pub const EVENT_SOURCE: &str = "mall.checkout";
@@ -14,6 +17,25 @@ pub const EVENT_DETAIL_TYPE: &str = "CheckoutJobQueued";
 
 /// How long a checkout may wait for EventBridge before it answers anyway.
 const PUBLISH_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// The AWS SDK's HTTPS client: rustls on ring, the TLS stack the MongoDB driver already links
+/// (the SDK's default client would add aws-lc, a second one, to the binary).
+pub fn https_client() -> SharedHttpClient {
+    aws_smithy_http_client::Builder::new()
+        .tls_provider(Provider::Rustls(CryptoMode::Ring))
+        .build_https()
+}
+
+/// The AWS configuration loader with [`https_client`]; the region and credentials come from
+/// the environment (in Lambda, the function's region and role) unless the caller sets them.
+pub fn aws_config_loader() -> ConfigLoader {
+    aws_config::defaults(BehaviorVersion::latest()).http_client(https_client())
+}
+
+/// The AWS configuration from the environment, as the checkout function runs it.
+pub async fn aws_config_from_env() -> SdkConfig {
+    aws_config_loader().load().await
+}
 
 pub struct JobQueuedPublisher {
     client: aws_sdk_eventbridge::Client,

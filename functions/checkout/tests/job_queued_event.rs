@@ -8,7 +8,7 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use aws_sdk_eventbridge::config::{BehaviorVersion, Credentials, Region};
+use aws_sdk_eventbridge::config::{Credentials, Region};
 use checkout::events::JobQueuedPublisher;
 use mall_store::bson::{doc, oid::ObjectId};
 use serde_json::{json, Value};
@@ -22,7 +22,8 @@ fn endpoint() -> String {
 }
 
 async fn eventbridge(endpoint: &str) -> aws_sdk_eventbridge::Client {
-    let config = aws_config::defaults(BehaviorVersion::latest())
+    // The function's own loader, so the events travel through the HTTP client it deploys with.
+    let config = checkout::events::aws_config_loader()
         .endpoint_url(endpoint)
         .region(Region::new("us-east-1"))
         .credentials_provider(Credentials::new("test", "test", None, None, "test"))
