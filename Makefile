@@ -8,7 +8,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 SCENARIO ?= infra/scenarios/spec-section-9.json
 
-.PHONY: help dev demo invoke soak fuzz venv test bench-checkout bench-worker drain fmt fmt-check lint lint-template lint-openapi clippy unit simulate db db-stop db-status build build-native deploy clean
+.PHONY: help dev demo invoke soak fuzz venv test bench bench-checkout bench-worker drain fmt fmt-check lint lint-template lint-openapi clippy unit simulate db db-stop db-status build build-native deploy clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -61,6 +61,9 @@ soak: ## Crash soak: 1,000 checkouts, 3 workers SIGKILLed at random for a minute
 
 fuzz: ## HTTP fuzzing of the checkout binary under cargo lambda watch (MALL_FUZZ_CASES, default 10,000)
 	infra/with-test-services.sh $(CARGO) test -p mall-testkit --locked --test fuzz_checkout_under_emulator -- --nocapture
+
+bench: ## System benchmark: release binaries under cargo lambda watch on 10,000 customers; a table, then one JSON line
+	@CARGO="$(CARGO)" infra/bench.sh
 
 bench-checkout: ## Checkout latency (p50/p95/p99) over 200 sequential checkouts on a local server
 	infra/with-test-services.sh $(CARGO) bench -p checkout --bench checkout_latency

@@ -65,6 +65,20 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// How [`LambdaEmulator::start_with`] builds and scales the functions. The default is what the
+/// end-to-end tests use: the debug profile, one instance per function, the emulator's own
+/// invoke timeout.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct EmulatorOptions {
+    /// Build and run the functions with the release profile (`--release`), as deployed.
+    pub release: bool,
+    /// At most this many instances of each function at once (`--concurrency`; the emulator's
+    /// default is 1). cargo-lambda 1.9 starts them all on the function's first request.
+    pub concurrency: Option<usize>,
+    /// How long an invoke request waits for the function's answer (`--timeout`, seconds).
+    pub timeout_seconds: Option<u64>,
+}
+
 /// `cargo lambda watch` on this workspace: the Lambda control-plane emulator that builds a
 /// function's binary with `cargo run --bin NAME` on its first request and serves
 /// `http://127.0.0.1:PORT/lambda-url/NAME/...` (a Function URL style HTTP call) and
@@ -85,6 +99,12 @@ impl LambdaEmulator {
     /// the emulator's environment: `env` is exactly the function settings they get (none of
     /// the settings the functions read is taken from the caller's environment).
     pub fn start(env: &[(&str, &str)]) -> LambdaEmulator {
+        Self::start_with(EmulatorOptions::default(), env)
+    }
+
+    /// Like [`Self::start`], with the build profile, the instances per function and the invoke
+    /// timeout of `options` (a benchmark runs the release build, several instances at once).
+    pub fn start_with(options: EmulatorOptions, env: &[(&str, &str)]) -> LambdaEmulator {
         let root = workspace_root();
         let port = free_port();
         let log_dir = root.join(".local/e2e");
@@ -107,6 +127,21 @@ impl LambdaEmulator {
             // No rebuild or restart when a source file changes in the middle of a test.
             .arg("--ignore-changes")
             .arg("--locked")
+            .args(options.release.then_some("--release"))
+            .args(
+                options
+                    .concurrency
+                    .map(|n| ["--concurrency".to_owned(), n.to_string()])
+                    .into_iter()
+                    .flatten(),
+            )
+            .args(
+                options
+                    .timeout_seconds
+                    .map(|s| ["--timeout".to_owned(), s.to_string()])
+                    .into_iter()
+                    .flatten(),
+            )
             .current_dir(&root)
             .env("PATH", std::env::join_paths(path).unwrap())
             .stdin(Stdio::null())
@@ -145,6 +180,20 @@ impl LambdaEmulator {
                 String::from_utf8_lossy(&output.stdout)
             )
         })
+    }
+
+    /// The running instances of `function` (its processes among the emulator's descendants,
+    /// by the binary's name), e.g. to read a function's memory use from `/proc`.
+    pub fn function_pids(&self, function: &str) -> Vec<u32> {
+        // `comm` holds at most 15 bytes of the executable's name.
+        let name: String = function.chars().take(15).collect();
+        descendants(self.child.id(), &all_processes())
+            .into_iter()
+            .filter(|&pid| {
+                std::fs::read_to_string(format!("/proc/{pid}/comm"))
+                    .is_ok_and(|comm| comm.trim_end() == name)
+            })
+            .collect()
     }
 
     pub fn base_url(&self) -> String {
@@ -344,29 +393,40 @@ fn process_start_time(pid: u32) -> Option<u64> {
 /// The process groups (other than `root`'s own) of `root`'s descendants that lead their group,
 /// with the leader's start time.
 fn descendant_groups(root: u32) -> Vec<(u32, u64)> {
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return vec![];
-    };
-    let stats: Vec<(u32, u32, u32, u64)> = entries
-        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse().ok())
-        .filter_map(proc_stat)
-        .collect();
-    let mut children: HashMap<u32, Vec<u32>> = HashMap::new();
-    for &(pid, ppid, _, _) in &stats {
-        children.entry(ppid).or_default().push(pid);
-    }
-    let mut descendants = HashSet::new();
-    let mut stack = vec![root];
-    while let Some(pid) = stack.pop() {
-        for &child in children.get(&pid).into_iter().flatten() {
-            if descendants.insert(child) {
-                stack.push(child);
-            }
-        }
-    }
+    let stats = all_processes();
+    let descendants = descendants(root, &stats);
     stats
         .iter()
         .filter(|&&(pid, _, pgid, _)| pid == pgid && pgid != root && descendants.contains(&pid))
         .map(|&(pid, _, _, start)| (pid, start))
         .collect()
+}
+
+/// [`proc_stat`] of every process now running.
+fn all_processes() -> Vec<(u32, u32, u32, u64)> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return vec![];
+    };
+    entries
+        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse().ok())
+        .filter_map(proc_stat)
+        .collect()
+}
+
+/// The descendants of `root` among `processes` (children, their children, ...).
+fn descendants(root: u32, processes: &[(u32, u32, u32, u64)]) -> HashSet<u32> {
+    let mut children: HashMap<u32, Vec<u32>> = HashMap::new();
+    for &(pid, ppid, _, _) in processes {
+        children.entry(ppid).or_default().push(pid);
+    }
+    let mut found = HashSet::new();
+    let mut stack = vec![root];
+    while let Some(pid) = stack.pop() {
+        for &child in children.get(&pid).into_iter().flatten() {
+            if found.insert(child) {
+                stack.push(child);
+            }
+        }
+    }
+    found
 }
