@@ -31,6 +31,7 @@ use mall_testkit::auth::{local_token, LOCAL_JWT_SECRET};
 use mall_testkit::db::counted_store_on;
 use mall_testkit::emulator::{read_json, workspace_root, EmulatorOptions, LambdaEmulator};
 use mall_testkit::seed;
+use mall_testkit::stats::percentile;
 use serde_json::{json, Value};
 use tokio::io::AsyncReadExt;
 use tokio::signal::unix::{signal, SignalKind};
@@ -185,12 +186,6 @@ async fn seed_carts(store: &Store, buyers: &[ObjectId], product: ObjectId) {
     for batch in carts.chunks(1_000) {
         store.carts().insert_many(batch).await.unwrap();
     }
-}
-
-/// Nearest-rank percentile of sorted samples.
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
-    sorted[rank.clamp(1, sorted.len()) - 1]
 }
 
 fn ms(d: Duration) -> f64 {

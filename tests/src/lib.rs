@@ -14,3 +14,4 @@ pub mod emulator;
 pub mod hostile;
 pub mod seed;
 pub mod server;
+pub mod stats;

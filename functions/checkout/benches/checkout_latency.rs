@@ -9,15 +9,11 @@ mod support;
 
 use std::time::{Duration, Instant};
 
+use mall_testkit::stats::percentile;
 use support::*;
 
 const WARM_UP: usize = 10;
 const CHECKOUTS: usize = 200;
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
-    sorted[rank.clamp(1, sorted.len()) - 1]
-}
 
 fn main() {
     let runtime = tokio::runtime::Runtime::new().unwrap();

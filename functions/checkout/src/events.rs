@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use aws_config::{BehaviorVersion, ConfigLoader, SdkConfig};
+use aws_config::{BehaviorVersion, ConfigLoader};
 use aws_sdk_eventbridge::config::SharedHttpClient;
 use aws_sdk_eventbridge::types::PutEventsRequestEntry;
 use aws_smithy_http_client::tls::{rustls_provider::CryptoMode, Provider};
@@ -30,11 +30,6 @@ pub fn https_client() -> SharedHttpClient {
 /// the environment (in Lambda, the function's region and role) unless the caller sets them.
 pub fn aws_config_loader() -> ConfigLoader {
     aws_config::defaults(BehaviorVersion::latest()).http_client(https_client())
-}
-
-/// The AWS configuration from the environment, as the checkout function runs it.
-pub async fn aws_config_from_env() -> SdkConfig {
-    aws_config_loader().load().await
 }
 
 pub struct JobQueuedPublisher {

@@ -28,7 +28,7 @@ async fn main() -> Result<(), lambda_http::Error> {
     };
     let events = match &config.event_bus_name {
         Some(bus) => {
-            let aws = checkout::events::aws_config_from_env().await;
+            let aws = checkout::events::aws_config_loader().load().await;
             Some(JobQueuedPublisher::new(
                 aws_sdk_eventbridge::Client::new(&aws),
                 bus,
