@@ -148,6 +148,7 @@ async fn seed_forest(store: &Store, forest: &Forest, rng: &mut Rng) -> Vec<Objec
     let docs: Vec<CustomerDoc> = (0..CUSTOMERS)
         .map(|i| CustomerDoc {
             id: ids[i],
+            name: Some(format!("bench{i}")),
             username: format!("bench{i}"),
             email: format!("bench{i}@example.com"),
             points: WALLET.parse().unwrap(),
@@ -177,10 +178,15 @@ async fn seed_carts(store: &Store, buyers: &[ObjectId], product: ObjectId) {
         .map(|&customer_id| CartDoc {
             id: ObjectId::new(),
             customer_id,
+            // As the app's cart screen writes it.
             items: vec![CartItemDoc {
-                product_id: product,
+                product_id: product.to_hex(),
+                product_name: Some("bench product".into()),
+                price: None,
                 quantity: 1,
             }],
+            total_amount: mall_domain::MilliPoints::ZERO,
+            total_items: 1,
         })
         .collect();
     for batch in carts.chunks(1_000) {
@@ -275,7 +281,7 @@ async fn count_commands(
                 .await
                 .unwrap()
                 .expect("the counted purchase");
-            let walked = purchase.tree_distribution.expect("the counted job's log");
+            let walked = purchase.reward_log.expect("the counted job's log");
             assert_eq!(
                 walked.missing_parent, None,
                 "the job of depth {depth} did not walk its whole chain"

@@ -12,6 +12,7 @@ pub mod auth;
 pub mod db;
 pub mod emulator;
 pub mod hostile;
+pub mod legacy;
 pub mod seed;
 pub mod server;
 pub mod stats;

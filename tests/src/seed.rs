@@ -15,6 +15,7 @@ pub async fn customer(store: &Store, points: &str) -> ObjectId {
     let now = DateTime::now();
     let customer = CustomerDoc {
         id: ObjectId::new(),
+        name: Some("Buyer".into()),
         username: "buyer".into(),
         email: "buyer@example.com".into(),
         points: points.parse().unwrap(),
@@ -71,20 +72,26 @@ pub async fn product(store: &Store, price: &str, reward: &str, active: bool) -> 
     product.id
 }
 
-/// Sets the customer's cart to these `(product, quantity)` lines, creating it if needed.
+/// Sets the customer's cart to these `(product, quantity)` lines, creating it if needed, as the
+/// app's cart screen writes it: the product id as a hex string, and a client-side price of 1
+/// point that the checkout must ignore.
 pub async fn fill_cart(store: &Store, customer: ObjectId, lines: &[(ObjectId, i64)]) {
     let items: Vec<CartItemDoc> = lines
         .iter()
         .map(|&(product_id, quantity)| CartItemDoc {
-            product_id,
-            quantity,
+            product_id: product_id.to_hex(),
+            product_name: Some("Dates box".into()),
+            price: Some(mall_domain::MilliPoints::from_milli(1_000)),
+            quantity: i32::try_from(quantity).unwrap(),
         })
         .collect();
+    let total_items: i64 = lines.iter().map(|(_, q)| q).sum();
     store
         .carts()
         .update_one(
             doc! {"customerId": customer},
-            doc! {"$set": {"items": to_bson(&items).unwrap()},
+            doc! {"$set": {"items": to_bson(&items).unwrap(), "totalAmount": total_items,
+                           "totalItems": total_items, "status": "active"},
             "$setOnInsert": {"_id": ObjectId::new()}},
         )
         .upsert(true)
@@ -122,6 +129,7 @@ pub async fn scenario_customers(
             let name = c["id"].as_str().unwrap();
             CustomerDoc {
                 id: ids[name],
+                name: Some(name.to_owned()),
                 username: name.to_owned(),
                 email: format!("{name}@example.com"),
                 points: wallet.parse().unwrap(),

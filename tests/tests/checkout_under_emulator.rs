@@ -102,7 +102,12 @@ async fn checkout_binary_under_cargo_lambda_watch_charges_once_and_serves_the_pu
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(customer.get("points"), Some(&Bson::Int64(4_000_000)));
+    // The app's wallet in its unit and type, and the address where its profile screen reads it.
+    assert_eq!(customer.get("points"), Some(&Bson::Double(4000.0)));
+    assert_eq!(
+        customer.get_str("Address"),
+        Ok("12 Souq Waqif Street, Doha")
+    );
     assert_eq!(purchases_of(&store, buyer).await, 1);
     let jobs = store
         .checkout_jobs()

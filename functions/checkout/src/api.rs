@@ -9,7 +9,6 @@ use lambda_http::http::{header, HeaderValue, StatusCode};
 use lambda_http::{Body, Response};
 use mall_domain::checkout::{CartError, RequestError};
 use mall_domain::MilliPoints;
-use mall_store::bson::oid::ObjectId;
 use mall_store::checkout::PurchaseWithJob;
 use mall_store::documents::{JobStatus, RewardsStatus};
 use mall_store::{CheckoutError, CheckoutReceipt};
@@ -46,7 +45,8 @@ pub enum ApiError {
     #[error("Customer not found")]
     CustomerNotFound,
     #[error("Some products in the cart are missing or no longer sold")]
-    ProductUnavailable(Vec<ObjectId>),
+    /// The carts' product ids as the app stores them (hex strings).
+    ProductUnavailable(Vec<String>),
     #[error("A request with this Idempotency-Key is still being processed; retry shortly")]
     IdempotencyInProgress,
     #[error("This Idempotency-Key was already used with a different request")]
@@ -134,7 +134,7 @@ impl ApiError {
             _ => (None, None),
         };
         let product_ids = match &self {
-            ApiError::ProductUnavailable(ids) => Some(ids.iter().map(|id| id.to_hex()).collect()),
+            ApiError::ProductUnavailable(ids) => Some(ids.clone()),
             _ => None,
         };
         let envelope = Envelope {
@@ -342,17 +342,17 @@ pub fn purchase_response(view: &PurchaseWithJob) -> Response<Body> {
             created_at: p.created_at.try_to_rfc3339_string().unwrap_or_default(),
             cart_total: ApiAmount(p.cart_total),
             items: p
-                .cart_snapshot
+                .items
                 .iter()
                 .map(|line| PurchaseItem {
-                    product_id: line.product_id.to_hex(),
-                    name: line.name.clone(),
+                    product_id: line.product_id.clone(),
+                    name: line.product_name.clone(),
                     quantity: line.quantity,
-                    unit_price: ApiAmount(line.unit_price),
-                    line_total: ApiAmount(line.line_total),
+                    unit_price: ApiAmount(line.price),
+                    line_total: ApiAmount(line.subtotal),
                 })
                 .collect(),
-            delivery_address: p.delivery_address.clone(),
+            delivery_address: p.shipping_address.as_ref().map(|a| a.street.clone()),
             rewards: RewardsBody {
                 total_reward_points: ApiAmount(p.reward_points_earned),
                 app_share: ApiAmount(p.app_points_share),
@@ -366,7 +366,7 @@ pub fn purchase_response(view: &PurchaseWithJob) -> Response<Body> {
                 attempts: job.attempts,
                 max_attempts: job.max_attempts,
             }),
-            distribution: p.tree_distribution.as_ref().map(|d| DistributionBody {
+            distribution: p.reward_log.as_ref().map(|d| DistributionBody {
                 tree_distributed: ApiAmount(d.tree_distributed),
                 tree_unused: ApiAmount(d.tree_unused),
                 gifts_final: ApiAmount(d.gifts_final),

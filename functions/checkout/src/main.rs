@@ -15,9 +15,16 @@ async fn main() -> Result<(), lambda_http::Error> {
     mall_store::telemetry::init_json_logs();
     let config = CheckoutConfig::from_env()?;
     let store = Store::connect(&config.store).await?;
-    if let Err(error) = store.ensure_indexes().await {
-        // Not fatal: the indexes exist after any earlier start; log it and serve.
-        tracing::error!(%error, "could not ensure indexes at start-up");
+    match store.ensure_indexes().await {
+        Ok(_) => {}
+        // Serving without a unique guard could pay or charge twice: refuse to start.
+        Err(error @ mall_store::indexes::IndexError::GuaranteeMissing(_)) => {
+            tracing::error!(%error, "refusing to start");
+            return Err(error.into());
+        }
+        // The database is unreachable: the indexes exist after any earlier start; serve, and
+        // answer 503 until the database is back.
+        Err(error) => tracing::error!(%error, "could not ensure indexes at start-up"),
     }
     let policy = match store.effective_reward_policy(&config.reward_policy).await {
         Ok(policy) => policy,

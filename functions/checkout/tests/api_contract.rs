@@ -206,7 +206,7 @@ async fn real_responses_match_the_openapi_contract() {
         "PRODUCT_UNAVAILABLE"
     );
     let odd = t.customer("100").await;
-    t.fill_cart_raw(odd, doc! {"productId": dates, "quantity": 0_i64})
+    t.fill_cart_raw(odd, doc! {"productId": dates.to_hex(), "quantity": 0_i32})
         .await;
     let invalid_cart = t.send(checkout_request(odd, "{}", None)).await;
     assert_eq!(

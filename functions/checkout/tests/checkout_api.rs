@@ -78,7 +78,15 @@ async fn a_checkout_charges_records_clears_saves_and_enqueues_in_six_commands() 
         .unwrap()
         .unwrap();
     assert_eq!(purchase.customer_id, buyer);
-    assert_eq!(purchase.amount, points("-1000"));
+    // The app's transaction: amount is what was paid, in points, and the listing fields are set.
+    assert_eq!(purchase.amount, points("1000"));
+    assert_eq!(
+        (purchase.status.as_str(), purchase.payment_method.as_str()),
+        ("completed", "wallet")
+    );
+    assert_eq!(purchase.user_name, "buyer");
+    assert_eq!(purchase.user_email, "buyer@example.com");
+    assert!(purchase.reference.starts_with("TXN"));
     assert_eq!(purchase.cart_total, points("1000"));
     assert_eq!(purchase.reward_points_earned, points("100"));
     assert_eq!(
@@ -90,10 +98,14 @@ async fn a_checkout_charges_records_clears_saves_and_enqueues_in_six_commands() 
         (points("50"), points("15"), points("35"))
     );
     assert_eq!(purchase.rewards_status, RewardsStatus::Processing);
-    assert_eq!(purchase.cart_snapshot.len(), 1);
-    assert_eq!(purchase.cart_snapshot[0].product_id, product);
-    assert_eq!(purchase.cart_snapshot[0].quantity, 2);
-    assert_eq!(purchase.delivery_address.as_deref(), Some("123 Main St"));
+    assert_eq!(purchase.items.len(), 1);
+    assert_eq!(purchase.items[0].product_id, product.to_hex());
+    assert_eq!(purchase.items[0].quantity, 2);
+    assert_eq!(purchase.items[0].subtotal, points("1000"));
+    assert_eq!(
+        purchase.shipping_address.map(|a| a.street).as_deref(),
+        Some("123 Main St")
+    );
 
     let job: CheckoutJobDoc = t
         .store
@@ -108,9 +120,10 @@ async fn a_checkout_charges_records_clears_saves_and_enqueues_in_six_commands() 
     assert_eq!(job.customer_id, buyer);
     assert_eq!(job.payload.reward_points, points("100"));
     assert_eq!(job.payload.tree_points_share, points("35"));
-    assert!(job.run_after <= mall_store::bson::DateTime::now());
+    assert!(job.run_after.unwrap() <= mall_store::bson::DateTime::now());
 
-    // Amounts are Int64 milli-points in the database.
+    // Amounts are points as a Double in the database, as the app reads them; the cart is
+    // cleared the way the app clears it.
     let raw = t
         .store
         .database()
@@ -119,7 +132,19 @@ async fn a_checkout_charges_records_clears_saves_and_enqueues_in_six_commands() 
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(raw.get("points"), Some(&Bson::Int64(4_000_000)));
+    assert_eq!(raw.get("points"), Some(&Bson::Double(4000.0)));
+    assert_eq!(raw.get_str("Address"), Ok("123 Main St"));
+    let cart = t
+        .store
+        .database()
+        .collection::<mall_store::bson::Document>("carts")
+        .find_one(doc! {"customerId": buyer})
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(cart.get_array("items").map(Vec::len), Ok(0));
+    assert_eq!(cart.get("totalAmount"), Some(&Bson::Int32(0)));
+    assert_eq!(cart.get("totalItems"), Some(&Bson::Int32(0)));
 }
 
 #[tokio::test]
@@ -378,22 +403,35 @@ async fn invalid_quantities_and_overflowing_totals_are_422() {
         let buyer = t.customer("5000").await;
         t.fill_cart_raw(
             buyer,
-            doc! {"productId": product, "quantity": quantity.clone()},
+            doc! {"productId": product.to_hex(), "quantity": quantity.clone()},
         )
         .await;
         assert_refused(&t, checkout_request(buyer, "{}", None), 422, "INVALID_CART").await;
     }
     // A whole-number double from legacy data is a whole quantity.
     let legacy = t.customer("5000").await;
-    t.fill_cart_raw(legacy, doc! {"productId": product, "quantity": 3.0_f64})
-        .await;
+    t.fill_cart_raw(
+        legacy,
+        doc! {"productId": product.to_hex(), "quantity": 3.0_f64},
+    )
+    .await;
     assert_eq!(
         t.send(checkout_request(legacy, "{}", None)).await.status(),
         200
     );
     assert_eq!(t.wallet(legacy).await, points("4997"));
 
-    let pricey = t.product("9000000000000000", "0", true).await;
+    // A price the app could store (a JS number, here an Int64) whose total overflows.
+    let pricey = t.product("1", "0", true).await;
+    t.store
+        .database()
+        .collection::<mall_store::bson::Document>("products")
+        .update_one(
+            doc! {"_id": pricey},
+            doc! {"$set": {"price": 9_000_000_000_000_000_i64}},
+        )
+        .await
+        .unwrap();
     let buyer = t.customer("5000").await;
     t.fill_cart(buyer, &[(pricey, 999)]).await;
     assert_refused(&t, checkout_request(buyer, "{}", None), 422, "INVALID_CART").await;

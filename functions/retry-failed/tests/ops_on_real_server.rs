@@ -31,7 +31,7 @@ fn job(status: JobStatus, created: DateTime) -> CheckoutJobDoc {
         status,
         attempts: 0,
         max_attempts: 3,
-        run_after: created,
+        run_after: Some(created),
         lease_until: None,
         claim_token: None,
         payload: JobPayloadDoc {
@@ -39,13 +39,16 @@ fn job(status: JobStatus, created: DateTime) -> CheckoutJobDoc {
             app_points_share: "50".parse().unwrap(),
             gifts_points_share: "15".parse().unwrap(),
             tree_points_share: "35".parse().unwrap(),
-            policy: RewardPolicy::default().to_overrides(),
+            policy: Some(RewardPolicy::default().to_overrides()),
         },
+        error: None,
         errors: vec![],
         redrives: vec![],
         created_at: created,
+        updated_at: None,
         started_at: None,
         completed_at: None,
+        processed_at: None,
         failed_at: None,
         expires_at: None,
     }
@@ -235,7 +238,7 @@ async fn redrive_by_id_touches_only_failed_jobs_and_says_why_it_skipped_the_rest
 
     let revived = store.job(dead.id).await.unwrap().unwrap();
     assert_eq!((revived.status, revived.attempts), (JobStatus::Pending, 0));
-    assert_eq!(revived.run_after, now);
+    assert_eq!(revived.run_after, Some(now));
     assert!(revived.failed_at.is_none() && revived.claim_token.is_none());
     assert_eq!(revived.redrives.len(), 1);
     assert_eq!(revived.redrives[0].reason, "buyer restored by support");

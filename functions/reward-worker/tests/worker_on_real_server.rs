@@ -100,10 +100,10 @@ async fn the_spec_scenario_pays_promotes_and_logs_exactly_as_the_simulator_says(
     let name_of = |id: ObjectId| world.name_of(id);
     let customer_entries: Vec<Value> = entries
         .iter()
-        .filter(|e| e.customer_id.is_some())
+        .filter(|e| e.credits_a_wallet())
         .map(|e| {
             let mut v = json!({
-                "id": name_of(e.customer_id.unwrap()),
+                "id": name_of(e.customer_id),
                 "level": e.level.unwrap().to_string(),
                 "kind": if e.kind == TransactionType::TreeReward { "level" } else { "shared" },
                 "amount": e.amount.to_string(),
@@ -135,7 +135,7 @@ async fn the_spec_scenario_pays_promotes_and_logs_exactly_as_the_simulator_says(
     // The purchase's log and status; the job is done and will expire.
     let purchase = world.purchase(receipt.transaction_id).await;
     assert_eq!(purchase.rewards_status, RewardsStatus::Completed);
-    let log = purchase.tree_distribution.clone().unwrap();
+    let log = purchase.reward_log.clone().unwrap();
     assert_eq!(
         json!(log.tree_distributed.to_string()),
         expected["treeDistributed"]
@@ -194,6 +194,7 @@ async fn commands_per_job_do_not_grow_with_the_depth_of_the_chain() {
             .claim_next(mall_store::bson::DateTime::now(), settings().lease)
             .await
             .unwrap()
+            .and_then(mall_store::queue::Claim::readable)
             .unwrap();
         let outcome = world
             .store
@@ -207,7 +208,7 @@ async fn commands_per_job_do_not_grow_with_the_depth_of_the_chain() {
         assert_conserved(&world, receipt.transaction_id).await;
         // The whole chain was walked, to its root c{depth}: not cut short by the server.
         let purchase = world.purchase(receipt.transaction_id).await;
-        let log = purchase.tree_distribution.unwrap();
+        let log = purchase.reward_log.unwrap();
         assert_eq!(
             log.missing_parent, None,
             "depth {depth}: the walk stopped short"
@@ -280,6 +281,7 @@ async fn a_stale_worker_cannot_complete_or_fail_a_job_it_lost() {
         .claim_next(now, settings().lease)
         .await
         .unwrap()
+        .and_then(mall_store::queue::Claim::readable)
         .unwrap();
     let later = after_the_lease();
     let other = world.other_worker().await;
@@ -290,6 +292,7 @@ async fn a_stale_worker_cannot_complete_or_fail_a_job_it_lost() {
         )
         .await
         .unwrap()
+        .and_then(mall_store::queue::Claim::readable)
         .unwrap();
     assert_eq!(fresh.job.id, stale.job.id);
     assert_ne!(fresh.token, stale.token);
@@ -336,7 +339,7 @@ async fn a_retryable_failure_backs_off_then_dies_after_max_attempts() {
     assert_eq!((first.claimed, first.retried), (1, 1));
     let job = world.store.job(receipt.job_id).await.unwrap().unwrap();
     assert_eq!(job.status, JobStatus::Pending);
-    let delay = job.run_after.timestamp_millis() - started.timestamp_millis();
+    let delay = job.run_after.unwrap().timestamp_millis() - started.timestamp_millis();
     assert!(
         (15_000..=31_000).contains(&delay),
         "first backoff {delay} ms, base 30 s with jitter"
@@ -439,6 +442,131 @@ async fn permanent_errors_fail_at_once_and_pay_nothing() {
     );
     let purchase = world.purchase(receipt.transaction_id).await;
     assert_eq!(purchase.rewards_status, RewardsStatus::Failed);
+}
+
+#[tokio::test]
+async fn a_job_document_nobody_can_read_is_failed_by_name_and_the_drain_goes_on() {
+    let (world, receipt) = spec_world().await;
+    let jobs = world
+        .store
+        .database()
+        .collection::<mall_store::bson::Document>("checkoutjobs");
+    // Older than the real job, so it is claimed first: a payload that is not a payload.
+    let garbage = ObjectId::from_bytes([0; 12]);
+    jobs.insert_one(doc! {
+        "_id": garbage, "checkoutTransactionId": ObjectId::new(), "customerId": ObjectId::new(),
+        "status": "pending", "attempts": 0, "maxAttempts": 3,
+        "createdAt": mall_store::bson::DateTime::now(), "payload": "100 points",
+    })
+    .await
+    .unwrap();
+
+    let summary = world
+        .store
+        .drain(settings(), limits(), Arc::new(SystemClock))
+        .await;
+    assert_eq!(
+        (summary.claimed, summary.completed, summary.failed),
+        (2, 1, 1)
+    );
+    assert_eq!(summary.stopped, Some(StopReason::Empty));
+    let failed = jobs.find_one(doc! {"_id": garbage}).await.unwrap().unwrap();
+    assert_eq!(failed.get_str("status"), Ok("failed"));
+    assert!(!failed.contains_key("claimToken") && !failed.contains_key("leaseUntil"));
+    let message = failed
+        .get_document("error")
+        .unwrap()
+        .get_str("message")
+        .unwrap();
+    // Named down to the field.
+    assert!(
+        message.starts_with("the job document cannot be read: payload: invalid type: string"),
+        "{message}"
+    );
+    let job = world.store.job(receipt.job_id).await.unwrap().unwrap();
+    assert_eq!(job.status, JobStatus::Completed);
+}
+
+#[tokio::test]
+async fn an_ancestor_wallet_that_cannot_be_read_fails_the_job_by_name_and_pays_nobody() {
+    let (world, receipt) = spec_world().await;
+    let before = world.total_wallets().await;
+    world
+        .store
+        .database()
+        .collection::<mall_store::bson::Document>("customers")
+        .update_one(
+            doc! {"_id": world.id("u5")},
+            doc! {"$set": {"points": "1000"}},
+        )
+        .await
+        .unwrap();
+    let summary = world
+        .store
+        .drain(settings(), limits(), Arc::new(SystemClock))
+        .await;
+    assert_eq!(summary.failed, 1);
+    let job = world.store.job(receipt.job_id).await.unwrap().unwrap();
+    assert_eq!(job.errors[0].kind, JobErrorKind::Permanent);
+    let message = &job.errors[0].message;
+    assert!(
+        message.contains(&world.id("u5").to_hex()) && message.contains("string"),
+        "{message}"
+    );
+    assert_eq!(job.error.unwrap().message, *message);
+    // u5's wallet is unreadable now; everybody else's is untouched.
+    world
+        .store
+        .database()
+        .collection::<mall_store::bson::Document>("customers")
+        .update_one(
+            doc! {"_id": world.id("u5")},
+            doc! {"$set": {"points": 1000}},
+        )
+        .await
+        .unwrap();
+    assert_eq!(world.total_wallets().await, before);
+}
+
+#[tokio::test]
+async fn wallets_are_written_as_exact_points_and_the_app_reads_them() {
+    // Wallets as the app left them: an Int32 and a Double with float noise.
+    let (world, _) = spec_world().await;
+    let customers = world
+        .store
+        .database()
+        .collection::<mall_store::bson::Document>("customers");
+    customers
+        .update_one(
+            doc! {"_id": world.id("u1")},
+            doc! {"$set": {"points": 5000_i32}},
+        )
+        .await
+        .unwrap();
+    customers
+        .update_one(
+            doc! {"_id": world.id("u5")},
+            doc! {"$set": {"points": 4239.149999999997_f64}},
+        )
+        .await
+        .unwrap();
+    world
+        .store
+        .drain(settings(), limits(), Arc::new(SystemClock))
+        .await;
+    // u1 was paid 1.75 for D and u5 1.75 for B (SPEC §9): exact Doubles of the new balances.
+    for (name, expected) in [("u1", 5001.75), ("u5", 4240.9)] {
+        let stored = customers
+            .find_one(doc! {"_id": world.id(name)})
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            stored.get("points"),
+            Some(&mall_store::bson::Bson::Double(expected)),
+            "{name}"
+        );
+    }
 }
 
 #[tokio::test]
@@ -561,7 +689,7 @@ async fn four_workers_draining_a_hundred_jobs_apply_each_exactly_once() {
             .entries_of(receipt.transaction_id)
             .await
             .iter()
-            .filter(|e| e.customer_id.is_some())
+            .filter(|e| e.credits_a_wallet())
             .map(|e| i128::from(e.amount.as_milli()))
             .sum::<i128>();
     }
@@ -641,8 +769,8 @@ fn every_job_of_two_hundred_random_trees_conserves_and_matches_the_simulator() {
                     let entries = world.entries_of(receipt.transaction_id).await;
                     let paid: Vec<(String, i64)> = entries
                         .iter()
-                        .filter(|e| e.customer_id.is_some())
-                        .map(|e| (world.name_of(e.customer_id.unwrap()), e.amount.as_milli()))
+                        .filter(|e| e.credits_a_wallet())
+                        .map(|e| (world.name_of(e.customer_id), e.amount.as_milli()))
                         .collect();
                     let planned: Vec<(String, i64)> = plan
                         .payouts
@@ -684,6 +812,7 @@ async fn contention_releases_the_job_without_spending_an_attempt() {
         .claim_next(now, settings().lease)
         .await
         .unwrap()
+        .and_then(mall_store::queue::Claim::readable)
         .unwrap();
     let outcome = world
         .store

@@ -12,6 +12,9 @@
 //! - `mall audit` reads the whole database and checks its invariants (one job per purchase, every
 //!   completed reward conserved to the milli-point, no duplicate payout, no wallet below zero,
 //!   every dead job with its errors); exit status 1 when anything is violated.
+//! - `mall cutover check` reports, read-only, what the shared database holds before the functions
+//!   take over from the original worker (amount types, the original's jobs and their fate,
+//!   indexes, unreadable records, blockers); exit status 1 when anything blocks the switch.
 //! - `mall jobs status` and `mall jobs redrive …` are the operators' `retry-failed` actions run
 //!   from a shell with database access: the same store code, tables by default, `--json` for
 //!   scripts.
@@ -79,6 +82,11 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Before switching from the original system: what the database holds (reads MONGODB_URI).
+    Cutover {
+        #[command(subcommand)]
+        action: CutoverAction,
+    },
     /// Seed demo data if the database has none (reads MONGODB_URI); print the demo buyer's id.
     DemoSeed,
     /// Drain the reward queue once, as the scheduled worker does (reads MONGODB_URI and the
@@ -90,6 +98,17 @@ enum Command {
         /// Stop after this many claims (default: WORKER_MAX_JOBS or 1000).
         #[arg(long)]
         max_jobs: Option<usize>,
+    },
+}
+
+#[derive(Subcommand)]
+enum CutoverAction {
+    /// Read-only report: amount types, the original's jobs, indexes, unreadable records and
+    /// blockers; exit 1 when anything blocks the switch (uses JOB_LEASE_SECONDS).
+    Check {
+        /// Print JSON instead of a report.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -147,6 +166,9 @@ fn main() -> ExitCode {
         Command::Jobs { action } => jobs(action),
         Command::DemoSeed => demo_seed(),
         Command::Audit { json } => audit(json),
+        Command::Cutover {
+            action: CutoverAction::Check { json },
+        } => cutover_check(json),
         Command::Customers { limit, json } => customers(limit, json),
     };
     match outcome {
@@ -321,6 +343,22 @@ fn audit(json: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
+fn cutover_check(json: bool) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    let store = connect_from_env(&runtime)?;
+    let queue = mall_store::config::queue_settings(|name| std::env::var(name).ok())?;
+    let report =
+        runtime.block_on(store.cutover_check(mall_store::bson::DateTime::now(), queue.lease))?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", tables::cutover(&report));
+    }
+    let blockers = report.blockers.len();
+    anyhow::ensure!(blockers == 0, "{blockers} blocker(s): not ready to switch");
+    Ok(())
+}
+
 fn jobs(action: JobsAction) -> anyhow::Result<()> {
     use mall_store::bson::{oid::ObjectId, DateTime};
     use mall_store::ops::{RedriveRequest, RedriveSelection};
@@ -387,6 +425,67 @@ mod tables {
     use std::fmt::Write;
 
     use mall_store::audit::AuditReport;
+    use mall_store::cutover::CutoverReport;
+    use mall_store::indexes::IndexState;
+
+    pub fn cutover(r: &CutoverReport) -> String {
+        let mut out = String::new();
+        let _ = writeln!(
+            out,
+            "{}",
+            if r.ready {
+                "READY       nothing blocks the switch"
+            } else {
+                "NOT READY   see the blockers"
+            }
+        );
+        for blocker in &r.blockers {
+            let _ = writeln!(out, "BLOCKER     {blocker}");
+        }
+        for warning in &r.warnings {
+            let _ = writeln!(out, "WARNING     {warning}");
+        }
+        let _ = writeln!(out, "\nAMOUNT TYPES");
+        for f in &r.amount_types {
+            let types: Vec<String> = f.types.iter().map(|(t, n)| format!("{t} {n}")).collect();
+            let _ = writeln!(
+                out,
+                "  {:<40} {}",
+                format!("{}.{}", f.collection, f.field),
+                types.join(", ")
+            );
+        }
+        let _ = writeln!(out, "\nTHE ORIGINAL'S JOBS");
+        if r.legacy_jobs.is_empty() {
+            let _ = writeln!(out, "  none");
+        }
+        for j in &r.legacy_jobs {
+            let _ = writeln!(out, "  {:<11} {:>6}  {}", j.status, j.count, j.fate);
+        }
+        let _ = writeln!(out, "\nINDEXES");
+        for i in &r.indexes {
+            let state = match &i.state {
+                IndexState::Present => "present".to_owned(),
+                IndexState::Equivalent { existing } => format!("equivalent: {existing}"),
+                IndexState::Missing => "missing: created at start-up".to_owned(),
+                IndexState::Conflicting { existing, why } => {
+                    format!("conflicting: {existing} ({why})")
+                }
+            };
+            let _ = writeln!(
+                out,
+                "  {:<45} {}{}",
+                format!("{}.{}", i.collection, i.name),
+                state,
+                if i.guarantee { "  [guarantee]" } else { "" }
+            );
+        }
+        let _ = writeln!(out, "\nUNREADABLE RECORDS  {}", r.unreadable_count);
+        for u in &r.unreadable {
+            let _ = writeln!(out, "  {:<13} {}  {}", u.collection, u.id, u.problem);
+        }
+        out
+    }
     use mall_store::ops::{QueueStatus, RedriveReport, SkipReason};
 
     pub fn audit(r: &AuditReport) -> String {
@@ -407,6 +506,13 @@ mod tables {
             "REWARDS     completed R total {} milli-points",
             r.rewards_completed_milli
         );
+        if r.legacy_purchases > 0 || r.legacy_entries > 0 {
+            let _ = writeln!(
+                out,
+                "LEGACY      purchases {}   reward entries {}   (the original system's, not checked)",
+                r.legacy_purchases, r.legacy_entries
+            );
+        }
         if r.violations.is_empty() {
             let _ = writeln!(out, "OK          no invariant violated");
         } else {
@@ -562,6 +668,7 @@ fn demo_seed() -> anyhow::Result<()> {
                     .map(|(name, parent, level, active, verified, wallet)| {
                         Ok(CustomerDoc {
                             id: ids[name],
+                            name: Some((*name).to_owned()),
                             username: (*name).to_owned(),
                             email: format!("{name}@example.com"),
                             points: wallet.parse()?,
@@ -604,12 +711,17 @@ fn demo_seed() -> anyhow::Result<()> {
             .await?
             .context("the demo buyer is missing")?
             .id;
-        // A cart of two boxes of dates (1000 points, 100 reward points) unless it holds items.
+        // A cart of two boxes of dates (1000 points, 100 reward points) unless it holds items,
+        // as the app's cart screen writes it (the product id as a hex string).
         store
             .carts()
             .update_one(
                 doc! {"customerId": buyer, "items.0": {"$exists": false}},
-                doc! {"$set": {"items": [{"productId": dates, "quantity": 2_i64}]},
+                doc! {"$set": {
+                    "items": [{"productId": dates.to_hex(), "productName": "Khalas dates, 1 kg",
+                               "price": 500, "quantity": 2}],
+                    "totalAmount": 1000, "totalItems": 2, "status": "active",
+                },
                 "$setOnInsert": {"_id": ObjectId::new(), "customerId": buyer}},
             )
             .upsert(true)

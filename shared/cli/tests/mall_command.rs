@@ -159,6 +159,7 @@ async fn drain_processes_what_checkout_queued() {
             .customers()
             .insert_one(CustomerDoc {
                 id,
+                name: None,
                 username: "c".into(),
                 email: "c@example.com".into(),
                 points: "100".parse().unwrap(),
@@ -189,7 +190,7 @@ async fn drain_processes_what_checkout_queued() {
         .database()
         .collection::<mall_store::bson::Document>("carts")
         .insert_one(
-            doc! {"customerId": buyer, "items": [{"productId": product, "quantity": 1_i64}]},
+            doc! {"customerId": buyer, "items": [{"productId": product.to_hex(), "quantity": 1_i32}]},
         )
         .await
         .unwrap();
@@ -232,8 +233,8 @@ async fn jobs_status_and_redrive_work_from_the_shell() {
             "_id": job_id, "checkoutTransactionId": purchase_id, "customerId": ObjectId::new(),
             "status": "failed", "attempts": 3_i32, "maxAttempts": 3_i32, "runAfter": now,
             "failedAt": now, "createdAt": now,
-            "payload": {"rewardPoints": 1_i64, "appPointsShare": 1_i64, "giftsPointsShare": 0_i64,
-                        "treePointsShare": 0_i64, "policy": {}},
+            "payload": {"totalRewardPoints": 1_i32, "appPointsShare": 0.5, "giftsPointsShare": 0.15,
+                        "treePointsShare": 0.35, "policy": {}},
             "errors": [{"attempt": 3_i32, "at": now, "kind": "permanent", "message": "the buyer does not exist"}],
             "redrives": [],
         })
@@ -398,4 +399,63 @@ async fn audit_passes_after_real_work_and_names_every_planted_violation() {
             "status_mismatch",
         ]
     );
+}
+
+#[tokio::test]
+async fn cutover_check_exits_1_while_an_original_worker_runs_and_0_once_it_stopped() {
+    use mall_store::bson::{doc, oid::ObjectId, DateTime, Document};
+
+    let (uri, database) = (test_mongodb_uri(), fresh_database_name());
+    let store = store_on(&database).await;
+    let jobs = store.database().collection::<Document>("checkoutjobs");
+    // A job the original's worker is processing right now (no claim token, fresh startedAt).
+    jobs.insert_one(doc! {
+        "customerId": ObjectId::new(), "checkoutTransactionId": ObjectId::new(),
+        "status": "processing", "attempts": 1, "maxAttempts": 3, "createdAt": DateTime::now(),
+        "startedAt": DateTime::now(),
+        "payload": {"treePointsShare": 5, "appPointsShare": 3.5, "giftsPointsShare": 1.5,
+                    "totalRewardPoints": 10},
+    })
+    .await
+    .unwrap();
+    // A wallet the functions cannot read.
+    store
+        .database()
+        .collection::<Document>("customers")
+        .insert_one(doc! {"username": "odd", "email": "odd@example.com", "points": "12"})
+        .await
+        .unwrap();
+
+    let out = mall_on(&uri, &database, &["cutover", "check", "--json"]);
+    assert_eq!(out.status.code(), Some(1));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["ready"], false);
+    assert!(report["blockers"][0]
+        .as_str()
+        .unwrap()
+        .contains("original worker is still running"));
+    assert_eq!(report["unreadableCount"], 1);
+    assert_eq!(report["unreadable"][0]["collection"], "customers");
+    assert!(report["unreadable"][0]["problem"]
+        .as_str()
+        .unwrap()
+        .contains("string"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not ready"));
+
+    // The original's worker stopped: its job is now an abandoned one, and nothing blocks.
+    jobs.update_many(
+        doc! {},
+        doc! {"$set": {"startedAt": DateTime::from_millis(DateTime::now().timestamp_millis() - 3_600_000)}},
+    )
+    .await
+    .unwrap();
+    let out = mall_on(&uri, &database, &["cutover", "check"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let table = String::from_utf8(out.stdout).unwrap();
+    assert!(table.starts_with("READY"), "{table}");
+    assert!(table.contains("processing"), "{table}");
 }

@@ -16,7 +16,7 @@ pub mod scenario;
 
 pub use chain::{ChainEnd, ChainError, ChainMember, ReferralChain};
 pub use level::{promoted_level, Level, LevelCounts};
-pub use money::{MilliPoints, MoneyError, ParseAmountError};
+pub use money::{MilliPoints, MoneyError, ParseAmountError, RoundAmountError};
 pub use policy::{BasisPoints, PolicyError, PolicyOverrides, PolicyPreset, RewardPolicy};
 pub use retry::{RetryDecision, RetryPolicy};
 pub use reward::{

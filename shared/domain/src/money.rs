@@ -203,6 +203,102 @@ impl FromStr for MilliPoints {
     }
 }
 
+/// Why a decimal number could not be rounded to an amount.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RoundAmountError {
+    #[error("{0:?} is not a finite decimal number")]
+    NotANumber(String),
+    #[error("{0:?} is too large to be an amount")]
+    TooLarge(String),
+}
+
+impl MilliPoints {
+    /// A decimal number of points rounded to the nearest milli-point, ties to even
+    /// (`0.0005` → `0.000`, `0.0015` → `0.002`, `4239.149999999997` → `4239.150`).
+    ///
+    /// Accepts what number formatters print: an optional sign, digits with an optional fraction,
+    /// and an optional exponent (`1.5E+3`, `-2e-4`). This is how a stored JavaScript number (a
+    /// double taken at its shortest decimal form) or a Decimal128 becomes money: the rounding is
+    /// done on the exact decimal digits, never in floating point.
+    pub fn from_decimal_rounded(text: &str) -> Result<Self, RoundAmountError> {
+        let not_a_number = || RoundAmountError::NotANumber(text.to_owned());
+        let too_large = || RoundAmountError::TooLarge(text.to_owned());
+        let (mantissa, exponent) = match text.find(['e', 'E']) {
+            Some(at) => {
+                let exponent: i32 = text[at + 1..].parse().map_err(|_| not_a_number())?;
+                (&text[..at], exponent)
+            }
+            None => (text, 0),
+        };
+        let (negative, unsigned) = match mantissa.as_bytes().first() {
+            Some(b'-') => (true, &mantissa[1..]),
+            Some(b'+') => (false, &mantissa[1..]),
+            _ => (false, mantissa),
+        };
+        let (whole, frac) = unsigned.split_once('.').unwrap_or((unsigned, ""));
+        if whole.is_empty() && frac.is_empty()
+            || !whole
+                .bytes()
+                .chain(frac.bytes())
+                .all(|b| b.is_ascii_digit())
+        {
+            return Err(not_a_number());
+        }
+        // The digits as one integer, with the decimal point `point` places from the left.
+        let digits: Vec<u8> = whole
+            .bytes()
+            .chain(frac.bytes())
+            .map(|b| b - b'0')
+            .skip_while(|&d| d == 0)
+            .collect();
+        let significant = i64::try_from(digits.len()).map_err(|_| too_large())?;
+        let leading_zeros =
+            i64::try_from(whole.len() + frac.len()).map_err(|_| too_large())? - significant;
+        // Position of the decimal point counted from the first significant digit, after scaling
+        // to milli-points (× 10³) and applying the exponent.
+        let point = i64::try_from(whole.len()).map_err(|_| too_large())? - leading_zeros
+            + i64::from(exponent)
+            + 3;
+        if point > 19 {
+            return Err(too_large());
+        }
+        let mut milli: i64 = 0;
+        for index in 0..point.max(0) {
+            let digit = usize::try_from(index)
+                .ok()
+                .and_then(|i| digits.get(i))
+                .copied()
+                .unwrap_or(0);
+            milli = milli
+                .checked_mul(10)
+                .and_then(|m| m.checked_add(i64::from(digit)))
+                .ok_or_else(too_large)?;
+        }
+        // Round half to even on the digits past the milli-point.
+        let rest: &[u8] = match usize::try_from(point) {
+            Ok(at) => digits.get(at..).unwrap_or(&[]),
+            Err(_) => &digits,
+        };
+        let rest = if point < 0 {
+            // Zeros stand between the milli-point and the first significant digit.
+            None
+        } else {
+            Some(rest)
+        };
+        let round_up = match rest {
+            None => false,
+            Some([]) => false,
+            Some([first, tail @ ..]) => {
+                *first > 5 || *first == 5 && (tail.iter().any(|&d| d != 0) || milli % 2 == 1)
+            }
+        };
+        if round_up {
+            milli = milli.checked_add(1).ok_or_else(too_large)?;
+        }
+        Ok(MilliPoints(if negative { -milli } else { milli }))
+    }
+}
+
 /// serde adapter for the simulator's string form (`"1.750"`): `#[serde(with = "decimal_string")]`.
 pub mod decimal_string {
     use super::MilliPoints;
@@ -361,5 +457,57 @@ mod tests {
         let json = serde_json::to_string(&MilliPoints::from_milli(1_750)).unwrap();
         assert_eq!(json, "1750");
         assert!(serde_json::from_str::<MilliPoints>("1.75").is_err());
+    }
+}
+
+#[cfg(test)]
+mod rounding_tests {
+    use super::*;
+
+    fn rounded(text: &str) -> i64 {
+        MilliPoints::from_decimal_rounded(text).unwrap().as_milli()
+    }
+
+    #[test]
+    fn decimals_round_to_the_milli_point_half_to_even() {
+        assert_eq!(rounded("7.777"), 7_777);
+        assert_eq!(rounded("4239.149999999997"), 4_239_150);
+        assert_eq!(rounded("5.1000000000000005"), 5_100);
+        assert_eq!(rounded("0.0005"), 0);
+        assert_eq!(rounded("0.0015"), 2);
+        assert_eq!(rounded("0.0025"), 2);
+        assert_eq!(rounded("0.00251"), 3);
+        assert_eq!(rounded("-0.0015"), -2);
+        assert_eq!(rounded("0.00001"), 0);
+        assert_eq!(rounded("1.5E+3"), 1_500_000);
+        assert_eq!(rounded("1.5e-3"), 2);
+        assert_eq!(rounded("12"), 12_000);
+        assert_eq!(rounded("+12.5"), 12_500);
+        assert_eq!(rounded("0"), 0);
+        assert_eq!(rounded("0.000"), 0);
+        assert_eq!(rounded("100"), 100_000);
+    }
+
+    #[test]
+    fn what_is_not_a_number_or_too_large_is_refused() {
+        for bad in [
+            "", "-", ".", "e5", "1e", "abc", "NaN", "Infinity", "1.2.3", "1,5",
+        ] {
+            assert!(
+                matches!(
+                    MilliPoints::from_decimal_rounded(bad),
+                    Err(RoundAmountError::NotANumber(_))
+                ),
+                "{bad:?}"
+            );
+        }
+        assert!(matches!(
+            MilliPoints::from_decimal_rounded("1e300"),
+            Err(RoundAmountError::TooLarge(_))
+        ));
+        assert!(matches!(
+            MilliPoints::from_decimal_rounded("9223372036854775.808"),
+            Err(RoundAmountError::TooLarge(_))
+        ));
     }
 }

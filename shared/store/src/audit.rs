@@ -12,6 +12,11 @@
 //! - no wallet below zero;
 //! - every `failed` job carries its errors.
 //!
+//! The original system's purchases (no `rewardsStatus`: paid, if at all, by its own float rules)
+//! and its reward entries (no link to their purchase) cannot be held to these promises: they are
+//! counted as legacy, not flagged. Once our worker pays an original's pending job, its purchase is
+//! ours to check like any other.
+//!
 //! The audit is read-only: four plain reads (customers below zero, purchases, jobs, entries),
 //! streamed with small projections; sums are exact (`i128`). The checks themselves are the pure
 //! [`check`] over the collected [`AuditFacts`], unit-tested without a database.
@@ -41,7 +46,8 @@ pub struct AuditPurchase {
     pub id: ObjectId,
     /// R, in milli-points.
     pub reward_points: i64,
-    pub rewards_status: RewardsStatus,
+    /// `None` for the original system's purchases (legacy).
+    pub rewards_status: Option<RewardsStatus>,
     /// `tree distributed + gifts final + app final` from the purchase's log, when it has one.
     pub logged_total: Option<i128>,
 }
@@ -74,6 +80,8 @@ pub struct AuditFacts {
     pub purchases: Vec<AuditPurchase>,
     pub jobs: Vec<AuditJob>,
     pub entries: Vec<AuditEntry>,
+    /// The original system's reward entries (no `relatedTransaction`).
+    pub legacy_entries: u64,
 }
 
 /// One broken promise.
@@ -154,6 +162,10 @@ pub struct AuditReport {
     pub entries: usize,
     /// Completed purchases whose job the retention TTL removed.
     pub jobs_retired: usize,
+    /// The original system's purchases not paid by us (not checked).
+    pub legacy_purchases: usize,
+    /// The original system's reward entries, which name no purchase (not checked).
+    pub legacy_entries: u64,
     /// Jobs per status.
     pub jobs_by_status: JobsByStatus,
     /// Σ R of completed purchases, milli-points.
@@ -199,19 +211,24 @@ pub fn check(facts: &AuditFacts) -> AuditReport {
         facts.purchases.iter().map(|p| (p.id, p)).collect();
 
     let mut jobs_retired = 0;
+    let mut legacy_purchases = 0;
     let mut rewards_completed: i128 = 0;
     for purchase in &facts.purchases {
+        let Some(rewards_status) = purchase.rewards_status else {
+            legacy_purchases += 1;
+            continue;
+        };
         let jobs = jobs_of.get(&purchase.id).map_or(&[][..], Vec::as_slice);
         match jobs {
-            [] if purchase.rewards_status == RewardsStatus::Completed => jobs_retired += 1,
+            [] if rewards_status == RewardsStatus::Completed => jobs_retired += 1,
             [] => violations.push(Violation::PurchaseWithoutJob {
                 purchase_id: purchase.id,
             }),
-            [job] if expected_status(job.status) != purchase.rewards_status => {
+            [job] if expected_status(job.status) != rewards_status => {
                 violations.push(Violation::StatusMismatch {
                     job_id: job.id,
                     job_status: job.status,
-                    purchase_status: purchase.rewards_status,
+                    purchase_status: rewards_status,
                 })
             }
             [_] => {}
@@ -222,7 +239,7 @@ pub fn check(facts: &AuditFacts) -> AuditReport {
         }
 
         let entries = entries_of.get(&purchase.id).map_or(&[][..], Vec::as_slice);
-        if purchase.rewards_status == RewardsStatus::Completed {
+        if rewards_status == RewardsStatus::Completed {
             rewards_completed += i128::from(purchase.reward_points);
             let credited: i128 = entries.iter().map(|e| i128::from(e.amount)).sum();
             if credited != i128::from(purchase.reward_points) {
@@ -243,7 +260,7 @@ pub fn check(facts: &AuditFacts) -> AuditReport {
         } else if !entries.is_empty() {
             violations.push(Violation::EntriesBeforeCompletion {
                 purchase_id: purchase.id,
-                purchase_status: purchase.rewards_status,
+                purchase_status: rewards_status,
                 entries: entries.len(),
             });
         }
@@ -313,6 +330,8 @@ pub fn check(facts: &AuditFacts) -> AuditReport {
         jobs: facts.jobs.len(),
         entries: facts.entries.len(),
         jobs_retired,
+        legacy_purchases,
+        legacy_entries: facts.legacy_entries,
         jobs_by_status: by_status,
         rewards_completed_milli: rewards_completed.to_string(),
         violations,
@@ -338,8 +357,11 @@ fn status_of<T: serde::de::DeserializeOwned>(doc: &Document, key: &str) -> Optio
     mongodb::bson::from_bson(value).ok()
 }
 
+/// An amount in points as stored (any numeric type), in milli-points.
 fn milli(doc: &Document, key: &str) -> Option<i64> {
-    crate::documents::number(doc, key)
+    crate::amount::from_bson(doc.get(key)?)
+        .ok()
+        .map(mall_domain::MilliPoints::as_milli)
 }
 
 impl Store {
@@ -352,7 +374,7 @@ impl Store {
 
         let mut negative_wallets = Vec::new();
         let mut cursor = raw(crate::collections::CUSTOMERS)
-            .find(doc! { "points": { "$lt": 0_i64 } })
+            .find(doc! { "points": { "$lt": 0 } })
             .projection(doc! { "points": 1 })
             .await?;
         while let Some(customer) = cursor.try_next().await? {
@@ -367,14 +389,14 @@ impl Store {
             .find(doc! { "type": "purchase" })
             .projection(doc! {
                 "rewardPointsEarned": 1, "rewardsStatus": 1,
-                "treeDistribution.treeDistributed": 1,
-                "treeDistribution.giftsFinal": 1,
-                "treeDistribution.appFinal": 1,
+                "rewardLog.treeDistributed": 1,
+                "rewardLog.giftsFinal": 1,
+                "rewardLog.appFinal": 1,
             })
             .await?;
         while let Some(purchase) = cursor.try_next().await? {
             let logged_total = purchase
-                .get_document("treeDistribution")
+                .get_document("rewardLog")
                 .ok()
                 .map(|log| {
                     ["treeDistributed", "giftsFinal", "appFinal"]
@@ -386,7 +408,10 @@ impl Store {
             purchases.push(AuditPurchase {
                 id: field(&purchase, "_id", |d, k| d.get_object_id(k).ok())?,
                 reward_points: field(&purchase, "rewardPointsEarned", milli)?,
-                rewards_status: field(&purchase, "rewardsStatus", status_of)?,
+                rewards_status: match purchase.get("rewardsStatus") {
+                    None => None,
+                    Some(_) => Some(field(&purchase, "rewardsStatus", status_of)?),
+                },
                 logged_total,
             });
         }
@@ -394,7 +419,7 @@ impl Store {
         let mut jobs = Vec::new();
         let mut cursor = raw(crate::collections::CHECKOUT_JOBS)
             .find(doc! {})
-            .projection(doc! { "checkoutTransactionId": 1, "status": 1, "errors": 1 })
+            .projection(doc! { "checkoutTransactionId": 1, "status": 1, "errors": 1, "error": 1 })
             .await?;
         while let Some(job) = cursor.try_next().await? {
             jobs.push(AuditJob {
@@ -403,7 +428,9 @@ impl Store {
                     d.get_object_id(k).ok()
                 })?,
                 status: field(&job, "status", status_of)?,
-                errors: job.get_array("errors").map_or(0, Vec::len),
+                // Ours keep `errors`; the original's jobs keep only the app's `error`.
+                errors: job.get_array("errors").map_or(0, Vec::len)
+                    + usize::from(job.get_document("error").is_ok()),
             });
         }
 
@@ -412,17 +439,26 @@ impl Store {
             .map(mongodb::bson::to_bson)
             .collect::<Result<_, _>>()
             .map_err(|e| StoreError::Unreadable(e.to_string()))?;
+        let legacy_entries = raw(crate::collections::TRANSACTIONS)
+            .count_documents(doc! {
+                "type": { "$in": entry_types.clone() }, "relatedTransaction": { "$exists": false },
+            })
+            .await?;
         let mut entries = Vec::new();
         let mut cursor = raw(crate::collections::TRANSACTIONS)
-            .find(doc! { "type": { "$in": entry_types } })
+            .find(
+                doc! { "type": { "$in": entry_types }, "relatedTransaction": { "$exists": true } },
+            )
             .projection(doc! {
                 "type": 1, "customerId": 1, "pool": 1, "amount": 1, "relatedTransaction": 1,
             })
             .await?;
         while let Some(entry) = cursor.try_next().await? {
-            let recipient = match (entry.get_object_id("customerId"), entry.get_str("pool")) {
-                (Ok(customer), _) => customer.to_hex(),
-                (Err(_), Ok(pool)) => format!("pool:{pool}"),
+            // Pool entries name the buyer as their customer (as the original's did): the pool
+            // is the recipient.
+            let recipient = match (entry.get_str("pool"), entry.get_object_id("customerId")) {
+                (Ok(pool), _) => format!("pool:{pool}"),
+                (Err(_), Ok(customer)) => customer.to_hex(),
                 (Err(_), Err(_)) => "nobody".to_owned(),
             };
             entries.push(AuditEntry {
@@ -439,6 +475,7 @@ impl Store {
             purchases,
             jobs,
             entries,
+            legacy_entries,
         }))
     }
 }
@@ -471,13 +508,13 @@ mod tests {
                 AuditPurchase {
                     id: id(1),
                     reward_points: 1000,
-                    rewards_status: RewardsStatus::Completed,
+                    rewards_status: Some(RewardsStatus::Completed),
                     logged_total: Some(1000),
                 },
                 AuditPurchase {
                     id: id(2),
                     reward_points: 500,
-                    rewards_status: RewardsStatus::Processing,
+                    rewards_status: Some(RewardsStatus::Processing),
                     logged_total: None,
                 },
             ],
@@ -500,7 +537,30 @@ mod tests {
                 entry(1, TransactionType::GiftsReward, "pool:gifts", 250),
                 entry(1, TransactionType::AppReward, "pool:app", 150),
             ],
+            legacy_entries: 0,
         }
+    }
+
+    #[test]
+    fn the_original_systems_purchases_and_entries_are_counted_as_legacy_not_flagged() {
+        let mut facts = healthy();
+        // Paid by the original's float rules: no status of ours, entries linked to nothing.
+        facts.purchases.push(AuditPurchase {
+            id: id(9),
+            reward_points: 159_000,
+            rewards_status: None,
+            logged_total: None,
+        });
+        facts.jobs.push(AuditJob {
+            id: id(19),
+            purchase_id: id(9),
+            status: JobStatus::Completed,
+            errors: 0,
+        });
+        facts.legacy_entries = 5;
+        let report = check(&facts);
+        assert_eq!(report.violations, vec![]);
+        assert_eq!((report.legacy_purchases, report.legacy_entries), (1, 5));
     }
 
     #[test]
@@ -636,7 +696,7 @@ mod tests {
     fn wallets_below_zero_failed_jobs_without_errors_and_orphan_entries_are_violations() {
         let mut facts = healthy();
         facts.negative_wallets.push((id(50), -1));
-        facts.purchases[1].rewards_status = RewardsStatus::Failed;
+        facts.purchases[1].rewards_status = Some(RewardsStatus::Failed);
         facts.jobs[1].status = JobStatus::Failed;
         facts
             .entries

@@ -3,12 +3,19 @@
 //! reward job — all of it or none of it. Six commands on success: one aggregation (customer,
 //! cart, products and any earlier use of the idempotency key), four writes, and the commit.
 //!
+//! It reads and writes the app's own shapes: carts whose `productId` is a hex string, the
+//! wallet in points (Int32 or Double), the address in `Address`, the purchase as the app's
+//! transaction. The wallet is never changed by a server-side `$inc` of a Double (that addition
+//! would drift): the new balance is computed exactly from the balance read inside the
+//! transaction and written with a compare-and-set on the value read, so a concurrent write by
+//! the app (an admin top-up) is never lost.
+//!
 //! Guarantees:
 //! - a refused checkout (empty cart, unavailable product, low balance, …) writes nothing;
 //! - the wallet is never charged without its purchase and its job (the original system charged
 //!   first and could lose the job, and with it the rewards);
-//! - concurrent checkouts of one wallet cannot overdraw it: the charge is a conditional `$inc`
-//!   and concurrent transactions on one customer conflict and retry;
+//! - concurrent checkouts of one wallet cannot overdraw it: the charge is conditional on the
+//!   balance read, and concurrent transactions on one customer conflict and retry;
 //! - one purchase per `(customer, Idempotency-Key)`: a unique index decides between concurrent
 //!   duplicates inside the transaction, and a repeat of a committed key gets the first receipt
 //!   back without any write.
@@ -24,13 +31,14 @@ use mall_domain::checkout::{
 use mall_domain::{MilliPoints, RewardPolicy, RewardSplit};
 use mongodb::bson::{doc, oid::ObjectId, Bson, DateTime, Document};
 use mongodb::error::{Error, ErrorKind};
-use mongodb::options::{ReadConcern, ReturnDocument, WriteConcern};
+use mongodb::options::{ReadConcern, WriteConcern};
 use mongodb::ClientSession;
 use serde::Deserialize;
 
 use crate::documents::{
-    CheckoutJobDoc, JobPayloadDoc, JobStatus, ProductDoc, PurchaseDoc, PurchaseLineDoc,
-    RewardsStatus, TransactionType,
+    reference_of, CheckoutJobDoc, JobPayloadDoc, JobStatus, ProductDoc, PurchaseDoc,
+    PurchaseLineDoc, RewardsStatus, ShippingAddressDoc, TransactionType, CURRENCY, ENTRY_COMPLETED,
+    PAID_FROM_WALLET,
 };
 use crate::failpoints::Failpoint;
 use crate::store::collections;
@@ -66,7 +74,7 @@ pub enum CheckoutError {
     #[error("the customer does not exist")]
     CustomerNotFound,
     #[error(transparent)]
-    Cart(CartError<ObjectId>),
+    Cart(CartError<String>),
     #[error("the wallet holds {available}, the cart costs {required}")]
     InsufficientBalance {
         required: MilliPoints,
@@ -131,6 +139,9 @@ impl TransactionRetry {
 enum AttemptError {
     /// A business refusal: abort, nothing was written.
     Refused(CheckoutError),
+    /// The wallet changed between our read and our write (the compare-and-set did not match):
+    /// a fresh attempt reads the new balance.
+    WalletChanged,
     /// The key was already used by a committed purchase with the same request.
     Replay(Box<CheckoutReceipt>),
     Database(Error),
@@ -146,11 +157,19 @@ impl From<Error> for AttemptError {
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct CheckoutSnapshot {
-    points: MilliPoints,
+    /// The wallet exactly as stored: the compare-and-set matches this value.
+    #[serde(default)]
+    points: Bson,
+    #[serde(default)]
+    username: String,
+    #[serde(default)]
+    email: String,
+    #[serde(rename = "Address", default)]
+    address: Option<Bson>,
     #[serde(default)]
     cart: Option<SnapshotCart>,
     #[serde(default)]
-    products: Vec<ProductDoc>,
+    products: Vec<Document>,
     #[serde(default)]
     existing: Vec<PurchaseDoc>,
 }
@@ -164,14 +183,20 @@ struct SnapshotCart {
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct SnapshotItem {
-    product_id: ObjectId,
+    /// A hex string as the app stores it (an ObjectId is accepted too).
+    #[serde(default)]
+    product_id: Bson,
     #[serde(default)]
     quantity: Bson,
 }
 
-#[derive(Deserialize)]
-struct WalletBalance {
-    points: MilliPoints,
+/// A cart line's product id as the app writes it: the product's ObjectId as hex.
+fn product_key(id: &Bson) -> String {
+    match id {
+        Bson::String(hex) => hex.clone(),
+        Bson::ObjectId(id) => id.to_hex(),
+        other => other.to_string(),
+    }
 }
 
 impl Store {
@@ -209,6 +234,10 @@ impl Store {
                     tracing::debug!(attempt, error = %err, "checkout transaction conflicted");
                     tokio::time::sleep(retry.backoff(attempt)).await;
                 }
+                Err(AttemptError::WalletChanged) => {
+                    tracing::debug!(attempt, "the wallet changed under the checkout");
+                    tokio::time::sleep(retry.backoff(attempt)).await;
+                }
                 Err(AttemptError::Database(err)) => return Err(classify_failure(err)),
             }
         }
@@ -239,39 +268,52 @@ impl Store {
             };
         }
 
+        let internal = |e: String| AttemptError::Refused(CheckoutError::Internal(e));
+        let balance = crate::amount::wallet_from_bson(&snapshot.points)
+            .map_err(|e| internal(format!("customer {customer}: points: {e}")))?;
         let cart = price(snapshot.cart, &snapshot.products)?;
-        if snapshot.points < cart.total {
+        if balance < cart.total {
             return Err(AttemptError::Refused(CheckoutError::InsufficientBalance {
                 required: cart.total,
-                available: snapshot.points,
+                available: balance,
             }));
         }
         let split = RewardSplit::of(cart.reward_points, command.policy)
-            .map_err(|e| AttemptError::Refused(CheckoutError::Internal(e.to_string())))?;
+            .map_err(|e| internal(e.to_string()))?;
+        let new_balance = balance
+            .checked_sub(cart.total)
+            .map_err(|e| internal(e.to_string()))?;
         let now = DateTime::now();
 
-        // Charge (and save the address) in one conditional update.
-        let mut set = doc! {"updatedAt": now};
+        // Charge (and save the address) in one update, conditional on the balance read.
+        let mut set = doc! {
+            "points": crate::amount::to_bson(new_balance).map_err(|e| internal(e.to_string()))?,
+            "updatedAt": now,
+        };
         if let Some(address) = &command.request.delivery_address {
-            set.insert("address", address.as_str());
+            set.insert("Address", address.as_str());
         }
         let charged = self
-            .database()
-            .collection::<WalletBalance>(collections::CUSTOMERS)
-            .find_one_and_update(
-                doc! {"_id": customer, "points": {"$gte": cart.total.as_milli()}},
-                doc! {"$inc": {"points": -cart.total.as_milli()}, "$set": set},
+            .customers()
+            .update_one(
+                doc! {"_id": customer, "points": snapshot.points.clone()},
+                doc! {"$set": set},
             )
-            .projection(doc! {"points": 1})
-            .return_document(ReturnDocument::After)
             .session(&mut *session)
-            .await?
-            .ok_or(AttemptError::Refused(CheckoutError::InsufficientBalance {
-                required: cart.total,
-                available: snapshot.points,
-            }))?;
+            .await?;
+        if charged.matched_count == 0 {
+            return Err(AttemptError::WalletChanged);
+        }
 
-        let purchase = purchase_doc(command, &cart, split, charged.points, fingerprint, now);
+        let buyer = Buyer {
+            username: snapshot.username,
+            email: snapshot.email,
+            stored_address: match snapshot.address {
+                Some(Bson::String(address)) => Some(address),
+                _ => None,
+            },
+        };
+        let purchase = purchase_doc(command, &buyer, &cart, split, new_balance, fingerprint, now);
         self.purchases()
             .insert_one(&purchase)
             .session(&mut *session)
@@ -279,7 +321,8 @@ impl Store {
         self.carts()
             .update_one(
                 doc! {"customerId": customer},
-                doc! {"$set": {"items": [], "updatedAt": now}},
+                // As the app clears a cart.
+                doc! {"$set": {"items": [], "totalAmount": 0, "totalItems": 0, "updatedAt": now}},
             )
             .session(&mut *session)
             .await?;
@@ -303,14 +346,17 @@ impl Store {
     ) -> Result<Option<CheckoutSnapshot>, AttemptError> {
         let mut pipeline = vec![
             doc! {"$match": {"_id": customer}},
-            doc! {"$project": {"points": 1}},
+            doc! {"$project": {"points": 1, "username": 1, "email": 1, "Address": 1}},
             doc! {"$lookup": {"from": collections::CARTS, "localField": "_id",
             "foreignField": "customerId", "as": "cart"}},
             doc! {"$set": {"cart": {"$arrayElemAt": ["$cart", 0]}}},
             // An explicit $map rather than the path "cart.items.productId": the same on every
-            // server, whether or not it resolves paths through arrays of sub-documents.
+            // server, whether or not it resolves paths through arrays of sub-documents. The app
+            // stores the id as a hex string; one that is not an ObjectId's matches no product.
             doc! {"$set": {"productIds": {"$map": {
-                "input": {"$ifNull": ["$cart.items", []]}, "as": "item", "in": "$$item.productId",
+                "input": {"$ifNull": ["$cart.items", []]}, "as": "item",
+                "in": {"$convert": {"input": "$$item.productId", "to": "objectId",
+                                    "onError": Bson::Null, "onNull": Bson::Null}},
             }}}},
             doc! {"$lookup": {
                 "from": collections::PRODUCTS, "localField": "productIds",
@@ -345,27 +391,34 @@ impl Store {
 
 fn price(
     cart: Option<SnapshotCart>,
-    products: &[ProductDoc],
-) -> Result<PricedCart<ObjectId>, AttemptError> {
-    let lines: Vec<CartLine<ObjectId>> = cart
+    products: &[Document],
+) -> Result<PricedCart<String>, AttemptError> {
+    let lines: Vec<CartLine<String>> = cart
         .map(|c| c.items)
         .unwrap_or_default()
         .into_iter()
         .map(|item| CartLine {
-            product_id: item.product_id,
+            product_id: product_key(&item.product_id),
             quantity: raw_quantity(&item.quantity),
         })
         .collect();
-    let offers: Vec<Offer<ObjectId>> = products
+    let offers = products
         .iter()
-        .map(|p| Offer {
-            id: p.id,
-            name: p.name.clone(),
-            price: p.price,
-            reward_points: p.reward_points,
-            active: p.is_active,
+        .map(|product| {
+            let product: ProductDoc =
+                crate::documents::read_document(product.clone()).map_err(|e| {
+                    let id = product.get("_id").map(Bson::to_string).unwrap_or_default();
+                    AttemptError::Refused(CheckoutError::Internal(format!("product {id}: {e}")))
+                })?;
+            Ok(Offer {
+                id: product.id.to_hex(),
+                name: product.name,
+                price: product.price,
+                reward_points: product.reward_points,
+                active: product.is_active,
+            })
         })
-        .collect();
+        .collect::<Result<Vec<Offer<String>>, AttemptError>>()?;
     price_cart(&lines, &offers).map_err(|e| AttemptError::Refused(CheckoutError::Cart(e)))
 }
 
@@ -381,48 +434,68 @@ fn raw_quantity(value: &Bson) -> RawQuantity {
     }
 }
 
+/// Who is buying, as the purchase names them.
+struct Buyer {
+    username: String,
+    email: String,
+    stored_address: Option<String>,
+}
+
 fn purchase_doc(
     command: &CheckoutCommand<'_>,
-    cart: &PricedCart<ObjectId>,
+    buyer: &Buyer,
+    cart: &PricedCart<String>,
     split: RewardSplit,
     balance_after: MilliPoints,
     fingerprint: String,
     now: DateTime,
 ) -> PurchaseDoc {
     let key = command.idempotency_key.map(|k| k.as_str().to_owned());
+    let id = ObjectId::new();
+    let street = command
+        .request
+        .delivery_address
+        .as_ref()
+        .map(|a| a.as_str().to_owned())
+        .or_else(|| buyer.stored_address.clone());
     PurchaseDoc {
-        id: ObjectId::new(),
+        id,
         kind: TransactionType::Purchase,
         customer_id: command.customer_id,
-        amount: MilliPoints::from_milli(-cart.total.as_milli()),
-        cart_total: cart.total,
-        cart_snapshot: cart
+        user_name: buyer.username.clone(),
+        user_email: buyer.email.clone(),
+        amount: cart.total,
+        currency: CURRENCY.to_owned(),
+        status: ENTRY_COMPLETED.to_owned(),
+        description: format!("Purchase - {} item(s)", cart.lines.len()),
+        payment_method: PAID_FROM_WALLET.to_owned(),
+        reference: reference_of(id),
+        items: cart
             .lines
             .iter()
             .map(|l| PurchaseLineDoc {
-                product_id: l.product_id,
-                name: l.name.clone(),
+                product_id: l.product_id.clone(),
+                product_name: l.name.clone(),
                 quantity: l.quantity,
-                unit_price: l.unit_price,
+                price: l.unit_price,
+                subtotal: l.line_total,
                 unit_reward_points: l.unit_reward_points,
-                line_total: l.line_total,
             })
             .collect(),
-        wallet_balance_after: balance_after,
+        shipping_address: street.map(|street| ShippingAddressDoc { street }),
+        processed_at: now,
+        cart_total: cart.total,
         reward_points_earned: cart.reward_points,
         app_points_share: split.app,
         gifts_points_share: split.gifts,
         tree_points_share: split.tree,
+        tree_distribution: vec![],
         rewards_status: RewardsStatus::Processing,
         job_id: ObjectId::new(),
+        wallet_balance_after: balance_after,
         request_fingerprint: key.as_ref().map(|_| fingerprint),
         idempotency_key: key,
-        tree_distribution: None,
-        delivery_address: command
-            .request
-            .delivery_address
-            .as_ref()
-            .map(|a| a.as_str().to_owned()),
+        reward_log: None,
         created_at: now,
         updated_at: now,
     }
@@ -441,7 +514,7 @@ fn job_doc(
         status: JobStatus::Pending,
         attempts: 0,
         max_attempts: command.job_max_attempts,
-        run_after: now,
+        run_after: Some(now),
         lease_until: None,
         claim_token: None,
         payload: JobPayloadDoc {
@@ -449,13 +522,16 @@ fn job_doc(
             app_points_share: split.app,
             gifts_points_share: split.gifts,
             tree_points_share: split.tree,
-            policy: command.policy.to_overrides(),
+            policy: Some(command.policy.to_overrides()),
         },
+        error: None,
         errors: vec![],
         redrives: vec![],
         created_at: now,
+        updated_at: Some(now),
         started_at: None,
         completed_at: None,
+        processed_at: None,
         failed_at: None,
         expires_at: None,
     }

@@ -1,25 +1,45 @@
 //! Typed documents of every collection (SPEC §4 and §6.1), as stored.
 //!
-//! Field names are the original app's camelCase ones, amounts are [`MilliPoints`] (Int64
-//! milli-points in BSON), ids are ObjectIds and times are BSON dates. Optional fields are left out
-//! when empty rather than stored as null, except `parentCustomer`, whose null means "a root".
+//! The shapes are the running mall app's own (`../shared/APP-DATA.md`): its field names
+//! (`Address`, `percentage`, carts' string `productId`, its transaction fields), and amounts in
+//! points as a BSON Double, converted exactly to and from [`MilliPoints`] by [`crate::amount`].
+//! Our own fields sit beside the app's. Ids are ObjectIds and times BSON dates; optional fields
+//! of ours are left out when empty, except `parentCustomer`, whose null means "a root".
 
 use mall_domain::reward::SkipReason;
-use mall_domain::{ChainEnd, Level, MilliPoints, PayoutKind, PolicyOverrides, RewardPlan};
+use mall_domain::{
+    ChainEnd, Level, MilliPoints, PayoutKind, PolicyOverrides, PolicyPreset, RewardPlan,
+    RewardPolicy, RewardSplit,
+};
 use mongodb::bson::{oid::ObjectId, Bson, DateTime, Document};
 use serde::{Deserialize, Serialize};
 
 /// The one value of `customers.referralStatus` that makes an ancestor eligible for payouts.
 pub const REFERRAL_ACTIVE: &str = "active";
 
+/// `transactions.currency` as the app's schema defaults it.
+pub const CURRENCY: &str = "USD";
+/// `transactions.paymentMethod` of a purchase paid from the wallet.
+pub const PAID_FROM_WALLET: &str = "wallet";
+/// `transactions.status` of every entry we write: the app lists and sums `completed` ones.
+pub const ENTRY_COMPLETED: &str = "completed";
+/// Who the original worker named on pool entries (`gifts_reward`, `app_reward`).
+pub const SYSTEM_USER_NAME: &str = "System";
+pub const SYSTEM_USER_EMAIL: &str = "system@mall.com";
+
+/// A customer as the app's signup, wallet and admin screens write it; we read the fields the
+/// checkout and the worker need and leave every other field alone.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct CustomerDoc {
     #[serde(rename = "_id")]
     pub id: ObjectId,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
     pub username: String,
     pub email: String,
-    /// The wallet; never negative.
+    /// The wallet in points (Int32 or Double as the app writes it); never negative.
+    #[serde(with = "crate::amount::wallet")]
     pub points: MilliPoints,
     /// The referrer, or null for a root of the referral tree.
     #[serde(default)]
@@ -31,12 +51,14 @@ pub struct CustomerDoc {
     pub referral_status: String,
     #[serde(default)]
     pub is_verified: bool,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// The delivery address (the app's field is spelled with a capital A).
+    #[serde(rename = "Address", default, skip_serializing_if = "Option::is_none")]
     pub address: Option<String>,
     pub created_at: DateTime,
     pub updated_at: DateTime,
 }
 
+/// A product as the admin dashboard writes it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ProductDoc {
@@ -45,13 +67,22 @@ pub struct ProductDoc {
     pub name: String,
     #[serde(default)]
     pub name_arabic: String,
-    /// Price of one unit.
+    /// Price of one unit, in points.
+    #[serde(with = "crate::amount::points")]
     pub price: MilliPoints,
-    /// Reward points of one unit (the original called this field `percentage`).
+    /// Reward points of one unit (the app calls this field `percentage`: `R = Σ percentage ×
+    /// quantity`).
+    #[serde(rename = "percentage", with = "crate::amount::points")]
     pub reward_points: MilliPoints,
+    #[serde(default = "active_by_default")]
     pub is_active: bool,
 }
 
+fn active_by_default() -> bool {
+    true
+}
+
+/// A cart as the app's cart screen writes it (only `customerId` and `items` matter to us).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct CartDoc {
@@ -61,14 +92,28 @@ pub struct CartDoc {
     pub customer_id: ObjectId,
     #[serde(default)]
     pub items: Vec<CartItemDoc>,
+    /// Σ price × quantity at the client's prices, kept by the app's pre-save hook.
+    #[serde(default, with = "crate::amount::points")]
+    pub total_amount: MilliPoints,
+    #[serde(default)]
+    pub total_items: i32,
 }
 
-/// A cart line. Any price a client stored here is ignored: prices come from `products`.
+/// A cart line as the app stores it. `productId` is the product's ObjectId as a hex STRING;
+/// `price` is the client's and is ignored: prices come from `products`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct CartItemDoc {
-    pub product_id: ObjectId,
-    pub quantity: i64,
+    pub product_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub product_name: Option<String>,
+    #[serde(
+        default,
+        with = "crate::amount::optional_points",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub price: Option<MilliPoints>,
+    pub quantity: i32,
 }
 
 /// `transactions.type`.
@@ -91,7 +136,14 @@ pub enum RewardsStatus {
     Failed,
 }
 
-/// The purchase: one wallet movement of `-cartTotal`, with what the reward job needs to know.
+/// A reference in the app's `TXN…` form, unique by construction (the entry's own ObjectId), so
+/// the app's unique `reference` index never refuses one of ours.
+pub fn reference_of(id: ObjectId) -> String {
+    format!("TXN{}", id.to_hex().to_uppercase())
+}
+
+/// The purchase, written as the app's checkout wrote its transaction (every field its listings
+/// and reports read, amounts in points, `amount = cartTotal`), with our own fields beside it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct PurchaseDoc {
@@ -101,22 +153,45 @@ pub struct PurchaseDoc {
     #[serde(rename = "type")]
     pub kind: TransactionType,
     pub customer_id: ObjectId,
-    /// The wallet movement: minus the cart total.
+    pub user_name: String,
+    pub user_email: String,
+    /// What the wallet paid: the cart total, in points (the app's reports sum it).
+    #[serde(with = "crate::amount::points")]
     pub amount: MilliPoints,
+    pub currency: String,
+    /// `completed`: the payment itself is done (the rewards have their own status).
+    pub status: String,
+    pub description: String,
+    pub payment_method: String,
+    /// `TXN…`, unique.
+    pub reference: String,
+    pub items: Vec<PurchaseLineDoc>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shipping_address: Option<ShippingAddressDoc>,
+    pub processed_at: DateTime,
+    #[serde(with = "crate::amount::points")]
     pub cart_total: MilliPoints,
-    pub cart_snapshot: Vec<PurchaseLineDoc>,
-    /// The wallet balance right after the charge.
-    pub wallet_balance_after: MilliPoints,
-    /// R: Σ rewardPoints × quantity.
+    /// R: Σ percentage × quantity.
+    #[serde(with = "crate::amount::points")]
     pub reward_points_earned: MilliPoints,
     /// The split made at checkout: `app + gifts + tree = R`. App and tree never change.
+    #[serde(with = "crate::amount::points")]
     pub app_points_share: MilliPoints,
     /// The gifts share at checkout; the job replaces it with the final gifts pool.
+    #[serde(with = "crate::amount::points")]
     pub gifts_points_share: MilliPoints,
+    #[serde(with = "crate::amount::points")]
     pub tree_points_share: MilliPoints,
+    /// The app's payout list, filled in by the job (empty until then).
+    #[serde(default)]
+    pub tree_distribution: Vec<TreeDistributionEntryDoc>,
+    // Ours.
     pub rewards_status: RewardsStatus,
     /// The reward job created with this purchase.
     pub job_id: ObjectId,
+    /// The wallet balance right after the charge.
+    #[serde(with = "crate::amount::points")]
+    pub wallet_balance_after: MilliPoints,
     /// The client's `Idempotency-Key`, kept for as long as the purchase: a unique index on
     /// `(customerId, idempotencyKey)` lets only one purchase per key commit.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -124,24 +199,96 @@ pub struct PurchaseDoc {
     /// The fingerprint of the request that used the key.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub request_fingerprint: Option<String>,
+    /// What the job decided and why (promotions, payouts, skipped ancestors, the pools).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub tree_distribution: Option<TreeDistributionDoc>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub delivery_address: Option<String>,
+    pub reward_log: Option<TreeDistributionDoc>,
     pub created_at: DateTime,
     pub updated_at: DateTime,
 }
 
-/// A cart line as bought, with the prices of that moment.
+/// A cart line as bought, in the app's shape, with the unit reward beside it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct PurchaseLineDoc {
-    pub product_id: ObjectId,
-    pub name: String,
+    /// The product's ObjectId as hex, as the app stores it.
+    pub product_id: String,
+    pub product_name: String,
     pub quantity: i64,
-    pub unit_price: MilliPoints,
+    /// Unit price.
+    #[serde(with = "crate::amount::points")]
+    pub price: MilliPoints,
+    #[serde(with = "crate::amount::points")]
+    pub subtotal: MilliPoints,
+    /// Reward points of one unit (the product's `percentage` at the time).
+    #[serde(rename = "percentage", with = "crate::amount::points")]
     pub unit_reward_points: MilliPoints,
-    pub line_total: MilliPoints,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ShippingAddressDoc {
+    pub street: String,
+}
+
+/// One line of the purchase's `treeDistribution`, as the app lists it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TreeDistributionEntryDoc {
+    pub recipient_id: ObjectId,
+    #[serde(default)]
+    pub recipient_username: String,
+    #[serde(with = "crate::amount::points")]
+    pub amount: MilliPoints,
+    pub level: String,
+}
+
+/// A reward entry as the original worker wrote it — a credit to an ancestor's wallet
+/// (`tree_reward`, `tree_reward_shared`, `customerId` the recipient) or a pool entry
+/// (`gifts_reward`, `app_reward`, `customerId` the buyer, user "System") — with our link to the
+/// purchase. A unique index makes a second entry of one kind for one recipient and purchase
+/// impossible.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RewardEntryDoc {
+    #[serde(rename = "_id")]
+    pub id: ObjectId,
+    #[serde(rename = "type")]
+    pub kind: TransactionType,
+    /// The credited customer; the buyer on pool entries.
+    pub customer_id: ObjectId,
+    pub user_name: String,
+    pub user_email: String,
+    #[serde(with = "crate::amount::points")]
+    pub amount: MilliPoints,
+    pub currency: String,
+    pub status: String,
+    pub description: String,
+    /// `TXN…`, unique.
+    pub reference: String,
+    pub processed_at: DateTime,
+    // Ours.
+    /// The credited pool, on pool entries.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pool: Option<Pool>,
+    /// The purchase.
+    pub related_transaction: ObjectId,
+    /// The letter paid for (customer entries).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub level: Option<Level>,
+    /// How many J ancestors shared the J bucket (`tree_reward_shared`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shared_with: Option<i32>,
+    pub created_at: DateTime,
+    pub updated_at: DateTime,
+}
+
+impl RewardEntryDoc {
+    /// Whether this entry credits a customer's wallet (not a pool).
+    pub fn credits_a_wallet(&self) -> bool {
+        matches!(
+            self.kind,
+            TransactionType::TreeReward | TransactionType::TreeRewardShared
+        )
+    }
 }
 
 /// Which pool a pool entry credits.
@@ -152,49 +299,29 @@ pub enum Pool {
     App,
 }
 
-/// A reward entry: a credit to an ancestor's wallet (`tree_reward`, `tree_reward_shared`) or to a
-/// pool (`gifts_reward`, `app_reward`), always tied to its purchase. A unique index makes a second
-/// entry of one kind for one recipient and purchase impossible.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct RewardEntryDoc {
-    #[serde(rename = "_id")]
-    pub id: ObjectId,
-    #[serde(rename = "type")]
-    pub kind: TransactionType,
-    /// The credited customer; absent for pool entries.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub customer_id: Option<ObjectId>,
-    /// The credited pool; absent for customer entries.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub pool: Option<Pool>,
-    pub amount: MilliPoints,
-    /// The purchase.
-    pub related_transaction: ObjectId,
-    /// The letter paid for (customer entries).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub level: Option<Level>,
-    /// How many J ancestors shared the J bucket (`tree_reward_shared`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub shared_with: Option<i32>,
-    pub created_at: DateTime,
-}
-
-/// The purchase's `treeDistribution` log: what the job decided, and why.
+/// The purchase's `rewardLog`: what the job decided, and why.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct TreeDistributionDoc {
     pub promotions: Vec<PromotionLogDoc>,
     pub payouts: Vec<PayoutLogDoc>,
     pub skipped: Vec<SkipLogDoc>,
+    #[serde(with = "crate::amount::points")]
     pub tree_distributed: MilliPoints,
+    #[serde(with = "crate::amount::points")]
     pub tree_unused: MilliPoints,
+    #[serde(with = "crate::amount::points")]
     pub j_remainder: MilliPoints,
+    #[serde(with = "crate::amount::points")]
     pub gifts_final: MilliPoints,
+    #[serde(with = "crate::amount::points")]
     pub app_final: MilliPoints,
     /// The walk ended at a parent that does not exist.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub missing_parent: Option<ObjectId>,
+    /// The policy that paid the job (a legacy job's is the original's preset).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy: Option<PolicyOverrides>,
     pub processed_at: DateTime,
 }
 
@@ -213,6 +340,7 @@ pub struct PayoutLogDoc {
     pub level: Level,
     /// `level` or `shared`.
     pub kind: String,
+    #[serde(with = "crate::amount::points")]
     pub amount: MilliPoints,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shared_with: Option<i32>,
@@ -226,7 +354,11 @@ pub struct SkipLogDoc {
 }
 
 impl TreeDistributionDoc {
-    pub fn from_plan(plan: &RewardPlan<ObjectId>, processed_at: DateTime) -> Self {
+    pub fn from_plan(
+        plan: &RewardPlan<ObjectId>,
+        policy: &RewardPolicy,
+        processed_at: DateTime,
+    ) -> Self {
         TreeDistributionDoc {
             promotions: plan
                 .promotions
@@ -273,6 +405,7 @@ impl TreeDistributionDoc {
                 ChainEnd::Root => None,
                 ChainEnd::MissingParent(id) => Some(id),
             },
+            policy: Some(policy.to_overrides()),
             processed_at,
         }
     }
@@ -289,7 +422,10 @@ pub enum JobStatus {
     Failed,
 }
 
-/// A reward job (SPEC §6.1): one per purchase.
+/// A reward job (SPEC §6.1), one per purchase, in the shape the app's jobs dashboard reads
+/// (`status`, `attempts`, `payload.*` in points, `startedAt`, `completedAt`, `error.message`)
+/// with our queue fields beside it. The original system's own jobs read as this type too: they
+/// have no `runAfter` (due at once), no claim and no `payload.policy`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct CheckoutJobDoc {
@@ -302,14 +438,20 @@ pub struct CheckoutJobDoc {
     pub status: JobStatus,
     /// Claims so far, counted when a claim is made.
     pub attempts: i32,
+    #[serde(default = "default_max_attempts")]
     pub max_attempts: i32,
-    pub run_after: DateTime,
+    /// When the job is due; absent on the original's jobs (due at once).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_after: Option<DateTime>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lease_until: Option<DateTime>,
     /// The current claim; every write after a claim is fenced by `{_id, claimToken}`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub claim_token: Option<ObjectId>,
     pub payload: JobPayloadDoc,
+    /// The app's view of the last error.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<LastErrorDoc>,
     /// The last 20 attempts' errors, oldest first.
     #[serde(default)]
     pub errors: Vec<JobErrorDoc>,
@@ -317,9 +459,14 @@ pub struct CheckoutJobDoc {
     pub redrives: Vec<RedriveDoc>,
     pub created_at: DateTime,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub updated_at: Option<DateTime>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub started_at: Option<DateTime>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub completed_at: Option<DateTime>,
+    /// When the job last finished an attempt (the app's field).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub processed_at: Option<DateTime>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failed_at: Option<DateTime>,
     /// When a TTL index may delete the job (set on completion, for retention).
@@ -327,17 +474,77 @@ pub struct CheckoutJobDoc {
     pub expires_at: Option<DateTime>,
 }
 
-/// What checkout computed, so the job pays exactly what the buyer was shown.
+fn default_max_attempts() -> i32 {
+    3
+}
+
+impl CheckoutJobDoc {
+    /// Written by the original system (it carries no policy of ours).
+    pub fn is_legacy(&self) -> bool {
+        self.payload.policy.is_none()
+    }
+}
+
+/// What checkout computed, in points, so the job pays exactly what the buyer was shown.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct JobPayloadDoc {
     /// R.
+    #[serde(rename = "totalRewardPoints", with = "crate::amount::points")]
     pub reward_points: MilliPoints,
+    #[serde(with = "crate::amount::points")]
     pub app_points_share: MilliPoints,
+    #[serde(with = "crate::amount::points")]
     pub gifts_points_share: MilliPoints,
+    #[serde(with = "crate::amount::points")]
     pub tree_points_share: MilliPoints,
-    /// The policy in force at checkout, every field set.
-    pub policy: PolicyOverrides,
+    /// The policy in force at checkout, every field set; absent on the original's jobs, which
+    /// are paid under its own split (the `original` preset).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy: Option<PolicyOverrides>,
+}
+
+impl JobPayloadDoc {
+    /// The policy that pays this job: the one recorded at checkout, or for the original's jobs
+    /// the original's preset, checked against the split the original charged.
+    pub fn paying_policy(&self) -> Result<RewardPolicy, String> {
+        let policy = match &self.policy {
+            Some(policy) => policy
+                .resolve()
+                .map_err(|e| format!("the job's policy is invalid: {e}"))?,
+            None => RewardPolicy::preset(PolicyPreset::Original),
+        };
+        let split = RewardSplit::of(self.reward_points, &policy).map_err(|e| e.to_string())?;
+        let recorded = (
+            self.app_points_share,
+            self.gifts_points_share,
+            self.tree_points_share,
+        );
+        if self.policy.is_none() && (split.app, split.gifts, split.tree) != recorded {
+            return Err(format!(
+                "the original's job split R = {} as app {} / gifts {} / tree {}, not as its \
+                 policy does (app {} / gifts {} / tree {})",
+                self.reward_points,
+                recorded.0,
+                recorded.1,
+                recorded.2,
+                split.app,
+                split.gifts,
+                split.tree
+            ));
+        }
+        Ok(policy)
+    }
+}
+
+/// The app's `error` field of a job: the last error's message.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LastErrorDoc {
+    #[serde(default)]
+    pub message: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_attempt_at: Option<DateTime>,
 }
 
 /// Whether retrying can fix an attempt's error.
@@ -362,6 +569,20 @@ pub struct JobErrorDoc {
 pub struct RedriveDoc {
     pub at: DateTime,
     pub reason: String,
+}
+
+/// Reads a stored document as `T`, or says at which field it fails and why
+/// (`payload.totalRewardPoints: a string is not an amount of points`).
+pub fn read_document<T: serde::de::DeserializeOwned>(doc: Document) -> Result<T, String> {
+    let deserializer = mongodb::bson::Deserializer::new(Bson::Document(doc));
+    serde_path_to_error::deserialize(deserializer).map_err(|err| {
+        let path = err.path().to_string();
+        if path == "." {
+            err.into_inner().to_string()
+        } else {
+            format!("{path}: {}", err.into_inner())
+        }
+    })
 }
 
 /// A number the server may return as Int32, Int64 or (for averages) Double, as an `i64`

@@ -11,7 +11,7 @@ use mongodb::bson::DateTime;
 use serde::Serialize;
 use tokio::task::JoinSet;
 
-use crate::queue::QueueSettings;
+use crate::queue::{Claim, FailureOutcome, QueueSettings};
 use crate::rewards::JobOutcome;
 use crate::Store;
 
@@ -162,7 +162,22 @@ impl Store {
                 break StopReason::Cap;
             }
             let claimed = match self.claim_next(clock.now(), settings.lease).await {
-                Ok(Some(claimed)) => claimed,
+                Ok(Some(Claim::Job(claimed))) => *claimed,
+                Ok(Some(Claim::Unreadable(unreadable))) => {
+                    summary.claimed += 1;
+                    match self.fail_unreadable(&unreadable, clock.now()).await {
+                        Ok(FailureOutcome::Failed) => {
+                            metrics::counter!(crate::telemetry::JOBS_FAILED).increment(1);
+                            summary.failed += 1;
+                        }
+                        Ok(_) => summary.lost_lease += 1,
+                        Err(error) => {
+                            tracing::error!(%error, "failing an unreadable job failed");
+                            break StopReason::DatabaseError;
+                        }
+                    }
+                    continue;
+                }
                 Ok(None) => break StopReason::Empty,
                 Err(error) => {
                     tracing::error!(%error, "claiming a job failed");

@@ -2,12 +2,14 @@
 //! documents of each collection, and the indexes the code relies on.
 //!
 //! Handlers and tools hold a [`Store`] (built once per process, cheap to clone) and call named
-//! operations on it; they never build a query themselves. Amounts are stored as Int64
-//! milli-points, ids as ObjectIds, field names in camelCase as in SPEC §4.
+//! operations on it; they never build a query themselves. Documents have the running
+//! app's shapes and amounts its unit (points as a Double; see [`amount`]), ids are ObjectIds.
 
+pub mod amount;
 pub mod audit;
 pub mod checkout;
 pub mod config;
+pub mod cutover;
 pub mod documents;
 pub mod drain;
 pub mod error;

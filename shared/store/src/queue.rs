@@ -5,6 +5,12 @@
 //!   (`runAfter ≤ now`), or `processing` with an expired lease (its worker died), oldest first. The
 //!   claim moves it to `processing`, stamps a fresh `claimToken`, sets `leaseUntil = now + lease`
 //!   and counts the attempt, so no two workers ever hold one job.
+//! - **The original system's jobs.** A `pending` job without `runAfter` is due at once; a
+//!   `processing` job without a lease (the original's worker died) is claimable once its
+//!   `startedAt` is older than the lease. Their payload is read in points like ours.
+//! - **Unreadable jobs never block the queue.** The claim takes the document as it is, without
+//!   parsing it; one that is not a job we can read is then marked `failed` under the claim's
+//!   fence, with an error naming what is wrong — never left `processing`, never stopping a drain.
 //! - **Fencing.** Every later write for a claimed job — complete, retry, fail — matches
 //!   `{_id, claimToken, status: "processing"}`. A worker that lost its lease (and whose job was
 //!   claimed again) cannot complete, retry or fail a job someone else now owns.
@@ -48,6 +54,33 @@ impl Default for QueueSettings {
             retention: Duration::from_secs(7 * 24 * 3600),
         }
     }
+}
+
+/// What a claim took: a job to process, or a document that is not a job we can read.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Claim {
+    Job(Box<ClaimedJob>),
+    Unreadable(UnreadableJob),
+}
+
+impl Claim {
+    /// The job, when it could be read.
+    pub fn readable(self) -> Option<ClaimedJob> {
+        match self {
+            Claim::Job(job) => Some(*job),
+            Claim::Unreadable(_) => None,
+        }
+    }
+}
+
+/// A claimed document that does not read as a job: failed by [`Store::fail_unreadable`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct UnreadableJob {
+    pub id: mongodb::bson::Bson,
+    pub token: ObjectId,
+    /// Its purchase, when that much could be read.
+    pub purchase: Option<ObjectId>,
+    pub problem: String,
 }
 
 /// A job this worker holds: the document as the claim left it, and the claim's token.
@@ -109,16 +142,26 @@ pub(crate) fn add(now: DateTime, duration: Duration) -> DateTime {
 }
 
 impl Store {
-    /// Claims the oldest claimable job, if any (one command).
+    /// Claims the oldest claimable job, if any (one command). The document is read only after
+    /// it is ours: one we cannot read comes back as [`Claim::Unreadable`].
     pub async fn claim_next(
         &self,
         now: DateTime,
         lease: Duration,
-    ) -> Result<Option<ClaimedJob>, StoreError> {
+    ) -> Result<Option<Claim>, StoreError> {
         let token = ObjectId::new();
+        let stale_start = DateTime::from_millis(
+            now.timestamp_millis()
+                .saturating_sub(i64::try_from(lease.as_millis()).unwrap_or(i64::MAX)),
+        );
         let claimable = doc! {"$or": [
             {"status": "pending", "runAfter": {"$lte": now}},
+            // The original system's jobs: due at once, and reclaimable after its dead worker's
+            // start plus our lease.
+            {"status": "pending", "runAfter": {"$exists": false}},
             {"status": "processing", "leaseUntil": {"$lt": now}},
+            {"status": "processing", "leaseUntil": {"$exists": false},
+             "startedAt": {"$lt": stale_start}},
         ]};
         let claim = doc! {
             "$set": {
@@ -126,16 +169,50 @@ impl Store {
                 "claimToken": token,
                 "leaseUntil": add(now, lease),
                 "startedAt": now,
+                "updatedAt": now,
             },
             "$inc": {"attempts": 1},
         };
-        let job = self
-            .checkout_jobs()
+        let claimed = self
+            .database()
+            .collection::<Document>(collections::CHECKOUT_JOBS)
             .find_one_and_update(claimable, claim)
             .sort(doc! {"runAfter": 1, "_id": 1})
             .return_document(ReturnDocument::After)
             .await?;
-        Ok(job.map(|job| ClaimedJob { job, token }))
+        Ok(claimed.map(|raw| {
+            match crate::documents::read_document::<CheckoutJobDoc>(raw.clone()) {
+                Ok(job) => Claim::Job(Box::new(ClaimedJob { job, token })),
+                Err(err) => Claim::Unreadable(UnreadableJob {
+                    id: raw.get("_id").cloned().unwrap_or(mongodb::bson::Bson::Null),
+                    token,
+                    purchase: raw.get_object_id("checkoutTransactionId").ok(),
+                    problem: format!("the job document cannot be read: {err}"),
+                }),
+            }
+        }))
+    }
+
+    /// Marks a claimed, unreadable document `failed` (with its purchase, when it names one),
+    /// fenced by the claim like every write of a claim.
+    pub async fn fail_unreadable(
+        &self,
+        unreadable: &UnreadableJob,
+        now: DateTime,
+    ) -> Result<FailureOutcome, StoreError> {
+        tracing::error!(job_id = %unreadable.id, problem = %unreadable.problem,
+                        "an unreadable reward job was failed");
+        let fence = doc! {"_id": unreadable.id.clone(), "claimToken": unreadable.token,
+        "status": "processing"};
+        // Only the app's `error` field: the document's own `errors` may not even be an array.
+        self.mark_dead(
+            fence,
+            unreadable.purchase,
+            doc! {},
+            &unreadable.problem,
+            now,
+        )
+        .await
     }
 
     /// Records a failed attempt under the claim's fence: back to `pending` after a backoff, or
@@ -169,10 +246,24 @@ impl Store {
         };
         match decision {
             RetryDecision::RetryAfter(delay) => {
-                self.back_to_pending(claimed, add(now, delay), doc! {"$push": keep_error})
-                    .await
+                let last_error = doc! {"message": failure.message.as_str(), "lastAttemptAt": now};
+                self.back_to_pending(
+                    claimed,
+                    add(now, delay),
+                    doc! {"$push": keep_error, "$set": {"error": last_error, "processedAt": now}},
+                )
+                .await
             }
-            RetryDecision::Dead => self.mark_dead(claimed, keep_error, now).await,
+            RetryDecision::Dead => {
+                self.mark_dead(
+                    claimed.fence(),
+                    Some(claimed.job.checkout_transaction_id),
+                    keep_error,
+                    &failure.message,
+                    now,
+                )
+                .await
+            }
         }
     }
 
@@ -185,8 +276,12 @@ impl Store {
         now: DateTime,
     ) -> Result<FailureOutcome, StoreError> {
         let pause = Duration::from_millis(250 + u64::from(random_permille()) * 2);
-        self.back_to_pending(claimed, add(now, pause), doc! {"$inc": {"attempts": -1}})
-            .await
+        self.back_to_pending(
+            claimed,
+            add(now, pause),
+            doc! {"$inc": {"attempts": -1}, "$set": {}},
+        )
+        .await
     }
 
     /// The claim ends and the job is `pending` again, due at `run_after`, with `extra` update
@@ -197,7 +292,11 @@ impl Store {
         run_after: DateTime,
         mut update: Document,
     ) -> Result<FailureOutcome, StoreError> {
-        update.insert("$set", doc! {"status": "pending", "runAfter": run_after});
+        let mut set = update.get_document("$set").cloned().unwrap_or_default();
+        set.insert("status", "pending");
+        set.insert("runAfter", run_after);
+        set.insert("updatedAt", DateTime::now());
+        update.insert("$set", set);
         update.insert("$unset", doc! {"claimToken": "", "leaseUntil": ""});
         let updated = self
             .checkout_jobs()
@@ -210,13 +309,24 @@ impl Store {
         })
     }
 
-    /// `failed` for the job and its purchase, together (one small transaction).
+    /// `failed` for the job (matched by `fence`) and its purchase, together (one small
+    /// transaction).
     async fn mark_dead(
         &self,
-        claimed: &ClaimedJob,
+        fence: Document,
+        purchase: Option<ObjectId>,
         keep_error: Document,
+        message: &str,
         now: DateTime,
     ) -> Result<FailureOutcome, StoreError> {
+        let mut update = doc! {
+            "$set": {"status": "failed", "failedAt": now, "processedAt": now, "updatedAt": now,
+                     "error": {"message": message, "lastAttemptAt": now}},
+            "$unset": {"claimToken": "", "leaseUntil": ""},
+        };
+        if !keep_error.is_empty() {
+            update.insert("$push", keep_error);
+        }
         let mut session = self.client().start_session().await?;
         session
             .start_transaction()
@@ -224,14 +334,7 @@ impl Store {
             .await?;
         let job = self
             .checkout_jobs()
-            .update_one(
-                claimed.fence(),
-                doc! {
-                    "$set": {"status": "failed", "failedAt": now},
-                    "$unset": {"claimToken": "", "leaseUntil": ""},
-                    "$push": keep_error,
-                },
-            )
+            .update_one(fence, update)
             .session(&mut session)
             .await;
         let job = match job {
@@ -245,11 +348,15 @@ impl Store {
             let _ = session.abort_transaction().await;
             return Ok(FailureOutcome::LostLease);
         }
+        let Some(purchase) = purchase else {
+            session.commit_transaction().await?;
+            return Ok(FailureOutcome::Failed);
+        };
         let purchase = self
             .database()
             .collection::<Document>(collections::TRANSACTIONS)
             .update_one(
-                doc! {"_id": claimed.job.checkout_transaction_id, "type": "purchase"},
+                doc! {"_id": purchase, "type": "purchase"},
                 doc! {"$set": {"rewardsStatus": rewards_status(RewardsStatus::Failed), "updatedAt": now}},
             )
             .session(&mut session)

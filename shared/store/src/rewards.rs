@@ -5,6 +5,11 @@
 //! the job's fenced completion — then commit. With its claim that is eight commands per job at any
 //! depth of the chain.
 //!
+//! Wallets are points as the app stores them (Int32 or Double). A credit is never a server-side
+//! `$inc` of a Double: each recipient's new balance is computed exactly from the balance the chain
+//! load read inside this transaction, and written with a compare-and-set on that value. Entries,
+//! the purchase's `treeDistribution` and its pools are written in the app's shapes.
+//!
 //! Exactly once: the payouts and the job's completion commit together, and the completion is
 //! fenced by the claim token, so a worker that lost its lease aborts and pays nothing; a unique
 //! index refuses a second payout of one kind to one recipient for one purchase all the same. If a
@@ -14,8 +19,8 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use mall_domain::{
-    plan_rewards, ChainError, ChainMember, Level, LevelCounts, PayoutKind, ReferralChain,
-    RewardPlan,
+    plan_rewards, ChainError, ChainMember, Level, LevelCounts, MilliPoints, PayoutKind,
+    ReferralChain, RewardPlan,
 };
 use mongodb::bson::{doc, oid::ObjectId, Bson, DateTime, Document};
 use mongodb::error::Error;
@@ -25,7 +30,9 @@ use serde::Deserialize;
 
 use crate::checkout::TransactionRetry;
 use crate::documents::{
-    Pool, RewardEntryDoc, RewardsStatus, TransactionType, TreeDistributionDoc, REFERRAL_ACTIVE,
+    reference_of, CheckoutJobDoc, Pool, RewardEntryDoc, RewardsStatus, TransactionType,
+    TreeDistributionDoc, TreeDistributionEntryDoc, CURRENCY, ENTRY_COMPLETED, REFERRAL_ACTIVE,
+    SYSTEM_USER_EMAIL, SYSTEM_USER_NAME,
 };
 use crate::error::StoreError;
 use crate::failpoints::Failpoint;
@@ -66,6 +73,8 @@ enum ProcessError {
     Database(Error),
     /// A test failpoint simulated a crash.
     Died,
+    /// A wallet changed between the chain load and the credit: retried inside this claim.
+    WalletChanged,
 }
 
 impl From<Error> for ProcessError {
@@ -80,6 +89,13 @@ impl From<Error> for ProcessError {
 struct ChainNode {
     #[serde(rename = "_id")]
     id: ObjectId,
+    /// The wallet exactly as stored: a credit's compare-and-set matches this value.
+    #[serde(default)]
+    points: Bson,
+    #[serde(default)]
+    username: String,
+    #[serde(default)]
+    email: String,
     #[serde(default)]
     parent_customer: Option<ObjectId>,
     #[serde(default)]
@@ -165,6 +181,11 @@ impl Store {
                     tokio::time::sleep(retry.backoff(attempt)).await;
                     continue;
                 }
+                Err(ProcessError::WalletChanged) => {
+                    last_conflict = "a wallet changed under the job".into();
+                    tokio::time::sleep(retry.backoff(attempt)).await;
+                    continue;
+                }
                 Err(ProcessError::Database(err)) => JobFailure::retryable(err.to_string()),
             };
             return self.finish_failed(claimed, &failure, now, settings).await;
@@ -212,17 +233,17 @@ impl Store {
         settings: &QueueSettings,
     ) -> Result<(), ProcessError> {
         let job = &claimed.job;
-        let policy =
-            job.payload.policy.resolve().map_err(|e| {
-                ProcessError::Permanent(format!("the job's policy is invalid: {e}"))
-            })?;
+        let policy = job
+            .payload
+            .paying_policy()
+            .map_err(ProcessError::Permanent)?;
 
         if self.failpoints().is_armed(Failpoint::JobRetryableFailure) {
             return Err(ProcessError::Retryable(
                 "injected failure (test failpoint)".into(),
             ));
         }
-        let chain = self.load_chain(session, job.customer_id).await?;
+        let (chain, members) = self.load_chain(session, job.customer_id).await?;
         self.die_at(Failpoint::JobAfterChainLoaded)?;
         let plan = plan_rewards(&policy, job.payload.reward_points, &chain)
             .map_err(|e| ProcessError::Permanent(e.to_string()))?;
@@ -235,9 +256,10 @@ impl Store {
             tracing::warn!(job_id = %job.id, %parent, "the referral chain ends at a missing parent");
         }
 
-        self.credit_and_promote(session, &plan, now).await?;
+        self.credit_and_promote(session, &plan, &members, now)
+            .await?;
         self.die_at(Failpoint::JobAfterCredits)?;
-        let entries = reward_entries(&plan, job.checkout_transaction_id, now);
+        let entries = reward_entries(&plan, job, &members, now);
         if !entries.is_empty() {
             self.reward_entries()
                 .insert_many(entries)
@@ -246,18 +268,27 @@ impl Store {
         }
         self.die_at(Failpoint::JobAfterEntries)?;
 
-        let log = TreeDistributionDoc::from_plan(&plan, now);
-        let log =
-            mongodb::bson::to_bson(&log).map_err(|e| ProcessError::Permanent(e.to_string()))?;
+        let permanent = |e: String| ProcessError::Permanent(e);
+        let log = TreeDistributionDoc::from_plan(&plan, &policy, now);
+        let log = mongodb::bson::to_bson(&log).map_err(|e| permanent(e.to_string()))?;
+        let distribution = mongodb::bson::to_bson(&tree_distribution(&plan, &members))
+            .map_err(|e| permanent(e.to_string()))?;
+        let gifts_final =
+            crate::amount::to_bson(plan.gifts_final).map_err(|e| permanent(e.to_string()))?;
         let purchase = self
             .database()
             .collection::<Document>(collections::TRANSACTIONS)
             .update_one(
-                doc! {"_id": job.checkout_transaction_id, "type": "purchase",
-                "rewardsStatus": rewards_status(RewardsStatus::Processing)},
+                // Ours are `processing`; the original's carry no status and an empty list
+                // until paid, so one it already paid can never be paid again.
+                doc! {"_id": job.checkout_transaction_id, "type": "purchase", "$or": [
+                    {"rewardsStatus": rewards_status(RewardsStatus::Processing)},
+                    {"rewardsStatus": {"$exists": false}, "treeDistribution.0": {"$exists": false}},
+                ]},
                 doc! {"$set": {
-                    "treeDistribution": log,
-                    "giftsPointsShare": plan.gifts_final.as_milli(),
+                    "treeDistribution": distribution,
+                    "rewardLog": log,
+                    "giftsPointsShare": gifts_final,
                     "rewardsStatus": rewards_status(RewardsStatus::Completed),
                     "updatedAt": now,
                 }},
@@ -276,8 +307,8 @@ impl Store {
             .update_one(
                 claimed.fence(),
                 doc! {
-                    "$set": {"status": "completed", "completedAt": now,
-                             "expiresAt": add(now, settings.retention)},
+                    "$set": {"status": "completed", "completedAt": now, "processedAt": now,
+                             "updatedAt": now, "expiresAt": add(now, settings.retention)},
                     "$unset": {"claimToken": "", "leaseUntil": ""},
                 },
             )
@@ -306,7 +337,7 @@ impl Store {
         &self,
         session: &mut ClientSession,
         buyer: ObjectId,
-    ) -> Result<ReferralChain<ObjectId>, ProcessError> {
+    ) -> Result<(ReferralChain<ObjectId>, HashMap<ObjectId, ChainNode>), ProcessError> {
         let customers = self
             .database()
             .collection::<Document>(collections::CUSTOMERS);
@@ -329,7 +360,7 @@ impl Store {
                 "the buyer {buyer} does not exist"
             )));
         };
-        let chain: ChainDoc = mongodb::bson::from_document(found)
+        let chain: ChainDoc = crate::documents::read_document(found)
             .map_err(|e| ProcessError::Permanent(format!("corrupt customer data: {e}")))?;
         let at_the_bound =
             i64::try_from(chain.ancestors.len()).unwrap_or(i64::MAX) >= MAX_ANCESTORS;
@@ -395,54 +426,67 @@ impl Store {
                 )));
             }
         }
-        walk.map_err(|e| match e {
+        let chain = walk.map_err(|e| match e {
             ChainError::Cycle(id) => {
                 ProcessError::Permanent(format!("the referral chain has a cycle through {id}"))
             }
             ChainError::UnknownBuyer(id) => {
                 ProcessError::Permanent(format!("the buyer {id} does not exist"))
             }
-        })
+        })?;
+        Ok((chain, nodes))
     }
 
-    /// Every wallet credit and promotion of the plan in one `update` command.
+    /// Every wallet credit and promotion of the plan in one `update` command. A credit sets the
+    /// exact new balance, conditional on the balance the chain load read.
     async fn credit_and_promote(
         &self,
         session: &mut ClientSession,
         plan: &RewardPlan<ObjectId>,
+        members: &HashMap<ObjectId, ChainNode>,
         now: DateTime,
     ) -> Result<(), ProcessError> {
         // Per customer, in chain order: a promotion, a credit, or both, merged into one update.
-        let mut order: Vec<ObjectId> = Vec::new();
-        let mut changes: HashMap<ObjectId, Document> = HashMap::new();
-        let mut change = |id: ObjectId, operator: &str, field: Document| {
-            changes
-                .entry(id)
-                .or_insert_with(|| {
-                    order.push(id);
-                    doc! {"$set": {"updatedAt": now}}
-                })
-                .insert(operator, field);
-        };
+        let mut updates = CustomerUpdates::default();
         for promotion in &plan.promotions {
             // $max on the letter: levels never go down, even against a concurrent writer.
-            change(
-                promotion.id,
-                "$max",
-                doc! {"levelLetter": promotion.to.to_string()},
-            );
+            let (_, update) = updates.of(promotion.id, now);
+            update.insert("$max", doc! {"levelLetter": promotion.to.to_string()});
+        }
+        let mut credits: HashMap<ObjectId, MilliPoints> = HashMap::new();
+        for payout in &plan.payouts {
+            let credit = credits.entry(payout.id).or_default();
+            *credit = credit
+                .checked_add(payout.amount)
+                .map_err(|e| ProcessError::Permanent(e.to_string()))?;
         }
         for payout in &plan.payouts {
-            change(payout.id, "$inc", doc! {"points": payout.amount.as_milli()});
+            let Some(credit) = credits.remove(&payout.id) else {
+                continue;
+            };
+            let node = members.get(&payout.id).ok_or_else(|| {
+                ProcessError::Permanent(format!("customer {} left the chain", payout.id))
+            })?;
+            let unreadable =
+                |e: String| ProcessError::Permanent(format!("customer {}: points: {e}", node.id));
+            let balance = crate::amount::wallet_from_bson(&node.points)
+                .map_err(|e| unreadable(e.to_string()))?;
+            let new_balance = balance
+                .checked_add(credit)
+                .map_err(|e| unreadable(e.to_string()))?;
+            let new_balance =
+                crate::amount::to_bson(new_balance).map_err(|e| unreadable(e.to_string()))?;
+            let (filter, update) = updates.of(payout.id, now);
+            filter.insert("points", node.points.clone());
+            if let Ok(set) = update.get_document_mut("$set") {
+                set.insert("points", new_balance);
+            }
         }
-        if changes.is_empty() {
+        let updates = updates.into_statements();
+        if updates.is_empty() {
             return Ok(());
         }
-        let expected = changes.len();
-        let updates: Vec<Document> = order
-            .iter()
-            .filter_map(|id| changes.remove(id).map(|u| doc! {"q": {"_id": *id}, "u": u}))
-            .collect();
+        let expected = updates.len();
         let reply = self
             .database()
             .run_command(
@@ -459,60 +503,150 @@ impl Store {
         }
         let matched = crate::documents::number(&reply, "n").unwrap_or(0);
         if usize::try_from(matched).ok() != Some(expected) {
-            return Err(ProcessError::Retryable(format!(
-                "{matched} of {expected} chain members could be credited"
-            )));
+            // A wallet no longer holds what we read (or its customer is gone): read again.
+            return Err(ProcessError::WalletChanged);
         }
         Ok(())
     }
 }
 
-/// The `transactions` entries of a plan: one per payout, then the gifts and app pools. No entry
-/// of amount 0 is written.
+/// One update statement per customer, in the order customers were first touched.
+#[derive(Default)]
+struct CustomerUpdates {
+    order: Vec<ObjectId>,
+    by_customer: HashMap<ObjectId, (Document, Document)>,
+}
+
+impl CustomerUpdates {
+    /// The customer's `(filter, update)`, created on first use.
+    fn of(&mut self, id: ObjectId, now: DateTime) -> &mut (Document, Document) {
+        self.by_customer.entry(id).or_insert_with(|| {
+            self.order.push(id);
+            (doc! {"_id": id}, doc! {"$set": {"updatedAt": now}})
+        })
+    }
+
+    fn into_statements(mut self) -> Vec<Document> {
+        self.order
+            .iter()
+            .filter_map(|id| {
+                self.by_customer
+                    .remove(id)
+                    .map(|(q, u)| doc! {"q": q, "u": u})
+            })
+            .collect()
+    }
+}
+
+/// The purchase's `treeDistribution` as the app lists it: one line per payout.
+fn tree_distribution(
+    plan: &RewardPlan<ObjectId>,
+    members: &HashMap<ObjectId, ChainNode>,
+) -> Vec<TreeDistributionEntryDoc> {
+    plan.payouts
+        .iter()
+        .map(|p| TreeDistributionEntryDoc {
+            recipient_id: p.id,
+            recipient_username: members
+                .get(&p.id)
+                .map(|m| m.username.clone())
+                .unwrap_or_default(),
+            amount: p.amount,
+            level: p.level.to_string(),
+        })
+        .collect()
+}
+
+/// The `transactions` entries of a plan, as the original worker wrote them (plus the purchase
+/// they belong to): one per payout, then the gifts and app pools. No entry of amount 0.
 fn reward_entries(
     plan: &RewardPlan<ObjectId>,
-    purchase: ObjectId,
+    job: &CheckoutJobDoc,
+    members: &HashMap<ObjectId, ChainNode>,
     now: DateTime,
 ) -> Vec<RewardEntryDoc> {
-    let entry = |kind, customer_id, pool, amount, level, shared_with| RewardEntryDoc {
-        id: ObjectId::new(),
-        kind,
-        customer_id,
-        pool,
-        amount,
-        related_transaction: purchase,
-        level,
-        shared_with,
-        created_at: now,
+    let entry =
+        |kind, customer_id, (user_name, user_email): (String, String), amount, description| {
+            let id = ObjectId::new();
+            RewardEntryDoc {
+                id,
+                kind,
+                customer_id,
+                user_name,
+                user_email,
+                amount,
+                currency: CURRENCY.to_owned(),
+                status: ENTRY_COMPLETED.to_owned(),
+                description,
+                reference: reference_of(id),
+                processed_at: now,
+                pool: None,
+                related_transaction: job.checkout_transaction_id,
+                level: None,
+                shared_with: None,
+                created_at: now,
+                updated_at: now,
+            }
+        };
+    let user = |id: &ObjectId| {
+        members
+            .get(id)
+            .map(|m| (m.username.clone(), m.email.clone()))
+            .unwrap_or_default()
     };
     let mut entries: Vec<RewardEntryDoc> = plan
         .payouts
         .iter()
         .map(|p| match p.kind {
-            PayoutKind::Level => entry(
-                TransactionType::TreeReward,
-                Some(p.id),
-                None,
-                p.amount,
-                Some(p.level),
-                None,
-            ),
-            PayoutKind::Shared { members } => entry(
-                TransactionType::TreeRewardShared,
-                Some(p.id),
-                None,
-                p.amount,
-                Some(p.level),
-                Some(i32::try_from(members).unwrap_or(i32::MAX)),
-            ),
+            PayoutKind::Level => RewardEntryDoc {
+                level: Some(p.level),
+                ..entry(
+                    TransactionType::TreeReward,
+                    p.id,
+                    user(&p.id),
+                    p.amount,
+                    format!("Tree reward - Level {}", p.level),
+                )
+            },
+            PayoutKind::Shared { members } => RewardEntryDoc {
+                level: Some(p.level),
+                shared_with: Some(i32::try_from(members).unwrap_or(i32::MAX)),
+                ..entry(
+                    TransactionType::TreeRewardShared,
+                    p.id,
+                    user(&p.id),
+                    p.amount,
+                    format!("Tree reward - Level {} shared ({members})", p.level),
+                )
+            },
         })
         .collect();
-    for (kind, pool, amount) in [
-        (TransactionType::GiftsReward, Pool::Gifts, plan.gifts_final),
-        (TransactionType::AppReward, Pool::App, plan.app_final),
+    let system = || (SYSTEM_USER_NAME.to_owned(), SYSTEM_USER_EMAIL.to_owned());
+    for (kind, pool, amount, description) in [
+        (
+            TransactionType::GiftsReward,
+            Pool::Gifts,
+            plan.gifts_final,
+            "Gifts points from checkout",
+        ),
+        (
+            TransactionType::AppReward,
+            Pool::App,
+            plan.app_final,
+            "App revenue points from checkout",
+        ),
     ] {
         if !amount.is_zero() {
-            entries.push(entry(kind, None, Some(pool), amount, None, None));
+            entries.push(RewardEntryDoc {
+                pool: Some(pool),
+                ..entry(
+                    kind,
+                    job.customer_id,
+                    system(),
+                    amount,
+                    description.to_owned(),
+                )
+            });
         }
     }
     entries

@@ -30,6 +30,7 @@ fn customer(parent: Option<ObjectId>) -> CustomerDoc {
     let now = DateTime::now();
     CustomerDoc {
         id: ObjectId::new(),
+        name: Some("Amira".into()),
         username: "amira".into(),
         email: "amira@example.com".into(),
         points: MilliPoints::from_milli(5_000_250),
@@ -44,16 +45,25 @@ fn customer(parent: Option<ObjectId>) -> CustomerDoc {
 }
 
 fn tree_reward(purchase: ObjectId, recipient: ObjectId, amount: i64) -> RewardEntryDoc {
+    let id = ObjectId::new();
     RewardEntryDoc {
-        id: ObjectId::new(),
+        id,
         kind: TransactionType::TreeReward,
-        customer_id: Some(recipient),
-        pool: None,
+        customer_id: recipient,
+        user_name: "amira".into(),
+        user_email: "amira@example.com".into(),
         amount: MilliPoints::from_milli(amount),
+        currency: CURRENCY.into(),
+        status: ENTRY_COMPLETED.into(),
+        description: "Tree reward - Level B".into(),
+        reference: reference_of(id),
+        processed_at: DateTime::now(),
+        pool: None,
         related_transaction: purchase,
         level: Some(Level::B),
         shared_with: None,
         created_at: DateTime::now(),
+        updated_at: DateTime::now(),
     }
 }
 
@@ -63,10 +73,10 @@ fn pool_entry(purchase: ObjectId, pool: Pool) -> RewardEntryDoc {
             Pool::Gifts => TransactionType::GiftsReward,
             Pool::App => TransactionType::AppReward,
         },
-        customer_id: None,
         pool: Some(pool),
         level: None,
-        ..tree_reward(purchase, ObjectId::new(), 1)
+        // The buyer, as the original's pool entries name it; one buyer per purchase.
+        ..tree_reward(purchase, purchase, 1)
     }
 }
 
@@ -119,6 +129,59 @@ async fn ensure_indexes_creates_every_index_and_is_idempotent() {
             spec.name
         );
     }
+}
+
+#[tokio::test]
+async fn the_apps_own_indexes_count_when_equivalent_and_a_missing_guarantee_refuses_by_name() {
+    use mall_store::indexes::{IndexError, IndexState};
+    let config = StoreConfig {
+        uri: std::env::var("MALL_TEST_MONGODB_URI").unwrap(),
+        database: format!("test_{}", ObjectId::new().to_hex()),
+    };
+    let store = Store::connect(&config).await.unwrap();
+    // Mongoose's unique cart index, under its own name: ours is not created beside it.
+    store
+        .database()
+        .run_command(doc! {"createIndexes": "carts", "indexes": [
+            {"key": {"customerId": 1}, "name": "customerId_1", "unique": true, "background": true},
+        ]})
+        .await
+        .unwrap();
+    // Our claim index's name, taken by an index on other keys: it cannot be created.
+    store
+        .database()
+        .run_command(doc! {"createIndexes": "checkoutjobs", "indexes": [
+            {"key": {"status": 1}, "name": "claim"},
+        ]})
+        .await
+        .unwrap();
+    let err = store.ensure_indexes().await.unwrap_err();
+    match err {
+        IndexError::GuaranteeMissing(missing) => {
+            assert_eq!(missing.len(), 1, "{missing:?}");
+            assert!(missing[0].starts_with("checkoutjobs.claim"), "{missing:?}");
+        }
+        other => panic!("{other}"),
+    }
+    let statuses = store.inspect_indexes().await.unwrap();
+    let state = |name: &str| {
+        statuses
+            .iter()
+            .find(|s| s.name == name)
+            .unwrap()
+            .state
+            .clone()
+    };
+    assert_eq!(
+        state("one_cart_per_customer"),
+        IndexState::Equivalent {
+            existing: "customerId_1".into()
+        }
+    );
+    assert!(matches!(state("claim"), IndexState::Conflicting { .. }));
+    // Every other index was still made, each on its own.
+    assert_eq!(state("one_payout_per_recipient"), IndexState::Present);
+    assert_eq!(state("one_job_per_purchase"), IndexState::Present);
 }
 
 #[tokio::test]
@@ -219,6 +282,8 @@ async fn one_cart_per_customer_and_one_job_per_purchase() {
         id: ObjectId::new(),
         customer_id: owner,
         items: vec![],
+        total_amount: MilliPoints::ZERO,
+        total_items: 0,
     };
     store.carts().insert_one(cart(owner)).await.unwrap();
     let err = store.carts().insert_one(cart(owner)).await.unwrap_err();
@@ -239,7 +304,7 @@ async fn one_cart_per_customer_and_one_job_per_purchase() {
 }
 
 #[tokio::test]
-async fn a_customer_round_trips_with_int64_amounts() {
+async fn a_customer_round_trips_with_points_as_a_double() {
     let store = fresh_store().await;
     let parent = customer(None);
     let child = customer(Some(parent.id));
@@ -250,7 +315,7 @@ async fn a_customer_round_trips_with_int64_amounts() {
         .unwrap();
 
     let stored = raw(&store, "customers", child.id).await;
-    assert_eq!(stored.get("points"), Some(&Bson::Int64(5_000_250)));
+    assert_eq!(stored.get("points"), Some(&Bson::Double(5000.25)));
     assert_eq!(
         stored.get("parentCustomer"),
         Some(&Bson::ObjectId(parent.id))
@@ -275,66 +340,99 @@ async fn a_customer_round_trips_with_int64_amounts() {
 }
 
 #[tokio::test]
-async fn small_amounts_stay_int64_through_inc() {
-    // A small value fits an Int32; it must still be stored, and stay after $inc, as Int64.
+async fn wallets_the_app_wrote_are_read_in_points_or_refused_by_name() {
     let store = fresh_store().await;
-    let mut small = customer(None);
-    small.points = MilliPoints::from_milli(7);
-    store.customers().insert_one(&small).await.unwrap();
-    store
-        .customers()
-        .update_one(doc! {"_id": small.id}, doc! {"$inc": {"points": 1_750_i64}})
-        .await
-        .unwrap();
-    assert_eq!(
-        raw(&store, "customers", small.id).await.get("points"),
-        Some(&Bson::Int64(1_757))
-    );
-}
-
-#[tokio::test]
-async fn a_legacy_float_amount_is_refused_rather_than_rounded() {
-    let store = fresh_store().await;
-    let id = ObjectId::new();
-    let mut doc = mall_store::bson::to_document(&customer(None)).unwrap();
-    doc.insert("_id", id);
-    doc.insert("points", 12.5_f64);
-    store
-        .database()
-        .collection::<Document>("customers")
-        .insert_one(doc)
-        .await
-        .unwrap();
-    assert!(store.customers().find_one(doc! {"_id": id}).await.is_err());
+    let wallet = |points: Bson| {
+        let mut doc = mall_store::bson::to_document(&customer(None)).unwrap();
+        doc.insert("points", points);
+        doc
+    };
+    let decimal = |text: &str| Bson::Decimal128(text.parse().unwrap());
+    let readable = [
+        (Bson::Int32(5000), "5000"),
+        (Bson::Int64(12), "12"),
+        (Bson::Double(4239.149999999997), "4239.15"),
+        (Bson::Double(5.1000000000000005), "5.1"),
+        (decimal("12.345"), "12.345"),
+    ];
+    for (points, expected) in readable {
+        let doc = wallet(points.clone());
+        let id = doc.get_object_id("_id").unwrap();
+        store
+            .database()
+            .collection::<Document>("customers")
+            .insert_one(doc)
+            .await
+            .unwrap();
+        let back = store
+            .customers()
+            .find_one(doc! {"_id": id})
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(back.points, expected.parse().unwrap(), "{points:?}");
+    }
+    for (points, named) in [
+        (Bson::String("5000".into()), "string"),
+        (Bson::Double(f64::NAN), "finite"),
+        (Bson::Double(-1.0), "negative"),
+    ] {
+        let doc = wallet(points.clone());
+        let id = doc.get_object_id("_id").unwrap();
+        store
+            .database()
+            .collection::<Document>("customers")
+            .insert_one(doc)
+            .await
+            .unwrap();
+        let err = store
+            .customers()
+            .find_one(doc! {"_id": id})
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains(named), "{points:?}: {err}");
+    }
 }
 
 fn purchase(buyer: ObjectId) -> PurchaseDoc {
     let now = DateTime::now();
+    let id = ObjectId::new();
     PurchaseDoc {
-        id: ObjectId::new(),
+        id,
         kind: TransactionType::Purchase,
         customer_id: buyer,
-        amount: MilliPoints::from_milli(-1_000_000),
-        cart_total: MilliPoints::from_milli(1_000_000),
-        cart_snapshot: vec![PurchaseLineDoc {
-            product_id: ObjectId::new(),
-            name: "Dates".into(),
+        user_name: "amira".into(),
+        user_email: "amira@example.com".into(),
+        amount: MilliPoints::from_milli(1_000_500),
+        currency: CURRENCY.into(),
+        status: ENTRY_COMPLETED.into(),
+        description: "Purchase - 1 item(s)".into(),
+        payment_method: PAID_FROM_WALLET.into(),
+        reference: reference_of(id),
+        items: vec![PurchaseLineDoc {
+            product_id: ObjectId::new().to_hex(),
+            product_name: "Dates".into(),
             quantity: 2,
-            unit_price: MilliPoints::from_milli(500_000),
+            price: MilliPoints::from_milli(500_250),
+            subtotal: MilliPoints::from_milli(1_000_500),
             unit_reward_points: MilliPoints::from_milli(50_000),
-            line_total: MilliPoints::from_milli(1_000_000),
         }],
-        wallet_balance_after: MilliPoints::from_milli(4_000_000),
+        shipping_address: Some(ShippingAddressDoc {
+            street: "123 Main St".into(),
+        }),
+        processed_at: now,
+        cart_total: MilliPoints::from_milli(1_000_500),
         reward_points_earned: MilliPoints::from_milli(100_000),
         app_points_share: MilliPoints::from_milli(50_000),
         gifts_points_share: MilliPoints::from_milli(15_000),
         tree_points_share: MilliPoints::from_milli(35_000),
+        tree_distribution: vec![],
         rewards_status: RewardsStatus::Processing,
         job_id: ObjectId::new(),
+        wallet_balance_after: MilliPoints::from_milli(4_000_000),
         idempotency_key: None,
         request_fingerprint: None,
-        tree_distribution: None,
-        delivery_address: Some("123 Main St".into()),
+        reward_log: None,
         created_at: now,
         updated_at: now,
     }
@@ -349,7 +447,7 @@ fn job(purchase_id: ObjectId) -> CheckoutJobDoc {
         status: JobStatus::Pending,
         attempts: 0,
         max_attempts: 3,
-        run_after: now,
+        run_after: Some(now),
         lease_until: None,
         claim_token: None,
         payload: JobPayloadDoc {
@@ -357,8 +455,9 @@ fn job(purchase_id: ObjectId) -> CheckoutJobDoc {
             app_points_share: MilliPoints::from_milli(50_000),
             gifts_points_share: MilliPoints::from_milli(15_000),
             tree_points_share: MilliPoints::from_milli(35_000),
-            policy: RewardPolicy::default().to_overrides(),
+            policy: Some(RewardPolicy::default().to_overrides()),
         },
+        error: None,
         errors: vec![JobErrorDoc {
             attempt: 1,
             at: now,
@@ -367,8 +466,10 @@ fn job(purchase_id: ObjectId) -> CheckoutJobDoc {
         }],
         redrives: vec![],
         created_at: now,
+        updated_at: Some(now),
         started_at: None,
         completed_at: None,
+        processed_at: None,
         failed_at: None,
         expires_at: None,
     }
@@ -381,15 +482,19 @@ async fn a_purchase_and_a_job_round_trip_with_their_types() {
     store.purchases().insert_one(&p).await.unwrap();
     let stored = raw(&store, "transactions", p.id).await;
     assert_eq!(stored.get("type"), Some(&Bson::String("purchase".into())));
-    assert_eq!(stored.get("cartTotal"), Some(&Bson::Int64(1_000_000)));
+    // In the app's unit and type: points as a Double, `amount` the positive total paid.
+    assert_eq!(stored.get("cartTotal"), Some(&Bson::Double(1000.5)));
+    assert_eq!(stored.get("amount"), Some(&Bson::Double(1000.5)));
     assert_eq!(
         stored.get("rewardsStatus"),
         Some(&Bson::String("processing".into()))
     );
-    let line = stored.get_array("cartSnapshot").unwrap()[0]
-        .as_document()
-        .unwrap();
-    assert_eq!(line.get("unitPrice"), Some(&Bson::Int64(500_000)));
+    let line = stored.get_array("items").unwrap()[0].as_document().unwrap();
+    assert_eq!(line.get("price"), Some(&Bson::Double(500.25)));
+    assert_eq!(
+        line.get("productId").and_then(Bson::as_str).map(str::len),
+        Some(24)
+    );
     assert_eq!(
         store
             .purchases()
@@ -404,13 +509,13 @@ async fn a_purchase_and_a_job_round_trip_with_their_types() {
     let stored = raw(&store, "checkoutjobs", j.id).await;
     assert_eq!(stored.get("status"), Some(&Bson::String("pending".into())));
     let payload = stored.get_document("payload").unwrap();
-    assert_eq!(payload.get("rewardPoints"), Some(&Bson::Int64(100_000)));
+    assert_eq!(payload.get("totalRewardPoints"), Some(&Bson::Double(100.0)));
     let back = store
         .checkout_jobs()
         .find_one(doc! {"_id": j.id})
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(back.payload.policy.resolve(), Ok(RewardPolicy::default()));
+    assert_eq!(back.payload.paying_policy(), Ok(RewardPolicy::default()));
     assert_eq!(back, j);
 }

@@ -152,9 +152,7 @@ pub async fn assert_conserved(world: &World, purchase: ObjectId) {
         p.reward_points_earned.as_milli(),
         "entries add up to R for {purchase}"
     );
-    let log = p
-        .tree_distribution
-        .expect("a completed purchase has its log");
+    let log = p.reward_log.expect("a completed purchase has its log");
     let paid: i64 = log.payouts.iter().map(|x| x.amount.as_milli()).sum();
     assert_eq!(
         log.app_final.as_milli() + log.gifts_final.as_milli() + paid,
