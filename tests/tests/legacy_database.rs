@@ -392,6 +392,28 @@ async fn the_original_systems_database_is_served_exactly_once_and_exactly() {
         "{summary:?}"
     );
 
+    // The buyer's GET view serves our purchases; the original's are the app's to list (404).
+    let ours = &all(&store, "transactions", doc! {"jobId": {"$exists": true}}).await[0];
+    let buyer = ours.get_object_id("customerId").unwrap();
+    let view = store
+        .purchase_view(buyer, ours.get_object_id("_id").unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        view.purchase.rewards_status,
+        mall_store::documents::RewardsStatus::Completed
+    );
+    for job in &open {
+        let purchase = job.get_object_id("checkoutTransactionId").unwrap();
+        let buyer = job.get_object_id("customerId").unwrap();
+        assert!(store
+            .purchase_view(buyer, purchase)
+            .await
+            .unwrap()
+            .is_none());
+    }
+
     // Read back as the app's admin report reads it: $sum of amounts per type, in points.
     let ours = doc! {"$or": [
         {"rewardsStatus": {"$exists": true}, "type": "purchase"},

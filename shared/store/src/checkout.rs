@@ -620,7 +620,8 @@ impl PurchaseWithJob {
 
 impl Store {
     /// One purchase of `customer` with its job, in one aggregation; `None` when there is no such
-    /// purchase or it belongs to someone else.
+    /// purchase, it belongs to someone else, or it is the original system's (it has no job of
+    /// ours: the app's own screens list those).
     pub async fn purchase_view(
         &self,
         customer: ObjectId,
@@ -628,7 +629,8 @@ impl Store {
     ) -> Result<Option<PurchaseWithJob>, crate::StoreError> {
         use futures_util::TryStreamExt;
         let pipeline = vec![
-            doc! {"$match": {"_id": transaction_id, "customerId": customer, "type": "purchase"}},
+            doc! {"$match": {"_id": transaction_id, "customerId": customer, "type": "purchase",
+            "jobId": {"$exists": true}}},
             doc! {"$lookup": {"from": collections::CHECKOUT_JOBS, "localField": "_id",
             "foreignField": "checkoutTransactionId", "as": "job"}},
         ];
