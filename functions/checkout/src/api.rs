@@ -173,9 +173,11 @@ impl From<CheckoutError> for ApiError {
             CheckoutError::CustomerNotFound => ApiError::CustomerNotFound,
             CheckoutError::Cart(CartError::Empty) => ApiError::CartEmpty,
             CheckoutError::Cart(CartError::Unavailable(ids)) => ApiError::ProductUnavailable(ids),
-            CheckoutError::Cart(err @ (CartError::InvalidQuantity(_) | CartError::Overflow)) => {
-                ApiError::InvalidCart(err.to_string())
-            }
+            CheckoutError::Cart(
+                err @ (CartError::InvalidQuantity(_)
+                | CartError::Overflow
+                | CartError::Malformed(_)),
+            ) => ApiError::InvalidCart(err.to_string()),
             CheckoutError::InsufficientBalance {
                 required,
                 available,

@@ -9,26 +9,28 @@ pub mod api;
 pub mod auth;
 pub mod config;
 pub mod events;
+pub mod policy;
 
 use std::time::Instant;
 
 use lambda_http::http::Method;
 use lambda_http::{Body, Request, Response};
 use mall_domain::checkout::{CheckoutRequest, IdempotencyKey, RequestError};
-use mall_domain::RewardPolicy;
 use mall_store::bson::oid::ObjectId;
 use mall_store::{telemetry, CheckoutCommand, Store};
 
 use crate::api::ApiError;
 use crate::auth::Authenticator;
 use crate::events::JobQueuedPublisher;
+use crate::policy::PolicySource;
 
 /// Everything a request needs, built once per execution environment in `main`.
 pub struct App {
     pub store: Store,
     pub auth: Authenticator,
     pub events: Option<JobQueuedPublisher>,
-    pub policy: RewardPolicy,
+    /// The reward policy in force (see [`PolicySource`]).
+    pub policy: PolicySource,
     pub job_max_attempts: i32,
 }
 
@@ -88,13 +90,14 @@ impl App {
         let customer_id = self.identify(request)?;
         let idempotency_key = idempotency_key(request)?;
         let body = CheckoutRequest::parse(request.body().as_ref())?;
+        let policy = self.policy.get(&self.store).await?;
         let receipt = self
             .store
             .checkout(&CheckoutCommand {
                 customer_id,
                 request: &body,
                 idempotency_key: idempotency_key.as_ref(),
-                policy: &self.policy,
+                policy: &policy,
                 job_max_attempts: self.job_max_attempts,
             })
             .await?;

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use checkout::auth::Authenticator;
 use checkout::config::CheckoutConfig;
 use checkout::events::JobQueuedPublisher;
+use checkout::policy::PolicySource;
 use checkout::App;
 use lambda_http::{service_fn, Request};
 use mall_store::Store;
@@ -26,13 +27,11 @@ async fn main() -> Result<(), lambda_http::Error> {
         // answer 503 until the database is back.
         Err(error) => tracing::error!(%error, "could not ensure indexes at start-up"),
     }
-    let policy = match store.effective_reward_policy(&config.reward_policy).await {
-        Ok(policy) => policy,
-        Err(error) => {
-            tracing::error!(%error, "reward policy settings unusable; using the configured policy");
-            config.reward_policy
-        }
-    };
+    // An invalid or unreadable settings document: refuse to start rather than split purchases
+    // by another policy than the one configured.
+    let policy = PolicySource::at_start(&store, config.reward_policy)
+        .await
+        .inspect_err(|error| tracing::error!(%error, "refusing to start"))?;
     let events = match &config.event_bus_name {
         Some(bus) => {
             let aws = checkout::events::aws_config_loader().load().await;

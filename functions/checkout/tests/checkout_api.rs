@@ -441,12 +441,22 @@ async fn invalid_quantities_and_overflowing_totals_are_422() {
 async fn a_key_whose_first_request_is_still_running_is_409_in_progress() {
     let t = TestApp::new().await;
     let (buyer, _) = seed_example(&t).await;
-    // Hold an uncommitted write on the buyer, as a first request still in its transaction would.
+    // A first request with the key, still inside its transaction: it has recorded its purchase
+    // under the key (and charged the buyer), uncommitted.
     let mut first = t.store.client().start_session().await.unwrap();
     first.start_transaction().await.unwrap();
+    let purchase = doc! {"_id": ObjectId::new(), "type": "purchase", "customerId": buyer,
+    "idempotencyKey": "in-flight-key"};
+    t.store
+        .database()
+        .collection::<mall_store::bson::Document>("transactions")
+        .insert_one(purchase)
+        .session(&mut first)
+        .await
+        .unwrap();
     t.store
         .customers()
-        .update_one(doc! {"_id": buyer}, doc! {"$set": {"username": "busy"}})
+        .update_one(doc! {"_id": buyer}, doc! {"$set": {"points": 4000.0}})
         .session(&mut first)
         .await
         .unwrap();
@@ -463,21 +473,183 @@ async fn a_key_whose_first_request_is_still_running_is_409_in_progress() {
     assert_eq!(response.headers()["retry-after"], "1");
     first.abort_transaction().await.unwrap();
     assert_eq!(t.snapshot().await, before);
+}
 
-    // Without a key the same contention is a 503 with Retry-After.
-    let mut other = t.store.client().start_session().await.unwrap();
-    other.start_transaction().await.unwrap();
+#[tokio::test]
+async fn a_checkout_blocked_by_another_writer_of_the_buyer_is_503_with_or_without_a_key() {
+    let t = TestApp::new().await;
+    let (buyer, _) = seed_example(&t).await;
+    // A reward job crediting this buyer (an ancestor of someone else), still in its
+    // transaction: contention on the wallet, not on any key.
+    let mut job = t.store.client().start_session().await.unwrap();
+    job.start_transaction().await.unwrap();
     t.store
         .customers()
-        .update_one(doc! {"_id": buyer}, doc! {"$set": {"username": "busy"}})
-        .session(&mut other)
+        .update_one(doc! {"_id": buyer}, doc! {"$set": {"points": 5001.75}})
+        .session(&mut job)
         .await
         .unwrap();
-    let response = t.send(checkout_request(buyer, "{}", None)).await;
-    assert_eq!(response.status(), 503);
+    let before = t.snapshot().await;
+    for key in [Some("never-used-key-1"), None] {
+        let response = t.send(checkout_request(buyer, "{}", key)).await;
+        assert_eq!(response.status(), 503, "key {key:?}");
+        assert_eq!(json(&response)["error"]["code"], json!("UNAVAILABLE"));
+        assert_eq!(response.headers()["retry-after"], "1");
+    }
+    job.abort_transaction().await.unwrap();
+    assert_eq!(t.snapshot().await, before);
+}
+
+#[tokio::test]
+async fn an_unknown_commit_outcome_is_503_with_retry_after_and_the_key_then_replays_or_runs() {
+    let t = TestApp::new().await;
+    let (buyer, _) = seed_example(&t).await;
+    t.store
+        .failpoints()
+        .arm(Failpoint::CheckoutCommitOutcomeUnknown);
+    let response = t
+        .send(checkout_request(buyer, "{}", Some("unknown-outcome-key")))
+        .await;
+    assert_eq!(response.status(), 503, "{}", json(&response));
     assert_eq!(json(&response)["error"]["code"], json!("UNAVAILABLE"));
     assert_eq!(response.headers()["retry-after"], "1");
-    other.abort_transaction().await.unwrap();
+    t.store
+        .failpoints()
+        .disarm(Failpoint::CheckoutCommitOutcomeUnknown);
+    // The client asks again with its key: exactly one charge in the end.
+    let again = t
+        .send(checkout_request(buyer, "{}", Some("unknown-outcome-key")))
+        .await;
+    assert_eq!(again.status(), 200);
+    assert_eq!(t.wallet(buyer).await, points("4000"));
+    assert_eq!(t.count("transactions", doc! {"customerId": buyer}).await, 1);
+}
+
+#[tokio::test]
+async fn a_product_that_cannot_be_priced_is_409_naming_it_and_nothing_is_charged() {
+    let t = TestApp::new().await;
+    let buyer = t.customer("5000").await;
+    let fine = t.product("100", "10", true).await;
+    let negative = t.product("1", "0", true).await;
+    let unreadable = t.product("1", "0", true).await;
+    let not_finite = t.product("1", "0", true).await;
+    let products = t
+        .store
+        .database()
+        .collection::<mall_store::bson::Document>("products");
+    for (id, set) in [
+        (negative, doc! {"price": -90}),
+        (unreadable, doc! {"percentage": "10"}),
+        (not_finite, doc! {"price": f64::INFINITY}),
+    ] {
+        products
+            .update_one(doc! {"_id": id}, doc! {"$set": set})
+            .await
+            .unwrap();
+    }
+    t.fill_cart(
+        buyer,
+        &[(fine, 1), (negative, 1), (unreadable, 1), (not_finite, 1)],
+    )
+    .await;
+    let before = t.snapshot().await;
+    let response = t.send(checkout_request(buyer, "{}", None)).await;
+    assert_eq!(response.status(), 409);
+    let body = json(&response);
+    assert_eq!(body["error"]["code"], json!("PRODUCT_UNAVAILABLE"));
+    assert_eq!(
+        body["productIds"],
+        json!([negative.to_hex(), unreadable.to_hex(), not_finite.to_hex()])
+    );
+    assert_eq!(t.snapshot().await, before);
+}
+
+#[tokio::test]
+async fn a_malformed_cart_is_a_clear_4xx_and_changes_nothing() {
+    let t = TestApp::new().await;
+    let product = t.product("100", "10", true).await;
+    let carts = t
+        .store
+        .database()
+        .collection::<mall_store::bson::Document>("carts");
+    let cases = [
+        (Bson::Null, 400, "CART_EMPTY"),
+        (Bson::String("2 boxes".into()), 422, "INVALID_CART"),
+        (
+            Bson::Array(vec![Bson::String("x".into())]),
+            422,
+            "INVALID_CART",
+        ),
+        (
+            Bson::Array(vec![Bson::Document(
+                doc! {"productId": "zz", "quantity": 1},
+            )]),
+            422,
+            "INVALID_CART",
+        ),
+        (
+            Bson::Array(vec![Bson::Document(doc! {"productId": 5, "quantity": 1})]),
+            422,
+            "INVALID_CART",
+        ),
+        (
+            Bson::Array(vec![Bson::Document(
+                doc! {"productId": product.to_hex(), "quantity": 1},
+            )]),
+            200,
+            "",
+        ),
+    ];
+    for (items, status, code) in cases {
+        let buyer = t.customer("5000").await;
+        carts
+            .insert_one(doc! {"_id": ObjectId::new(), "customerId": buyer, "items": items.clone()})
+            .await
+            .unwrap();
+        let before = t.snapshot().await;
+        let response = t.send(checkout_request(buyer, "{}", None)).await;
+        assert_eq!(response.status(), status, "{items:?}: {}", json(&response));
+        if status != 200 {
+            assert_eq!(json(&response)["error"]["code"], json!(code), "{items:?}");
+            assert_eq!(t.snapshot().await, before, "{items:?}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_multi_line_address_is_saved_with_its_line_breaks_alike() {
+    let t = TestApp::new().await;
+    for (body, stored) in [
+        (
+            r#"{"deliveryAddress": "Building 5\n12 Souq Waqif St\r\nDoha"}"#,
+            "Building 5\n12 Souq Waqif St\nDoha",
+        ),
+        (
+            r#"{"deliveryAddress": "Building 5\u2028 12 Souq Waqif St \u2029Doha"}"#,
+            "Building 5\n12 Souq Waqif St\nDoha",
+        ),
+    ] {
+        let (buyer, _) = seed_example(&t).await;
+        let response = t.send(checkout_request(buyer, body, None)).await;
+        assert_eq!(response.status(), 200, "{body}: {}", json(&response));
+        let customer = t
+            .store
+            .customers()
+            .find_one(doc! {"_id": buyer})
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(customer.address.as_deref(), Some(stored), "{body}");
+    }
+    let (buyer, _) = seed_example(&t).await;
+    let response = t
+        .send(checkout_request(
+            buyer,
+            r#"{"deliveryAddress": "a\tb"}"#,
+            None,
+        ))
+        .await;
+    assert_eq!(response.status(), 400);
 }
 
 #[tokio::test]

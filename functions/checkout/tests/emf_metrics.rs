@@ -29,7 +29,7 @@ async fn a_refused_checkout_is_counted_by_outcome_with_its_latency() {
         store: mall_store::Store::with_options(options, "unused").unwrap(),
         auth: Authenticator::new("sub", None),
         events: None,
-        policy: mall_domain::RewardPolicy::default(),
+        policy: checkout::policy::PolicySource::loaded(mall_domain::RewardPolicy::default()),
         job_max_attempts: 3,
     };
     for _ in 0..2 {

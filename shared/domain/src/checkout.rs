@@ -25,8 +25,10 @@ pub enum RequestError {
     #[error("the request body is not valid: {0}")]
     Body(String),
     #[error(
-        "deliveryAddress must be text of 1 to {} characters, without control characters",
-        DeliveryAddress::MAX_CHARS
+        "deliveryAddress must be text of 1 to {} characters and at most {} lines, without \
+         control characters other than line breaks",
+        DeliveryAddress::MAX_CHARS,
+        DeliveryAddress::MAX_LINES
     )]
     BadAddress,
     #[error(
@@ -37,20 +39,42 @@ pub enum RequestError {
     BadIdempotencyKey,
 }
 
-/// A delivery address: trimmed, 1..=500 characters, no control characters.
+/// A delivery address, as the app's profile screen keeps it in `Address`: free text that may
+/// span lines (building, street, city). Every line break — `\r\n`, `\r`, `\n`, vertical tab,
+/// form feed, NEL (U+0085), LINE and PARAGRAPH SEPARATOR (U+2028, U+2029) — counts alike and is
+/// stored as `\n`; each line is trimmed and blank lines dropped; then 1..=500 characters in at
+/// most 10 lines, with no other control character.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DeliveryAddress(String);
 
 impl DeliveryAddress {
     pub const MAX_CHARS: usize = 500;
+    pub const MAX_LINES: usize = 10;
+
+    /// Whether `c` ends a line, in any of the forms a keyboard or a paste may produce.
+    fn is_line_break(c: char) -> bool {
+        matches!(
+            c,
+            '\n' | '\r' | '\u{000B}' | '\u{000C}' | '\u{0085}' | '\u{2028}' | '\u{2029}'
+        )
+    }
 
     pub fn parse(raw: &str) -> Result<Self, RequestError> {
-        let trimmed = raw.trim();
-        let chars = trimmed.chars().count();
-        if chars == 0 || chars > Self::MAX_CHARS || trimmed.chars().any(char::is_control) {
+        let lines: Vec<&str> = raw
+            .split(Self::is_line_break)
+            .map(str::trim)
+            .filter(|line| !line.is_empty())
+            .collect();
+        let address = lines.join("\n");
+        let chars = address.chars().count();
+        let other_control = lines
+            .iter()
+            .flat_map(|line| line.chars())
+            .any(|c| c.is_control() || matches!(c, '\u{2028}' | '\u{2029}'));
+        if chars == 0 || chars > Self::MAX_CHARS || lines.len() > Self::MAX_LINES || other_control {
             return Err(RequestError::BadAddress);
         }
-        Ok(DeliveryAddress(trimmed.to_owned()))
+        Ok(DeliveryAddress(address))
     }
 
     pub fn as_str(&self) -> &str {
@@ -198,6 +222,9 @@ pub enum CartError<Id: std::fmt::Debug> {
     InvalidQuantity(Id),
     #[error("the cart total is too large")]
     Overflow,
+    /// The stored cart is not a list of lines with a product id and a quantity.
+    #[error("the cart is malformed: {0}")]
+    Malformed(String),
 }
 
 impl<Id: std::fmt::Debug> From<MoneyError> for CartError<Id> {
@@ -226,9 +253,13 @@ where
     let by_id: HashMap<&Id, &Offer<Id>> = offers.iter().map(|o| (&o.id, o)).collect();
 
     let mut reported = HashSet::new();
+    // A product priced below zero (or rewarding below zero) would lower the total of the other
+    // lines: it cannot be sold, whatever its `isActive` says.
+    let sellable =
+        |o: &&Offer<Id>| o.active && !o.price.is_negative() && !o.reward_points.is_negative();
     let unavailable: Vec<Id> = lines
         .iter()
-        .filter(|line| !by_id.get(&line.product_id).is_some_and(|o| o.active))
+        .filter(|line| !by_id.get(&line.product_id).is_some_and(sellable))
         .filter(|line| reported.insert(&line.product_id))
         .map(|line| line.product_id.clone())
         .collect();
@@ -340,10 +371,19 @@ mod tests {
             price_cart(&[line(1, 1), line(1, 1), line(1, 1)], &offers),
             Err(CartError::Overflow)
         );
-        let negative = [offer(1, -5, 0, true)];
+    }
+
+    #[test]
+    fn a_product_priced_or_rewarding_below_zero_is_unavailable_not_a_discount() {
+        // 100 points plus a -90 line must not charge 10.
+        let offers = [
+            offer(1, 100_000, 10_000, true),
+            offer(2, -90_000, 0, true),
+            offer(3, 5_000, -1, true),
+        ];
         assert_eq!(
-            price_cart(&[line(1, 1)], &negative),
-            Err(CartError::Overflow)
+            price_cart(&[line(1, 1), line(2, 1), line(3, 1)], &offers),
+            Err(CartError::Unavailable(vec![2, 3]))
         );
     }
 
@@ -357,7 +397,7 @@ mod tests {
             DeliveryAddress::parse(&"é".repeat(500)).is_ok(),
             "500 characters, not bytes"
         );
-        for bad in ["", "   ", "a\u{0}b", "line\nbreak"] {
+        for bad in ["", "   ", "\n \r\n", "a\u{0}b", "tab\tinside", "bell\u{7}"] {
             assert_eq!(
                 DeliveryAddress::parse(bad),
                 Err(RequestError::BadAddress),
@@ -365,6 +405,22 @@ mod tests {
             );
         }
         assert!(DeliveryAddress::parse(&"a".repeat(501)).is_err());
+        assert!(DeliveryAddress::parse(&"a\n".repeat(11)).is_err());
+        assert!(DeliveryAddress::parse(&"a\n".repeat(10)).is_ok());
+    }
+
+    #[test]
+    fn every_line_break_counts_alike_and_is_stored_as_a_newline() {
+        for br in [
+            "\n", "\r\n", "\r", "\u{000B}", "\u{000C}", "\u{0085}", "\u{2028}", "\u{2029}",
+        ] {
+            let raw = format!(" Building 5 {br}  12 Souq Waqif St {br}{br} Doha ");
+            assert_eq!(
+                DeliveryAddress::parse(&raw).unwrap().as_str(),
+                "Building 5\n12 Souq Waqif St\nDoha",
+                "{br:?}"
+            );
+        }
     }
 
     #[test]

@@ -30,7 +30,7 @@ use mall_domain::checkout::{
 };
 use mall_domain::{MilliPoints, RewardPolicy, RewardSplit};
 use mongodb::bson::{doc, oid::ObjectId, Bson, DateTime, Document};
-use mongodb::error::{Error, ErrorKind};
+use mongodb::error::Error;
 use mongodb::options::{ReadConcern, WriteConcern};
 use mongodb::ClientSession;
 use serde::Deserialize;
@@ -40,6 +40,7 @@ use crate::documents::{
     PurchaseLineDoc, RewardsStatus, ShippingAddressDoc, TransactionType, CURRENCY, ENTRY_COMPLETED,
     PAID_FROM_WALLET,
 };
+use crate::error::{is_topology_unknown, is_unreachable};
 use crate::failpoints::Failpoint;
 use crate::store::collections;
 use crate::Store;
@@ -142,6 +143,12 @@ enum AttemptError {
     /// The wallet changed between our read and our write (the compare-and-set did not match):
     /// a fresh attempt reads the new balance.
     WalletChanged,
+    /// Inserting the purchase with its `Idempotency-Key` conflicted: another request with the
+    /// same key is in flight (or just committed, which the next attempt will replay).
+    KeyConflict(Error),
+    /// The commit's outcome stayed unknown after its retries (a primary stepping down, a time
+    /// limit, a lost connection): the client must ask again, with its key.
+    CommitUnknown(Error),
     /// The key was already used by a committed purchase with the same request.
     Replay(Box<CheckoutReceipt>),
     Database(Error),
@@ -176,27 +183,42 @@ struct CheckoutSnapshot {
 
 #[derive(Deserialize)]
 struct SnapshotCart {
+    /// As stored: read line by line, so that a malformed cart is a clear refusal.
     #[serde(default)]
-    items: Vec<SnapshotItem>,
+    items: Bson,
 }
 
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct SnapshotItem {
-    /// A hex string as the app stores it (an ObjectId is accepted too).
-    #[serde(default)]
-    product_id: Bson,
-    #[serde(default)]
-    quantity: Bson,
-}
-
-/// A cart line's product id as the app writes it: the product's ObjectId as hex.
-fn product_key(id: &Bson) -> String {
-    match id {
-        Bson::String(hex) => hex.clone(),
-        Bson::ObjectId(id) => id.to_hex(),
-        other => other.to_string(),
-    }
+/// The cart's lines as the pricing rule sees them, or why the stored cart is malformed.
+fn cart_lines(cart: Option<SnapshotCart>) -> Result<Vec<CartLine<String>>, CartError<String>> {
+    let items = match cart.map(|c| c.items) {
+        None | Some(Bson::Null) => return Ok(vec![]),
+        Some(Bson::Array(items)) => items,
+        Some(_) => return Err(CartError::Malformed("its items are not a list".into())),
+    };
+    items
+        .iter()
+        .enumerate()
+        .map(|(index, item)| {
+            let line = index + 1;
+            let item = item
+                .as_document()
+                .ok_or_else(|| CartError::Malformed(format!("line {line} is not an item")))?;
+            // The app stores the product's ObjectId as a hex string; an ObjectId is read too.
+            let product_id = match item.get("productId") {
+                Some(Bson::String(hex)) if ObjectId::parse_str(hex).is_ok() => hex.clone(),
+                Some(Bson::ObjectId(id)) => id.to_hex(),
+                _ => {
+                    return Err(CartError::Malformed(format!(
+                        "line {line} does not name a product by its id"
+                    )))
+                }
+            };
+            Ok(CartLine {
+                product_id,
+                quantity: raw_quantity(item.get("quantity").unwrap_or(&Bson::Null)),
+            })
+        })
+        .collect()
 }
 
 impl Store {
@@ -211,15 +233,25 @@ impl Store {
             .start_session()
             .await
             .map_err(classify_failure)?;
+        let mut topology_unknown = false;
+        let mut conflicted_on_key = false;
         for attempt in 1..=retry.max_attempts {
-            session
+            let started = session
                 .start_transaction()
                 .read_concern(ReadConcern::snapshot())
                 .write_concern(WriteConcern::majority())
-                .await
-                .map_err(classify_failure)?;
+                .await;
+            if let Err(err) = started {
+                if !self.rediscover_after(&err).await {
+                    return Err(classify_failure(err));
+                }
+                topology_unknown = true;
+                tokio::time::sleep(retry.backoff(attempt)).await;
+                continue;
+            }
+            topology_unknown = false;
             let outcome = match self.checkout_attempt(&mut session, command).await {
-                Ok(receipt) => commit(&mut session, &retry).await.map(|()| receipt),
+                Ok(receipt) => commit(self, &mut session, &retry).await.map(|()| receipt),
                 Err(err) => {
                     // Nothing of this attempt may survive, whatever went wrong.
                     let _ = session.abort_transaction().await;
@@ -230,21 +262,36 @@ impl Store {
                 Ok(receipt) => return Ok(receipt),
                 Err(AttemptError::Replay(receipt)) => return Ok(*receipt),
                 Err(AttemptError::Refused(err)) => return Err(err),
+                Err(AttemptError::KeyConflict(err)) => {
+                    tracing::debug!(attempt, error = %err, "the idempotency key is in flight");
+                    conflicted_on_key = true;
+                    tokio::time::sleep(retry.backoff(attempt)).await;
+                }
                 Err(AttemptError::Database(err)) if is_retryable_conflict(&err) => {
                     tracing::debug!(attempt, error = %err, "checkout transaction conflicted");
+                    conflicted_on_key = false;
                     tokio::time::sleep(retry.backoff(attempt)).await;
                 }
                 Err(AttemptError::WalletChanged) => {
                     tracing::debug!(attempt, "the wallet changed under the checkout");
+                    conflicted_on_key = false;
                     tokio::time::sleep(retry.backoff(attempt)).await;
+                }
+                Err(AttemptError::CommitUnknown(err)) => {
+                    return Err(CheckoutError::Unavailable(format!(
+                        "the commit's outcome is unknown: {err}"
+                    )))
                 }
                 Err(AttemptError::Database(err)) => return Err(classify_failure(err)),
             }
         }
-        Err(match command.idempotency_key {
-            // With a key, what keeps conflicting is almost always the first request with it.
-            Some(_) => CheckoutError::IdempotencyInProgress,
-            None => CheckoutError::Unavailable("the checkout kept conflicting".into()),
+        Err(if topology_unknown {
+            CheckoutError::Unavailable("the database's topology is still unknown".into())
+        } else if conflicted_on_key {
+            // Only a conflict on the key itself says that its first request is still running.
+            CheckoutError::IdempotencyInProgress
+        } else {
+            CheckoutError::Unavailable("the checkout kept conflicting".into())
         })
     }
 
@@ -285,6 +332,26 @@ impl Store {
             .map_err(|e| internal(e.to_string()))?;
         let now = DateTime::now();
 
+        // The purchase first: when it carries an Idempotency-Key, a conflict here is a conflict
+        // on the key (another request with it is in flight), not on the wallet.
+        let buyer = Buyer {
+            username: snapshot.username,
+            email: snapshot.email,
+            stored_address: match snapshot.address {
+                Some(Bson::String(address)) => Some(address),
+                _ => None,
+            },
+        };
+        let purchase = purchase_doc(command, &buyer, &cart, split, new_balance, fingerprint, now);
+        self.purchases()
+            .insert_one(&purchase)
+            .session(&mut *session)
+            .await
+            .map_err(|err| match command.idempotency_key {
+                Some(_) if is_retryable_conflict(&err) => AttemptError::KeyConflict(err),
+                _ => AttemptError::Database(err),
+            })?;
+
         // Charge (and save the address) in one update, conditional on the balance read.
         let mut set = doc! {
             "points": crate::amount::to_bson(new_balance).map_err(|e| internal(e.to_string()))?,
@@ -304,20 +371,6 @@ impl Store {
         if charged.matched_count == 0 {
             return Err(AttemptError::WalletChanged);
         }
-
-        let buyer = Buyer {
-            username: snapshot.username,
-            email: snapshot.email,
-            stored_address: match snapshot.address {
-                Some(Bson::String(address)) => Some(address),
-                _ => None,
-            },
-        };
-        let purchase = purchase_doc(command, &buyer, &cart, split, new_balance, fingerprint, now);
-        self.purchases()
-            .insert_one(&purchase)
-            .session(&mut *session)
-            .await?;
         self.carts()
             .update_one(
                 doc! {"customerId": customer},
@@ -354,7 +407,7 @@ impl Store {
             // server, whether or not it resolves paths through arrays of sub-documents. The app
             // stores the id as a hex string; one that is not an ObjectId's matches no product.
             doc! {"$set": {"productIds": {"$map": {
-                "input": {"$ifNull": ["$cart.items", []]}, "as": "item",
+                "input": {"$cond": [{"$isArray": "$cart.items"}, "$cart.items", []]}, "as": "item",
                 "in": {"$convert": {"input": "$$item.productId", "to": "objectId",
                                     "onError": Bson::Null, "onNull": Bson::Null}},
             }}}},
@@ -393,33 +446,39 @@ fn price(
     cart: Option<SnapshotCart>,
     products: &[Document],
 ) -> Result<PricedCart<String>, AttemptError> {
-    let lines: Vec<CartLine<String>> = cart
-        .map(|c| c.items)
-        .unwrap_or_default()
-        .into_iter()
-        .map(|item| CartLine {
-            product_id: product_key(&item.product_id),
-            quantity: raw_quantity(&item.quantity),
+    let refused = |e| AttemptError::Refused(CheckoutError::Cart(e));
+    let lines = cart_lines(cart).map_err(refused)?;
+    let offers: Vec<Offer<String>> = products
+        .iter()
+        .filter_map(|product| {
+            let id = match product.get("_id") {
+                Some(Bson::ObjectId(id)) => id.to_hex(),
+                _ => return None,
+            };
+            match crate::documents::read_document::<ProductDoc>(product.clone()) {
+                Ok(p) => Some(Offer {
+                    id,
+                    name: p.name,
+                    price: p.price,
+                    reward_points: p.reward_points,
+                    active: p.is_active,
+                }),
+                // A product whose price or reward cannot be read cannot be sold: the buyer is
+                // told which one, and operators read why.
+                Err(problem) => {
+                    tracing::warn!(product_id = %id, %problem, "a cart product cannot be priced");
+                    Some(Offer {
+                        id,
+                        name: String::new(),
+                        price: MilliPoints::ZERO,
+                        reward_points: MilliPoints::ZERO,
+                        active: false,
+                    })
+                }
+            }
         })
         .collect();
-    let offers = products
-        .iter()
-        .map(|product| {
-            let product: ProductDoc =
-                crate::documents::read_document(product.clone()).map_err(|e| {
-                    let id = product.get("_id").map(Bson::to_string).unwrap_or_default();
-                    AttemptError::Refused(CheckoutError::Internal(format!("product {id}: {e}")))
-                })?;
-            Ok(Offer {
-                id: product.id.to_hex(),
-                name: product.name,
-                price: product.price,
-                reward_points: product.reward_points,
-                active: product.is_active,
-            })
-        })
-        .collect::<Result<Vec<Offer<String>>, AttemptError>>()?;
-    price_cart(&lines, &offers).map_err(|e| AttemptError::Refused(CheckoutError::Cart(e)))
+    price_cart(&lines, &offers).map_err(refused)
 }
 
 /// A stored quantity as the pricing rule sees it. Legacy carts may hold quantities as doubles;
@@ -560,20 +619,55 @@ fn receipt_of(purchase: &PurchaseDoc, replayed: bool) -> Result<CheckoutReceipt,
     })
 }
 
-/// Commits, retrying the commit itself while its result is unknown.
-async fn commit(session: &mut ClientSession, retry: &TransactionRetry) -> Result<(), AttemptError> {
+/// Commits, retrying the commit itself (after a short pause) while its result is unknown.
+async fn commit(
+    store: &Store,
+    session: &mut ClientSession,
+    retry: &TransactionRetry,
+) -> Result<(), AttemptError> {
     let mut attempt = 1;
     loop {
-        match session.commit_transaction().await {
+        let committed = match store
+            .failpoints()
+            .check(Failpoint::CheckoutCommitOutcomeUnknown)
+        {
+            Ok(()) => session.commit_transaction().await,
+            Err(injected) => Err(injected),
+        };
+        match committed {
             Ok(()) => return Ok(()),
-            Err(err)
-                if err.contains_label(mongodb::error::UNKNOWN_TRANSACTION_COMMIT_RESULT)
-                    && attempt < retry.commit_attempts =>
-            {
+            Err(err) if outcome_unknown(store, &err) => {
+                if attempt >= retry.commit_attempts {
+                    return Err(AttemptError::CommitUnknown(err));
+                }
+                tokio::time::sleep(retry.backoff(attempt)).await;
                 attempt += 1;
             }
             Err(err) => return Err(AttemptError::Database(err)),
         }
+    }
+}
+
+/// Whether a commit error leaves its outcome unknown (the driver labels network errors, time
+/// limits and a primary stepping down so); an injected test failure stands for one.
+fn outcome_unknown(store: &Store, err: &Error) -> bool {
+    err.contains_label(mongodb::error::UNKNOWN_TRANSACTION_COMMIT_RESULT)
+        || store
+            .failpoints()
+            .is_armed(Failpoint::CheckoutCommitOutcomeUnknown)
+}
+
+impl Store {
+    /// After the driver refused to start a transaction because it does not know the server yet
+    /// (a client built while the database was unreachable marks the deployment "transactions
+    /// unsupported" until its next heartbeat), one ping makes it look again. `true` when that
+    /// was the error and a new attempt makes sense.
+    async fn rediscover_after(&self, err: &Error) -> bool {
+        if !is_topology_unknown(err) {
+            return false;
+        }
+        let _ = self.database().run_command(doc! {"ping": 1}).await;
+        true
     }
 }
 
@@ -585,18 +679,11 @@ fn is_retryable_conflict(err: &Error) -> bool {
             || crate::error::is_duplicate_key(err))
 }
 
-fn is_unreachable(err: &Error) -> bool {
-    matches!(
-        err.kind.as_ref(),
-        ErrorKind::ServerSelection { .. }
-            | ErrorKind::Io(_)
-            | ErrorKind::ConnectionPoolCleared { .. }
-            | ErrorKind::Shutdown
-    ) || err.contains_label("NetworkError")
-}
-
 fn classify_failure(err: Error) -> CheckoutError {
-    if is_unreachable(&err) || err.contains_label(mongodb::error::TRANSIENT_TRANSACTION_ERROR) {
+    if is_unreachable(&err)
+        || is_topology_unknown(&err)
+        || err.contains_label(mongodb::error::TRANSIENT_TRANSACTION_ERROR)
+    {
         CheckoutError::Unavailable(err.to_string())
     } else {
         CheckoutError::Internal(err.to_string())

@@ -39,6 +39,23 @@ pub fn is_duplicate_key(err: &mongodb::error::Error) -> bool {
     }
 }
 
+/// The database cannot be reached (no server, a network error, the client shutting down).
+pub fn is_unreachable(err: &mongodb::error::Error) -> bool {
+    matches!(
+        err.kind.as_ref(),
+        ErrorKind::ServerSelection { .. }
+            | ErrorKind::Io(_)
+            | ErrorKind::ConnectionPoolCleared { .. }
+            | ErrorKind::Shutdown
+    ) || err.contains_label("NetworkError")
+}
+
+/// The driver's refusal to start a transaction on a deployment it has not seen yet (a client
+/// built while the database was unreachable says "not supported" until its next heartbeat).
+pub fn is_topology_unknown(err: &mongodb::error::Error) -> bool {
+    matches!(err.kind.as_ref(), ErrorKind::Transaction { message, .. } if message.contains("not supported"))
+}
+
 /// Why the settings document's reward policy could not be used.
 #[derive(Debug, thiserror::Error)]
 pub enum PolicySettingsError {
@@ -46,4 +63,12 @@ pub enum PolicySettingsError {
     Store(#[from] StoreError),
     #[error("the reward policy settings document is invalid: {0}")]
     Invalid(mall_domain::PolicyError),
+}
+
+impl PolicySettingsError {
+    /// The settings could not be read because the database is unreachable (as opposed to a
+    /// document that is there and wrong).
+    pub fn is_unreachable(&self) -> bool {
+        matches!(self, PolicySettingsError::Store(StoreError::Database(err)) if is_unreachable(err))
+    }
 }

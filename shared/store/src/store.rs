@@ -125,8 +125,10 @@ impl Store {
         };
         settings.remove("_id");
         settings.remove("updatedAt");
-        let overrides: mall_domain::PolicyOverrides = mongodb::bson::from_document(settings)
-            .map_err(|e| StoreError::Unreadable(e.to_string()))?;
+        let overrides: mall_domain::PolicyOverrides = crate::documents::read_document(settings)
+            .map_err(|e| {
+                StoreError::Unreadable(format!("the reward policy settings document: {e}"))
+            })?;
         overrides
             .apply_to(configured)
             .map_err(PolicySettingsError::Invalid)

@@ -29,7 +29,7 @@ pub fn app_on(store: Store) -> App {
         store,
         auth: Authenticator::new("sub", Some(SECRET)),
         events: None,
-        policy: RewardPolicy::default(),
+        policy: checkout::policy::PolicySource::loaded(RewardPolicy::default()),
         job_max_attempts: 3,
     }
 }
