@@ -8,7 +8,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 SCENARIO ?= infra/scenarios/spec-section-9.json
 
-.PHONY: help dev demo invoke soak fuzz venv test bench bench-checkout bench-worker drain fmt fmt-check lint lint-template lint-openapi clippy unit simulate db db-stop db-status build build-native deploy clean
+.PHONY: help dev demo invoke soak fuzz venv test bench bench-checkout bench-token bench-worker drain fmt fmt-check lint lint-template lint-openapi clippy unit simulate db db-stop db-status build build-native deploy clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -67,6 +67,9 @@ bench: ## System benchmark: release binaries under cargo lambda watch on 10,000 
 
 bench-checkout: ## Checkout latency (p50/p95/p99) over 200 sequential checkouts on a local server
 	infra/with-test-services.sh $(CARGO) bench -p checkout --bench checkout_latency
+
+bench-token: ## What verifying the app's own token costs a checkout (µs per request, no I/O)
+	$(CARGO) bench -p checkout --bench token_check
 
 bench-worker: ## Worker throughput: one worker draining 1,000 jobs, at concurrency 1 and 4
 	infra/with-test-services.sh $(CARGO) bench -p reward-worker --bench drain_throughput

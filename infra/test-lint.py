@@ -4,20 +4,34 @@
     python3 infra/test-lint.py [TEMPLATE]      (default: template.yaml; run by `make lint-template`)
 
 Writes broken copies of the template to a temporary directory, one mistake each, lints each
-copy once with infra/lint-template.sh (which runs `sam validate --lint` and then cfn-lint on
-the SAM-translated template), and asserts that:
+copy once with infra/lint-template.sh (which runs `sam validate --lint` and then, per identity
+mode, cfn-lint on the SAM-translated template), and asserts that:
 - the unbroken template passes both linters;
 - every broken copy is rejected, and the translated-template lint reports the rule that the
-  mistake should trip (so a copy rejected for some unrelated reason does not count).
+  mistake should trip (so a copy rejected for some unrelated reason does not count); a rule
+  named Rules/NAME is the template's own Rules section refusing the sample parameter values.
 It prints, for each mistake, whether `sam validate --lint` alone would have caught it.
 Each mistake is a text substitution that must match the template exactly once: if the template
 changes so that a substitution no longer applies, the test fails and says which one to update.
+
+Then it checks what the unbroken template deploys, per identity mode (infra/sam_translate.py
+--resolved: conditions evaluated as CloudFormation would):
+- AppToken: no authorizer, both routes AuthorizationType NONE; the checkout function gets
+  IDENTITY_MODE=app-token and APP_JWT_SECRET_ARN (the parameter, never its value) and may only
+  secretsmanager:GetSecretValue on exactly that ARN;
+- Jwt: both routes use the JWT authorizer (issuer and audience from the parameters); the function
+  gets IDENTITY_MODE=authorizer and no secret, and no secretsmanager permission;
+- in both: the routes reach the checkout function, the 5xx alarm and the ApiUrl output name the
+  API that exists, and the dashboard body is JSON once substituted, its worker-timeout line at
+  the worker's Timeout;
+- parameter values CloudFormation must refuse are refused (AllowedPattern, Rules).
 Exit 0 when all of this holds, 1 otherwise.
 """
 
 from __future__ import annotations
 
 import concurrent.futures
+import json
 import os
 import re
 import subprocess
@@ -28,6 +42,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 LINT = ROOT / "infra" / "lint-template.sh"
+TRANSLATE = ROOT / "infra" / "sam_translate.py"
+VENV_PYTHON = ROOT / ".venv" / "bin" / "python"  # lint-template.sh has made it
 
 
 @dataclass(frozen=True)
@@ -103,9 +119,32 @@ MISTAKES = [
         "Statistic: Max",
         "E3030",
     ),
+    Mistake(
+        "alarm-metric-math-id",
+        "5xx alarm metric Id: Errors (must start lowercase)",
+        "- Id: errors",
+        "- Id: Errors",
+        "E3031",
+    ),
+    Mistake(
+        "dashboard-sub-typo",
+        "dashboard names ${RewardWorkerFunctio}",
+        '"FunctionName", "${RewardWorkerFunction}", {"stat": "p99"',
+        '"FunctionName", "${RewardWorkerFunctio}", {"stat": "p99"',
+        "E1019",
+    ),
+    Mistake(
+        "rule-in-the-wrong-mode",
+        "the issuer rule guards AppToken instead of Jwt",
+        "RuleCondition: !Equals [!Ref IdentityMode, Jwt]",
+        "RuleCondition: !Equals [!Ref IdentityMode, AppToken]",
+        "Rules/JwtModeNeedsIssuerAndAudience",
+    ),
 ]
 
 FINDING = re.compile(r"^\s+([EWI]\d{4}) ", re.MULTILINE)
+# infra/sam_translate.py: "CloudFormation would refuse ... with ...: rule NAME: ..."
+REFUSED = re.compile(r"CloudFormation would refuse .*?: rule (\w+): ")
 
 
 @dataclass
@@ -125,7 +164,168 @@ def lint(template: Path, out_dir: Path) -> Outcome:
         text=True,
         check=False,
     )
-    return Outcome(run.returncode, set(FINDING.findall(run.stdout)), run.stdout)
+    rules = set(FINDING.findall(run.stdout)) | {f"Rules/{r}" for r in REFUSED.findall(run.stdout)}
+    return Outcome(run.returncode, rules, run.stdout)
+
+
+# ---------------------------------------------------------------- what each mode deploys
+
+SECRET_ARN = "arn:aws:secretsmanager:us-east-1:123456789012:secret:mall/app-jwt-AbCdEf"
+ISSUER = "https://cognito-idp.us-east-1.amazonaws.com/us-east-1_AbCdEf123"
+APP_TOKEN = {"IdentityMode": "AppToken", "AppJwtSecretArn": SECRET_ARN}
+JWT = {"IdentityMode": "Jwt", "JwtIssuer": ISSUER, "JwtAudience": "mall-app,mall-web", "CustomerIdClaim": "sub"}
+# Parameter values CloudFormation must refuse, and a word of the reason.
+REFUSED_SETS = {
+    "AppToken without AppJwtSecretArn": ({}, "AppTokenModeNeedsTheSecret"),
+    "AppToken with a partial secret ARN": (
+        dict(APP_TOKEN, AppJwtSecretArn=SECRET_ARN.rsplit("-", 1)[0]), "AppJwtSecretArn"),
+    "Jwt without JwtIssuer": ({"IdentityMode": "Jwt", "JwtAudience": "mall-app"}, "JwtIssuer"),
+    "Jwt without JwtAudience": ({"IdentityMode": "Jwt", "JwtIssuer": ISSUER}, "JwtAudience"),
+    "Jwt with an http issuer": (dict(JWT, JwtIssuer="http://issuer.example"), "JwtIssuer"),
+    "an unknown IdentityMode": ({"IdentityMode": "Cognito"}, "IdentityMode"),
+}
+
+
+def deploy(template: Path, out_dir: Path, name: str, params: dict[str, str]) -> tuple[int, str, dict | None]:
+    """infra/sam_translate.py --resolved with these values: (exit status, stderr, deployed)."""
+    deployed = out_dir / f"{name}.deployed.json"
+    args = [str(VENV_PYTHON), str(TRANSLATE)]
+    for key, value in params.items():
+        args += ["--param", f"{key}={value}"]
+    args += ["--resolved", str(deployed), str(template), str(out_dir / f"{name}.cfn.json")]
+    env = dict(os.environ, AWS_DEFAULT_REGION="us-east-1", AWS_REGION="us-east-1")
+    run = subprocess.run(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, check=False)
+    data = json.loads(deployed.read_text(encoding="utf-8")) if run.returncode == 0 else None
+    return run.returncode, run.stderr, data
+
+
+def _statements(role: dict) -> list[dict]:
+    out = []
+    for policy in role["Properties"].get("Policies") or []:
+        statements = policy["PolicyDocument"]["Statement"]
+        out += statements if isinstance(statements, list) else [statements]
+    return out
+
+
+def _check_common(mode: str, t: dict, fail) -> None:
+    res = t["Resources"]
+    api = res.get("CheckoutHttpApi", {})
+    if api.get("Type") != "AWS::ApiGatewayV2::Api" or api["Properties"].get("ProtocolType") != "HTTP":
+        fail(f"{mode}: no HTTP API CheckoutHttpApi")
+    routes = {r["Properties"]["RouteKey"]: r["Properties"] for r in res.values()
+              if r["Type"] == "AWS::ApiGatewayV2::Route"}
+    if set(routes) != {"POST /api/cart/checkout", "GET /api/cart/checkout/{transactionId}"}:
+        fail(f"{mode}: routes are {sorted(routes)}")
+    for key, route in routes.items():
+        target = route.get("Target", {}).get("Fn::Sub", "")
+        integration = res.get(target.removeprefix("integrations/${").rstrip("}"), {})
+        if integration.get("Properties", {}).get("IntegrationUri") != {"Fn::GetAtt": ["CheckoutFunction", "Arn"]}:
+            fail(f"{mode}: {key} does not reach the checkout function (Target {target!r})")
+    permitted = {json.dumps(r["Properties"]["SourceArn"]) for r in res.values()
+                 if r["Type"] == "AWS::Lambda::Permission" and r["Properties"].get("FunctionName") == {"Ref": "CheckoutFunction"}}
+    for path in ("/POST/api/cart/checkout", "/GET/api/cart/checkout/*"):
+        if not any("${CheckoutHttpApi}/*" + path in arn for arn in permitted):
+            fail(f"{mode}: API Gateway may not invoke the checkout function on {path}")
+    dims = [d for m in res["Checkout5xxRateAlarm"]["Properties"]["Metrics"] if "MetricStat" in m
+            for d in m["MetricStat"]["Metric"]["Dimensions"]]
+    if not dims or any(d != {"Name": "ApiId", "Value": {"Ref": "CheckoutHttpApi"}} for d in dims):
+        fail(f"{mode}: the 5xx alarm does not watch CheckoutHttpApi: {dims}")
+    if t["Outputs"]["ApiUrl"]["Value"] != {"Fn::GetAtt": ["CheckoutHttpApi", "ApiEndpoint"]}:
+        fail(f"{mode}: ApiUrl is {t['Outputs']['ApiUrl']['Value']}")
+    # The dashboard body is a Fn::Sub string: it must be JSON once substituted.
+    body = res["MallDashboard"]["Properties"]["DashboardBody"]["Fn::Sub"]
+    numeric = {n for n, p in t["Parameters"].items() if p.get("Type") == "Number"}
+    text = re.sub(r"\$\{([^}]+)\}", lambda m: "1" if m.group(1) in numeric else "x", body)
+    try:
+        widgets = json.loads(text)["widgets"]
+    except (ValueError, KeyError) as e:
+        fail(f"{mode}: the dashboard body is not JSON once substituted: {e}")
+        return
+    timeout_ms = int(res["RewardWorkerFunction"]["Properties"]["Timeout"]) * 1000
+    duration = [w for w in widgets if any("Duration" in m for m in w.get("properties", {}).get("metrics", []))]
+    lines = [a.get("value") for w in duration for a in w["properties"].get("annotations", {}).get("horizontal", [])]
+    if lines != [timeout_ms]:
+        fail(f"{mode}: the worker duration widget's timeout line is {lines}, the worker's Timeout is {timeout_ms} ms")
+
+
+def check_app_token(t: dict, fail) -> None:
+    res = t["Resources"]
+    if any(r["Type"] == "AWS::ApiGatewayV2::Authorizer" for r in res.values()):
+        fail("AppToken: an API Gateway authorizer exists")
+    for r in res.values():
+        if r["Type"] == "AWS::ApiGatewayV2::Route":
+            p = r["Properties"]
+            if p.get("AuthorizationType") != "NONE" or "AuthorizerId" in p:
+                fail(f"AppToken: route {p['RouteKey']} has {p.get('AuthorizationType')} {p.get('AuthorizerId')}")
+    env = res["CheckoutFunction"]["Properties"]["Environment"]["Variables"]
+    if env.get("IDENTITY_MODE") != "app-token":
+        fail(f"AppToken: IDENTITY_MODE is {env.get('IDENTITY_MODE')!r}")
+    if env.get("APP_JWT_SECRET_ARN") != {"Ref": "AppJwtSecretArn"}:
+        fail(f"AppToken: APP_JWT_SECRET_ARN is {env.get('APP_JWT_SECRET_ARN')!r}, not the parameter")
+    if "AppJwtSecretArn" in json.dumps({k: v for k, v in env.items() if k != "APP_JWT_SECRET_ARN"}) or \
+            re.search(r"resolve:secretsmanager:\$\{AppJwtSecretArn\}|resolve:secretsmanager:arn", json.dumps(t)):
+        fail("AppToken: the app's JWT secret is resolved into the template")
+    secret = [s for s in _statements(res["CheckoutFunctionRole"]) if "secretsmanager" in json.dumps(s)]
+    want = {"Effect": "Allow", "Action": "secretsmanager:GetSecretValue", "Resource": {"Ref": "AppJwtSecretArn"}}
+    if len(secret) != 1 or {k: v for k, v in secret[0].items() if k != "Sid"} != want:
+        fail(f"AppToken: the checkout role's secret statements are {secret}, want only {want}")
+
+
+def check_jwt(t: dict, fail) -> None:
+    res = t["Resources"]
+    authorizers = {n: r["Properties"] for n, r in res.items() if r["Type"] == "AWS::ApiGatewayV2::Authorizer"}
+    if list(authorizers) != ["CustomerJwtAuthorizer"]:
+        fail(f"Jwt: authorizers are {list(authorizers)}")
+        return
+    a = authorizers["CustomerJwtAuthorizer"]
+    if (a.get("AuthorizerType"), a.get("IdentitySource"), a.get("JwtConfiguration")) != (
+            "JWT", ["$request.header.Authorization"],
+            {"Issuer": {"Ref": "JwtIssuer"}, "Audience": {"Ref": "JwtAudience"}}):
+        fail(f"Jwt: the authorizer is {a}")
+    for r in res.values():
+        if r["Type"] == "AWS::ApiGatewayV2::Route":
+            p = r["Properties"]
+            if (p.get("AuthorizationType"), p.get("AuthorizerId")) != ("JWT", {"Ref": "CustomerJwtAuthorizer"}):
+                fail(f"Jwt: route {p['RouteKey']} has {p.get('AuthorizationType')} {p.get('AuthorizerId')}")
+    env = res["CheckoutFunction"]["Properties"]["Environment"]["Variables"]
+    if env.get("IDENTITY_MODE") != "authorizer" or "APP_JWT_SECRET_ARN" in env:
+        fail(f"Jwt: IDENTITY_MODE {env.get('IDENTITY_MODE')!r}, APP_JWT_SECRET_ARN {env.get('APP_JWT_SECRET_ARN')!r}")
+    if any("secretsmanager" in json.dumps(s) for s in _statements(res["CheckoutFunctionRole"])):
+        fail("Jwt: the checkout role may read a secret")
+
+
+def check_modes(template: Path, work: Path) -> tuple[list[str], list[tuple[str, str]]]:
+    """The per-mode checks above: (problems, rows of what was checked)."""
+    problems: list[str] = []
+    rows: list[tuple[str, str]] = []
+    out = work / "modes"
+    out.mkdir()
+    sets = {"AppToken": APP_TOKEN, "Jwt": JWT}
+    sets.update({name: params for name, (params, _) in REFUSED_SETS.items()})
+    with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, int(os.environ.get("LINT_TEST_JOBS", "2")))) as pool:
+        futures = {name: pool.submit(deploy, template, out, f"m{i}", params)
+                   for i, (name, params) in enumerate(sets.items())}
+        results = {name: f.result() for name, f in futures.items()}
+    for mode, check in (("AppToken", check_app_token), ("Jwt", check_jwt)):
+        status, stderr, deployed = results[mode]
+        before = len(problems)
+        if deployed is None:
+            problems.append(f"{mode}: the sample values were refused (exit {status}): {stderr.strip()}")
+        else:
+            check(deployed, problems.append)
+            _check_common(mode, deployed, problems.append)
+        rows.append((mode, "deploys as expected" if len(problems) == before else "WRONG"))
+    for name, (_, reason) in REFUSED_SETS.items():
+        status, stderr, _ = results[name]
+        if status == 0:
+            problems.append(f"{name}: accepted, CloudFormation would refuse it")
+            rows.append((name, "ACCEPTED"))
+        elif reason not in stderr:
+            problems.append(f"{name}: refused, but not for {reason}: {stderr.strip()}")
+            rows.append((name, "refused for another reason"))
+        else:
+            rows.append((name, "refused"))
+    return problems, rows
 
 
 def main(argv: list[str]) -> int:
@@ -150,6 +350,8 @@ def main(argv: list[str]) -> int:
         with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
             futures = {name: pool.submit(lint, path, work / "out") for name, path in jobs.items()}
             outcomes = {name: f.result() for name, f in futures.items()}
+
+        mode_problems, mode_rows = check_modes(template, work)
 
     good = outcomes["unbroken"]
     if good.status != 0:
@@ -181,9 +383,14 @@ def main(argv: list[str]) -> int:
     print(f"unbroken template: {'passed' if good.status == 0 else 'REJECTED'}; "
           f"sam validate --lint alone missed {missed} of {len(rows)} mistakes")
 
+    width = max(len(name) for name, _ in mode_rows)
+    for name, verdict in mode_rows:
+        print(f"parameters {name.ljust(width)}  {verdict}")
+    problems += mode_problems
+
     for p in problems:
         print(f"test-lint: FAIL {p}", file=sys.stderr)
-    passed = len(MISTAKES) + 1 - len(problems)
+    passed = len(MISTAKES) + 1 + len(mode_rows) - len(problems)
     print(f"test-lint: {max(passed, 0)} passed, {len(problems)} failed")
     return 1 if problems else 0
 

@@ -1,4 +1,5 @@
-//! Local bearer tokens, as `mall token` mints them for a function run with `LOCAL_JWT_SECRET`.
+//! Local bearer tokens in the app's own format, as `mall token` mints them for a function run
+//! with `LOCAL_JWT_SECRET`.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -28,7 +29,14 @@ pub fn token_with(claims: Value) -> String {
     .unwrap()
 }
 
-/// A token for `customer` (`sub` = its ObjectId hex), valid for an hour.
+/// A token for `customer` in the app's own format (`Customer_id`, `username`, `Type:
+/// Customer`, issued now, valid for an hour), as the mobile app sends it.
 pub fn local_token(customer: ObjectId) -> String {
-    token_with(json!({"sub": customer.to_hex(), "exp": in_an_hour()}))
+    token_with(json!({
+        "Customer_id": customer.to_hex(),
+        "username": "customer",
+        "Type": "Customer",
+        "iat": in_an_hour() - 3600,
+        "exp": in_an_hour(),
+    }))
 }

@@ -154,6 +154,8 @@ enum Auth {
     Expired,
     NoneAlgorithm,
     SubNotAnId(Value),
+    /// A valid token signed with the app's secret, but an admin's (`Type: Admin`).
+    AdminToken,
     UnknownCustomer,
     WrongScheme,
 }
@@ -174,6 +176,7 @@ fn hostile_auth() -> BoxedStrategy<Auth> {
         .prop_map(Auth::SubNotAnId),
         Just(Auth::UnknownCustomer),
         Just(Auth::WrongScheme),
+        Just(Auth::AdminToken),
     ]
     .boxed()
 }
@@ -205,26 +208,37 @@ fn authorization(auth: &Auth, customer: ObjectId) -> Option<String> {
             "Bearer {}",
             jsonwebtoken::encode(
                 &jsonwebtoken::Header::default(),
-                &json!({"sub": customer.to_hex(), "exp": in_an_hour()}),
+                &json!({"Customer_id": customer.to_hex(), "Type": "Customer", "exp": in_an_hour()}),
                 &jsonwebtoken::EncodingKey::from_secret(b"not the secret"),
             )
             .unwrap()
         )),
         Auth::Expired => Some(format!(
             "Bearer {}",
-            token_with(json!({"sub": customer.to_hex(), "exp": 1_000_000}))
+            token_with(
+                json!({"Customer_id": customer.to_hex(), "Type": "Customer", "exp": 1_000_000})
+            )
         )),
         Auth::NoneAlgorithm => Some(format!(
             "Bearer {}.{}.",
             b64(&json!({"alg": "none", "typ": "JWT"})),
-            b64(&json!({"sub": customer.to_hex(), "exp": in_an_hour()}))
+            b64(
+                &json!({"Customer_id": customer.to_hex(), "Type": "Customer", "exp": in_an_hour()})
+            )
         )),
         Auth::SubNotAnId(sub) => Some(format!(
             "Bearer {}",
-            token_with(json!({"sub": sub, "exp": in_an_hour()}))
+            token_with(json!({"Customer_id": sub, "Type": "Customer", "exp": in_an_hour()}))
         )),
         Auth::UnknownCustomer => Some(format!("Bearer {}", local_token(ObjectId::new()))),
         Auth::WrongScheme => Some(format!("Basic {}", local_token(customer))),
+        Auth::AdminToken => Some(format!(
+            "Bearer {}",
+            token_with(
+                json!({"AdminId": customer.to_hex(), "Customer_id": customer.to_hex(),
+                              "Type": "Admin", "exp": in_an_hour()})
+            )
+        )),
     }
 }
 

@@ -1,8 +1,9 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 //! The real `checkout` binary, built and run by `cargo lambda watch`, on the real test database:
-//! over HTTP as a Function URL (local HS256 tokens), and with an API Gateway HTTP API (payload
-//! 2.0) event whose JWT authorizer already verified the caller, as in the cloud.
+//! over HTTP as a Function URL with the app's own HS256 tokens (identity mode `app-token`, as the
+//! phone sends them; an admin's token is 403), and, in identity mode `authorizer`, with an API
+//! Gateway HTTP API (payload 2.0) event whose JWT authorizer already verified the caller.
 
 use std::time::{Duration, Instant};
 
@@ -38,12 +39,8 @@ async fn checkout_binary_under_cargo_lambda_watch_charges_once_and_serves_the_pu
 
     // Ready when the function itself answers (an unauthenticated GET is a 401 from the handler).
     let started = Instant::now();
-    let probe = emulator.function_url(
-        "checkout",
-        &format!("{CHECKOUT_PATH}/000000000000000000000000"),
-    );
     emulator
-        .wait_until_ready(&probe, READY_TIMEOUT, |status, body| {
+        .wait_until_ready(&probe_in(&emulator), READY_TIMEOUT, |status, body| {
             status == 401 && body.contains("UNAUTHENTICATED")
         })
         .await;
@@ -158,6 +155,23 @@ async fn checkout_binary_under_cargo_lambda_watch_charges_once_and_serves_the_pu
     let anonymous: Value = anonymous.json().await.unwrap();
     assert_eq!(anonymous["error"]["code"], json!("UNAUTHENTICATED"));
 
+    // An admin's token, signed with the same secret: 403, and nothing touched.
+    let admin = mall_testkit::auth::token_with(json!({
+        "AdminId": buyer.to_hex(), "Customer_id": buyer.to_hex(), "Type": "Admin",
+        "exp": mall_testkit::auth::in_an_hour(),
+    }));
+    let forbidden = http
+        .post(&checkout_url)
+        .bearer_auth(&admin)
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forbidden.status(), 403);
+    let forbidden: Value = forbidden.json().await.unwrap();
+    assert_eq!(forbidden["error"]["code"], json!("FORBIDDEN"));
+    assert_eq!(purchases_of(&store, buyer).await, 1);
+
     // The buyer's view of the purchase: its reward job is still pending (no worker runs here).
     let view = http
         .get(emulator.function_url("checkout", &format!("{CHECKOUT_PATH}/{transaction_id}")))
@@ -175,7 +189,21 @@ async fn checkout_binary_under_cargo_lambda_watch_charges_once_and_serves_the_pu
         json!("12 Souq Waqif Street, Doha")
     );
 
-    // The cloud path: an HTTP API v2 event whose authorizer verified the caller, no bearer token.
+    // The other identity mode: an HTTP API v2 event whose JWT authorizer verified the caller,
+    // no bearer token, the customer in `sub` as an OIDC issuer puts it.
+    drop(emulator);
+    let mut emulator = LambdaEmulator::start(&[
+        ("MONGODB_URI", uri.as_str()),
+        ("MONGODB_DATABASE", database.as_str()),
+        ("IDENTITY_MODE", "authorizer"),
+        ("CUSTOMER_ID_CLAIM", "sub"),
+        ("RUST_LOG", "info"),
+    ]);
+    emulator
+        .wait_until_ready(&probe_in(&emulator), READY_TIMEOUT, |status, body| {
+            status == 401 && body.contains("UNAUTHENTICATED")
+        })
+        .await;
     let mut event = read_json("infra/events/checkout-get-apigw-v2.json");
     let path = format!("{CHECKOUT_PATH}/{transaction_id}");
     event["rawPath"] = json!(path);
@@ -200,6 +228,14 @@ async fn checkout_binary_under_cargo_lambda_watch_charges_once_and_serves_the_pu
     assert_eq!(purchases_of(&store, buyer).await, 1);
 
     store.database().drop().await.unwrap();
+}
+
+/// A URL whose unauthenticated GET the handler itself answers with 401.
+fn probe_in(emulator: &LambdaEmulator) -> String {
+    emulator.function_url(
+        "checkout",
+        &format!("{CHECKOUT_PATH}/000000000000000000000000"),
+    )
 }
 
 /// Posts a raw event to the emulator's Invoke API; the answer is the function's proxy response.

@@ -42,6 +42,8 @@ pub enum ApiError {
         required: MilliPoints,
         available: MilliPoints,
     },
+    #[error("This token is not a customer's")]
+    Forbidden,
     #[error("Customer not found")]
     CustomerNotFound,
     #[error("Some products in the cart are missing or no longer sold")]
@@ -75,6 +77,7 @@ impl ApiError {
             | ApiError::CartEmpty
             | ApiError::InsufficientBalance { .. } => StatusCode::BAD_REQUEST,
             ApiError::Unauthenticated => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden => StatusCode::FORBIDDEN,
             ApiError::CustomerNotFound | ApiError::PurchaseNotFound | ApiError::RouteNotFound => {
                 StatusCode::NOT_FOUND
             }
@@ -94,6 +97,7 @@ impl ApiError {
         match self {
             ApiError::InvalidRequest(_) => "INVALID_REQUEST",
             ApiError::Unauthenticated => "UNAUTHENTICATED",
+            ApiError::Forbidden => "FORBIDDEN",
             ApiError::CartEmpty => "CART_EMPTY",
             ApiError::InsufficientBalance { .. } => "INSUFFICIENT_BALANCE",
             ApiError::CustomerNotFound => "CUSTOMER_NOT_FOUND",
@@ -403,6 +407,7 @@ mod tests {
             (ApiError::InvalidRequest("x".into()), 400, "INVALID_REQUEST"),
             (ApiError::CartEmpty, 400, "CART_EMPTY"),
             (ApiError::Unauthenticated, 401, "UNAUTHENTICATED"),
+            (ApiError::Forbidden, 403, "FORBIDDEN"),
             (ApiError::CustomerNotFound, 404, "CUSTOMER_NOT_FOUND"),
             (
                 ApiError::ProductUnavailable(vec![]),

@@ -1,9 +1,17 @@
 //! Who is calling: the customer id comes only from a verified token, never from the body.
 //!
-//! In the cloud, API Gateway's JWT authorizer has verified the token and passes its claims in the
-//! request context. Locally (no authorizer context) and only when `LOCAL_JWT_SECRET` is set, the
-//! function verifies an HS256 `Authorization: Bearer` token itself. Anything else is
-//! unauthenticated, decided before any database access.
+//! Two ways to establish it, chosen at deployment (`IDENTITY_MODE`):
+//! - **the app's own tokens** (`app-token`, the default): the mobile app logs in against the
+//!   running Node app, which signs HS256 JWTs with its shared `JWT_SECRET`:
+//!   `{"Customer_id": "<hex>", "username": …, "Type": "Customer"}`, one-hour `exp`, no `iss`/`aud`.
+//!   This function verifies them itself: HS256 only, `exp` required, `nbf` checked when present,
+//!   a small leeway; the customer from the configured claim (default `Customer_id`). A token
+//!   signed with the same secret whose `Type` is not `Customer` (an admin's) is refused with
+//!   `403`. The secret comes from Secrets Manager in the cloud, `LOCAL_JWT_SECRET` locally.
+//! - **an API Gateway JWT authorizer** (`authorizer`, for a later move to Cognito or another OIDC
+//!   issuer): the authorizer verified the token and its claims arrive in the request context.
+//!
+//! Anything else is unauthenticated, decided before any database access.
 
 use jsonwebtoken::{decode, Algorithm, DecodingKey, Validation};
 use lambda_http::http::header::AUTHORIZATION;
@@ -12,53 +20,121 @@ use lambda_http::{Request, RequestExt};
 use mall_store::bson::oid::ObjectId;
 use serde_json::{Map, Value};
 
-/// Why a request has no verified identity (all are `401`).
+/// The claim the app puts the customer's id in.
+pub const APP_CUSTOMER_CLAIM: &str = "Customer_id";
+/// The `Type` of a customer's token (an admin's says `Admin`).
+pub const CUSTOMER_TYPE: &str = "Customer";
+/// Clock skew tolerated on `exp` and `nbf`, seconds.
+pub const LEEWAY_SECONDS: u64 = 30;
+
+/// Why a request has no usable identity.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum AuthError {
+    /// `401`.
     #[error("no verified identity on the request")]
     Missing,
+    /// `401`.
     #[error("the bearer token is invalid or expired")]
     InvalidToken,
+    /// `401`.
     #[error("the identity claim is not a customer id")]
     BadClaim,
+    /// `403`: a valid token, but not a customer's (e.g. an admin token).
+    #[error("the token is not a customer's")]
+    NotACustomer,
+}
+
+enum Mode {
+    AppToken(Box<(DecodingKey, Validation)>),
+    Authorizer,
 }
 
 pub struct Authenticator {
     claim: String,
-    local: Option<(DecodingKey, Validation)>,
+    mode: Mode,
 }
 
 impl Authenticator {
-    /// `claim` names the token claim holding the customer's ObjectId (`CUSTOMER_ID_CLAIM`);
-    /// `local_secret` is `LOCAL_JWT_SECRET`, for local use only.
-    pub fn new(claim: impl Into<String>, local_secret: Option<&str>) -> Self {
-        let local = local_secret.map(|secret| {
-            let mut validation = Validation::new(Algorithm::HS256);
-            validation.leeway = 5;
-            (DecodingKey::from_secret(secret.as_bytes()), validation)
-        });
+    /// Verifies the app's HS256 tokens with its shared `secret`; the customer's id is in `claim`.
+    pub fn app_tokens(claim: impl Into<String>, secret: &[u8]) -> Self {
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.leeway = LEEWAY_SECONDS;
+        validation.validate_nbf = true;
+        // The app's tokens carry no audience; one that does is not for us to judge by it.
+        validation.validate_aud = false;
         Authenticator {
             claim: claim.into(),
-            local,
+            mode: Mode::AppToken(Box::new((DecodingKey::from_secret(secret), validation))),
+        }
+    }
+
+    /// Trusts the claims of API Gateway's JWT authorizer; the customer's id is in `claim`.
+    pub fn authorizer(claim: impl Into<String>) -> Self {
+        Authenticator {
+            claim: claim.into(),
+            mode: Mode::Authorizer,
         }
     }
 
     /// The verified customer id of a request.
     pub fn identify(&self, request: &Request) -> Result<ObjectId, AuthError> {
-        if let Some(claims) = authorizer_claims(request) {
-            let value = claims.get(&self.claim).ok_or(AuthError::BadClaim)?;
-            return ObjectId::parse_str(value).map_err(|_| AuthError::BadClaim);
-        }
-        let (key, validation) = self.local.as_ref().ok_or(AuthError::Missing)?;
-        let token = bearer_token(request).ok_or(AuthError::Missing)?;
-        let claims = decode::<Map<String, Value>>(token, key, validation)
-            .map_err(|_| AuthError::InvalidToken)?
-            .claims;
-        match claims.get(&self.claim) {
-            Some(Value::String(id)) => ObjectId::parse_str(id).map_err(|_| AuthError::BadClaim),
-            _ => Err(AuthError::BadClaim),
+        match &self.mode {
+            Mode::Authorizer => {
+                let claims = authorizer_claims(request).ok_or(AuthError::Missing)?;
+                let value = claims.get(&self.claim).ok_or(AuthError::BadClaim)?;
+                ObjectId::parse_str(value).map_err(|_| AuthError::BadClaim)
+            }
+            Mode::AppToken(verifier) => {
+                let (key, validation) = verifier.as_ref();
+                let token = bearer_token(request).ok_or(AuthError::Missing)?;
+                let claims = decode::<Map<String, Value>>(token, key, validation)
+                    .map_err(|_| AuthError::InvalidToken)?
+                    .claims;
+                if claims.get("Type").and_then(Value::as_str) != Some(CUSTOMER_TYPE) {
+                    return Err(AuthError::NotACustomer);
+                }
+                match claims.get(&self.claim) {
+                    Some(Value::String(id)) => {
+                        ObjectId::parse_str(id).map_err(|_| AuthError::BadClaim)
+                    }
+                    _ => Err(AuthError::BadClaim),
+                }
+            }
         }
     }
+}
+
+/// Why the app's token secret could not be read at start-up (the function then refuses to start).
+#[derive(Debug, thiserror::Error)]
+pub enum SecretError {
+    #[error(
+        "Secrets Manager refused or failed to read the app's token secret {secret_id}: {reason}"
+    )]
+    Unreadable { secret_id: String, reason: String },
+    #[error("the secret {0} holds no text (the app's JWT_SECRET is a string)")]
+    NotText(String),
+}
+
+/// Reads the app's token secret from Secrets Manager: one call per execution environment, at
+/// start-up; the secret never leaves this process (never logged, never in the environment).
+pub async fn fetch_app_secret(
+    client: &aws_sdk_secretsmanager::Client,
+    secret_id: &str,
+) -> Result<String, SecretError> {
+    let value = client
+        .get_secret_value()
+        .secret_id(secret_id)
+        .send()
+        .await
+        .map_err(|e| SecretError::Unreadable {
+            secret_id: secret_id.to_owned(),
+            reason: aws_sdk_secretsmanager::error::DisplayErrorContext(e).to_string(),
+        })?;
+    value
+        .secret_string()
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .ok_or_else(|| SecretError::NotText(secret_id.to_owned()))
 }
 
 /// The claims API Gateway's JWT authorizer verified, when the request came through it.
@@ -139,7 +215,7 @@ mod tests {
     #[test]
     fn authorizer_claims_identify_the_customer() {
         let id = ObjectId::new();
-        let auth = Authenticator::new("sub", None);
+        let auth = Authenticator::authorizer("sub");
         assert_eq!(
             auth.identify(&with_authorizer(&[("sub", &id.to_hex())])),
             Ok(id)
@@ -148,71 +224,109 @@ mod tests {
             auth.identify(&with_authorizer(&[("sub", "not-an-id")])),
             Err(AuthError::BadClaim)
         );
-        let custom = Authenticator::new("custom:customerId", None);
+        let custom = Authenticator::authorizer("custom:customerId");
         assert_eq!(
             custom.identify(&with_authorizer(&[("custom:customerId", &id.to_hex())])),
+            Ok(id)
+        );
+        // Without the authorizer's context, a bearer token proves nothing in this mode.
+        let token = token(app_claims(id, in_an_hour()), SECRET);
+        assert_eq!(auth.identify(&with_bearer(&token)), Err(AuthError::Missing));
+    }
+
+    fn app_claims(id: ObjectId, exp: u64) -> Value {
+        serde_json::json!({"Customer_id": id.to_hex(), "username": "amal", "Type": "Customer",
+                           "iat": exp - 3600, "exp": exp})
+    }
+
+    fn now() -> u64 {
+        in_an_hour() - 3600
+    }
+
+    #[test]
+    fn the_apps_own_tokens_identify_the_customer() {
+        let id = ObjectId::new();
+        let auth = Authenticator::app_tokens(APP_CUSTOMER_CLAIM, SECRET.as_bytes());
+        let good = token(app_claims(id, in_an_hour()), SECRET);
+        assert_eq!(auth.identify(&with_bearer(&good)), Ok(id));
+        // Within the leeway, an expired token still passes; past it, not.
+        let just_expired = token(app_claims(id, now() - 10), SECRET);
+        assert_eq!(auth.identify(&with_bearer(&just_expired)), Ok(id));
+        let expired = token(app_claims(id, now() - 120), SECRET);
+        assert_eq!(
+            auth.identify(&with_bearer(&expired)),
+            Err(AuthError::InvalidToken)
+        );
+    }
+
+    #[test]
+    fn app_tokens_need_the_secret_hs256_an_expiry_and_a_valid_nbf() {
+        let id = ObjectId::new();
+        let auth = Authenticator::app_tokens(APP_CUSTOMER_CLAIM, SECRET.as_bytes());
+        let forged = token(app_claims(id, in_an_hour()), "guess");
+        let mut no_expiry = app_claims(id, in_an_hour());
+        no_expiry.as_object_mut().unwrap().remove("exp");
+        let mut not_yet = app_claims(id, in_an_hour());
+        not_yet["nbf"] = serde_json::json!(now() + 600);
+        let hs512 = encode(
+            &Header::new(Algorithm::HS512),
+            &app_claims(id, in_an_hour()),
+            &EncodingKey::from_secret(SECRET.as_bytes()),
+        )
+        .unwrap();
+        for (what, bad) in [
+            ("forged", forged),
+            ("no exp", token(no_expiry, SECRET)),
+            ("nbf in the future", token(not_yet, SECRET)),
+            ("HS512", hs512),
+            ("garbage", "not.a.jwt".to_owned()),
+        ] {
+            assert_eq!(
+                auth.identify(&with_bearer(&bad)),
+                Err(AuthError::InvalidToken),
+                "{what}"
+            );
+        }
+        let mut past_nbf = app_claims(id, in_an_hour());
+        past_nbf["nbf"] = serde_json::json!(now() - 60);
+        assert_eq!(
+            auth.identify(&with_bearer(&token(past_nbf, SECRET))),
             Ok(id)
         );
     }
 
     #[test]
-    fn local_tokens_need_the_secret_and_a_future_expiry() {
+    fn a_token_that_is_not_a_customers_is_forbidden() {
         let id = ObjectId::new();
-        let auth = Authenticator::new("sub", Some(SECRET));
-        let good = token(
-            serde_json::json!({"sub": id.to_hex(), "exp": in_an_hour()}),
-            SECRET,
-        );
-        assert_eq!(auth.identify(&with_bearer(&good)), Ok(id));
-
-        let forged = token(
-            serde_json::json!({"sub": id.to_hex(), "exp": in_an_hour()}),
-            "guess",
-        );
-        assert_eq!(
-            auth.identify(&with_bearer(&forged)),
-            Err(AuthError::InvalidToken)
-        );
-        let expired = token(
-            serde_json::json!({"sub": id.to_hex(), "exp": 1_000}),
+        let auth = Authenticator::app_tokens(APP_CUSTOMER_CLAIM, SECRET.as_bytes());
+        let admin = token(
+            serde_json::json!({"AdminId": id.to_hex(), "Customer_id": id.to_hex(),
+                               "Type": "Admin", "exp": in_an_hour()}),
             SECRET,
         );
         assert_eq!(
-            auth.identify(&with_bearer(&expired)),
-            Err(AuthError::InvalidToken)
+            auth.identify(&with_bearer(&admin)),
+            Err(AuthError::NotACustomer)
         );
-        let no_expiry = token(serde_json::json!({"sub": id.to_hex()}), SECRET);
+        let untyped = token(
+            serde_json::json!({"Customer_id": id.to_hex(), "exp": in_an_hour()}),
+            SECRET,
+        );
         assert_eq!(
-            auth.identify(&with_bearer(&no_expiry)),
-            Err(AuthError::InvalidToken)
+            auth.identify(&with_bearer(&untyped)),
+            Err(AuthError::NotACustomer)
         );
-        let numeric = token(serde_json::json!({"sub": 5, "exp": in_an_hour()}), SECRET);
+        let numeric = token(
+            serde_json::json!({"Customer_id": 5, "Type": "Customer", "exp": in_an_hour()}),
+            SECRET,
+        );
         assert_eq!(
             auth.identify(&with_bearer(&numeric)),
             Err(AuthError::BadClaim)
         );
-        assert_eq!(
-            auth.identify(&with_bearer("not.a.jwt")),
-            Err(AuthError::InvalidToken)
-        );
-    }
-
-    #[test]
-    fn without_an_authorizer_or_a_local_secret_nobody_is_known() {
-        let id = ObjectId::new();
-        let token = token(
-            serde_json::json!({"sub": id.to_hex(), "exp": in_an_hour()}),
-            SECRET,
-        );
-        let cloud = Authenticator::new("sub", None);
-        assert_eq!(
-            cloud.identify(&with_bearer(&token)),
-            Err(AuthError::Missing)
-        );
-        let local = Authenticator::new("sub", Some(SECRET));
         let bare = lambda_http::http::Request::builder()
             .body(Body::Empty)
             .unwrap();
-        assert_eq!(local.identify(&bare), Err(AuthError::Missing));
+        assert_eq!(auth.identify(&bare), Err(AuthError::Missing));
     }
 }

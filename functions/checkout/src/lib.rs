@@ -134,8 +134,11 @@ impl App {
 
     fn identify(&self, request: &Request) -> Result<ObjectId, ApiError> {
         self.auth.identify(request).map_err(|reason| {
-            tracing::info!(%reason, "unauthenticated request");
-            ApiError::Unauthenticated
+            tracing::info!(%reason, "request refused before any database access");
+            match reason {
+                crate::auth::AuthError::NotACustomer => ApiError::Forbidden,
+                _ => ApiError::Unauthenticated,
+            }
         })
     }
 }

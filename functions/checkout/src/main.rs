@@ -3,8 +3,8 @@
 
 use std::sync::Arc;
 
-use checkout::auth::Authenticator;
-use checkout::config::CheckoutConfig;
+use checkout::auth::{self, Authenticator};
+use checkout::config::{CheckoutConfig, IdentityConfig, SecretSource};
 use checkout::events::JobQueuedPublisher;
 use checkout::policy::PolicySource;
 use checkout::App;
@@ -32,22 +32,50 @@ async fn main() -> Result<(), lambda_http::Error> {
     let policy = PolicySource::at_start(&store, config.reward_policy)
         .await
         .inspect_err(|error| tracing::error!(%error, "refusing to start"))?;
-    let events = match &config.event_bus_name {
-        Some(bus) => {
-            let aws = checkout::events::aws_config_loader().load().await;
-            Some(JobQueuedPublisher::new(
-                aws_sdk_eventbridge::Client::new(&aws),
-                bus,
-            ))
+    let needs_aws = config.event_bus_name.is_some()
+        || matches!(
+            config.identity,
+            IdentityConfig::AppToken {
+                secret: SecretSource::SecretsManager { .. }
+            }
+        );
+    let aws = match needs_aws {
+        true => Some(checkout::events::aws_config_loader().load().await),
+        false => None,
+    };
+    let claim = &config.customer_id_claim;
+    let auth = match (&config.identity, &aws) {
+        (IdentityConfig::Authorizer, _) => Authenticator::authorizer(claim),
+        (
+            IdentityConfig::AppToken {
+                secret: SecretSource::Local(secret),
+            },
+            _,
+        ) => Authenticator::app_tokens(claim, secret.as_bytes()),
+        (
+            IdentityConfig::AppToken {
+                secret: SecretSource::SecretsManager { secret_id },
+            },
+            Some(aws),
+        ) => {
+            let client = aws_sdk_secretsmanager::Client::new(aws);
+            let secret = auth::fetch_app_secret(&client, secret_id)
+                .await
+                .inspect_err(|error| tracing::error!(%error, "refusing to start"))?;
+            Authenticator::app_tokens(claim, secret.as_bytes())
         }
-        None => None,
+        (IdentityConfig::AppToken { .. }, None) => unreachable_config()?,
+    };
+    let events = match (&config.event_bus_name, &aws) {
+        (Some(bus), Some(aws)) => Some(JobQueuedPublisher::new(
+            aws_sdk_eventbridge::Client::new(aws),
+            bus,
+        )),
+        _ => None,
     };
     let app = Arc::new(App {
         store,
-        auth: Authenticator::new(
-            &config.customer_id_claim,
-            config.local_jwt_secret.as_deref(),
-        ),
+        auth,
         events,
         policy,
         job_max_attempts: config.job_max_attempts,
@@ -61,6 +89,12 @@ async fn main() -> Result<(), lambda_http::Error> {
         }),
     )
     .await
+}
+
+/// The AWS configuration is loaded whenever the secret comes from Secrets Manager; reaching
+/// this would be a bug in `main`, reported as an init error rather than a panic.
+fn unreachable_config() -> Result<Authenticator, lambda_http::Error> {
+    Err("the AWS configuration was not loaded for Secrets Manager".into())
 }
 
 /// CloudWatch Embedded Metric Format, flushed to stdout after every invocation.

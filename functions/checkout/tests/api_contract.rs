@@ -214,8 +214,23 @@ async fn real_responses_match_the_openapi_contract() {
         "INVALID_CART"
     );
 
-    // 401 without a token, 404 for a customer that does not exist.
+    // 401 without a token, 403 with an admin's, 404 for a customer that does not exist.
     contract.check(Ok(POST), &t.send(request("POST", POST.0, None)).await);
+    let admin = mall_testkit::auth::token_with(json!({
+        "AdminId": buyer.to_hex(), "Type": "Admin", "exp": mall_testkit::auth::in_an_hour(),
+    }));
+    let forbidden = t
+        .send(
+            lambda_http::http::Request::builder()
+                .method("POST")
+                .uri(format!("https://api.example.com{}", POST.0))
+                .header("authorization", format!("Bearer {admin}"))
+                .body(Body::Empty)
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(forbidden.status(), 403);
+    contract.check(Ok(POST), &forbidden);
     let stranger = t.send(checkout_request(ObjectId::new(), "{}", None)).await;
     assert_eq!(stranger.status(), 404);
     contract.check(Ok(POST), &stranger);
@@ -276,7 +291,7 @@ async fn real_responses_match_the_openapi_contract() {
         .iter()
         .map(|(name, status)| format!("{name} {status}"))
         .collect();
-    assert_eq!(covered.len(), 14, "{covered:#?}");
+    assert_eq!(covered.len(), 15, "{covered:#?}");
 
     // And the check can fail: drift in a real body is caught.
     let mut drifted = receipt.clone();

@@ -300,10 +300,11 @@ async fn bad_requests_are_400_and_change_nothing() {
 async fn unauthenticated_requests_are_401_without_touching_the_database() {
     let t = TestApp::new().await;
     let (buyer, _) = seed_example(&t).await;
-    let expired = token_with(json!({"sub": buyer.to_hex(), "exp": 1_000}));
+    let expired =
+        token_with(json!({"Customer_id": buyer.to_hex(), "Type": "Customer", "exp": 1_000}));
     let forged = jsonwebtoken::encode(
         &jsonwebtoken::Header::default(),
-        &json!({"sub": buyer.to_hex(), "exp": in_an_hour()}),
+        &json!({"Customer_id": buyer.to_hex(), "Type": "Customer", "exp": in_an_hour()}),
         &jsonwebtoken::EncodingKey::from_secret(b"wrong"),
     )
     .unwrap();

@@ -27,7 +27,7 @@ async fn a_refused_checkout_is_counted_by_outcome_with_its_latency() {
             .unwrap();
     let app = App {
         store: mall_store::Store::with_options(options, "unused").unwrap(),
-        auth: Authenticator::new("sub", None),
+        auth: Authenticator::authorizer("sub"),
         events: None,
         policy: checkout::policy::PolicySource::loaded(mall_domain::RewardPolicy::default()),
         job_max_attempts: 3,

@@ -47,16 +47,24 @@ enum Command {
         /// Scenario file; standard input when absent or `-`.
         file: Option<PathBuf>,
     },
-    /// Mint a local bearer token for a customer (for a checkout function run with LOCAL_JWT_SECRET).
+    /// Mint a bearer token in the mobile app's own format (HS256 with the app's secret:
+    /// Customer_id, username, Type, iat, exp) for a checkout function run with LOCAL_JWT_SECRET.
     Token {
         /// The customer's ObjectId (24 hex digits).
         #[arg(long)]
         customer: String,
+        /// The `username` claim the app puts in its tokens.
+        #[arg(long, default_value = "customer")]
+        username: String,
+        /// The `Type` claim: `Customer` for the app's customers (anything else is refused with
+        /// 403, as an admin's token would be).
+        #[arg(long = "type", default_value = "Customer")]
+        token_type: String,
         /// The signing secret; the function must run with the same LOCAL_JWT_SECRET.
         #[arg(long, env = "LOCAL_JWT_SECRET", hide_env_values = true)]
         secret: String,
         /// The claim that carries the customer id (CUSTOMER_ID_CLAIM).
-        #[arg(long, env = "CUSTOMER_ID_CLAIM", default_value = "sub")]
+        #[arg(long, env = "CUSTOMER_ID_CLAIM", default_value = "Customer_id")]
         claim: String,
         /// Lifetime of the token in seconds.
         #[arg(long, default_value_t = 3600, value_parser = clap::value_parser!(u64).range(1..=604_800))]
@@ -155,10 +163,21 @@ fn main() -> ExitCode {
         Command::Simulate { file } => simulate(file),
         Command::Token {
             customer,
+            username,
+            token_type,
             secret,
             claim,
             ttl_seconds,
-        } => token(&customer, &secret, &claim, ttl_seconds),
+        } => token(
+            &customer,
+            &secret,
+            &[
+                (claim.as_str(), customer.as_str()),
+                ("username", &username),
+                ("Type", &token_type),
+            ],
+            ttl_seconds,
+        ),
         Command::Drain {
             concurrency,
             max_jobs,
@@ -200,7 +219,14 @@ fn simulate(file: Option<PathBuf>) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn token(customer: &str, secret: &str, claim: &str, ttl_seconds: u64) -> anyhow::Result<()> {
+/// Signs `claims` (the customer's id under its claim, `username`, `Type`) with `iat` and `exp`,
+/// as the app's login does.
+fn token(
+    customer: &str,
+    secret: &str,
+    claims: &[(&str, &str)],
+    ttl_seconds: u64,
+) -> anyhow::Result<()> {
     let is_object_id = customer.len() == 24 && customer.bytes().all(|b| b.is_ascii_hexdigit());
     anyhow::ensure!(
         is_object_id,
@@ -211,7 +237,13 @@ fn token(customer: &str, secret: &str, claim: &str, ttl_seconds: u64) -> anyhow:
         .duration_since(std::time::UNIX_EPOCH)
         .context("the system clock is before 1970")?
         .as_secs();
-    let claims = serde_json::json!({ claim: customer, "iat": now, "exp": now + ttl_seconds });
+    let mut payload = serde_json::Map::new();
+    for (name, value) in claims {
+        payload.insert((*name).to_owned(), serde_json::Value::from(*value));
+    }
+    payload.insert("iat".into(), now.into());
+    payload.insert("exp".into(), (now + ttl_seconds).into());
+    let claims = serde_json::Value::Object(payload);
     let token = jsonwebtoken::encode(
         &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
         &claims,

@@ -134,7 +134,10 @@ fn token_mints_a_verifiable_local_token() {
     )
     .unwrap()
     .claims;
-    assert_eq!(claims["sub"], customer);
+    // The app's own format, as the phone sends it.
+    assert_eq!(claims["Customer_id"], customer);
+    assert_eq!(claims["Type"], "Customer");
+    assert_eq!(claims["username"], "customer");
 
     let bad = mall(&["token", "--customer", "nope", "--secret", "s3cret"], "");
     assert!(!bad.status.success());

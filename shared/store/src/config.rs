@@ -30,6 +30,8 @@ pub enum ConfigError {
         min: i64,
         max: i64,
     },
+    #[error("{name}: {reason}")]
+    Invalid { name: &'static str, reason: String },
 }
 
 /// `REWARD_POLICY` (a JSON object of policy overrides), or the default policy when unset.

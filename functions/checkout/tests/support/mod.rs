@@ -27,7 +27,7 @@ pub struct TestApp {
 pub fn app_on(store: Store) -> App {
     App {
         store,
-        auth: Authenticator::new("sub", Some(SECRET)),
+        auth: Authenticator::app_tokens("Customer_id", SECRET.as_bytes()),
         events: None,
         policy: checkout::policy::PolicySource::loaded(RewardPolicy::default()),
         job_max_attempts: 3,
