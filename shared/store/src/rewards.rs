@@ -112,6 +112,44 @@ struct ChainDoc {
     buyer: ChainNode,
     #[serde(default)]
     ancestors: Vec<ChainNode>,
+    /// The job's purchase, read in the same aggregation.
+    #[serde(default, rename = "jobPurchase")]
+    purchase: Vec<PurchaseRecord>,
+}
+
+/// What the job's purchase says about its rewards.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct PurchaseRecord {
+    #[serde(default)]
+    rewards_status: Option<String>,
+    /// Lines of the app's payout list (the original's purchases have no status of ours).
+    #[serde(default)]
+    paid_lines: i64,
+}
+
+/// Whether the job still has to be applied.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum PurchaseState {
+    /// Not paid yet: apply the plan.
+    Open,
+    /// Already paid (its job completed before, and was put back to `pending` by hand): complete
+    /// the job and change nothing else.
+    Applied,
+    Missing,
+}
+
+impl PurchaseState {
+    fn of(records: &[PurchaseRecord]) -> Self {
+        match records.first() {
+            None => PurchaseState::Missing,
+            Some(p) => match p.rewards_status.as_deref() {
+                Some("completed") => PurchaseState::Applied,
+                None if p.paid_lines > 0 => PurchaseState::Applied,
+                _ => PurchaseState::Open,
+            },
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -243,8 +281,24 @@ impl Store {
                 "injected failure (test failpoint)".into(),
             ));
         }
-        let (chain, members) = self.load_chain(session, job.customer_id).await?;
+        let (chain, members, purchase) = self
+            .load_chain(session, job.customer_id, job.checkout_transaction_id)
+            .await?;
         self.die_at(Failpoint::JobAfterChainLoaded)?;
+        match purchase {
+            PurchaseState::Open => {}
+            PurchaseState::Applied => {
+                // Paid before: payouts and completion commit together, so the purchase says so.
+                tracing::warn!(job_id = %job.id, "the job was already applied; completing it");
+                return self.complete_job(session, claimed, now, settings).await;
+            }
+            PurchaseState::Missing => {
+                return Err(ProcessError::Permanent(format!(
+                    "the purchase {} does not exist",
+                    job.checkout_transaction_id
+                )))
+            }
+        }
         let plan = plan_rewards(&policy, job.payload.reward_points, &chain)
             .map_err(|e| ProcessError::Permanent(e.to_string()))?;
         if !plan.conserves() {
@@ -301,7 +355,17 @@ impl Store {
             ));
         }
         self.die_at(Failpoint::JobBeforeCompletion)?;
+        self.complete_job(session, claimed, now, settings).await
+    }
 
+    /// The job's fenced completion, inside the job's transaction.
+    async fn complete_job(
+        &self,
+        session: &mut ClientSession,
+        claimed: &ClaimedJob,
+        now: DateTime,
+        settings: &QueueSettings,
+    ) -> Result<(), ProcessError> {
         let completed = self
             .checkout_jobs()
             .update_one(
@@ -333,11 +397,20 @@ impl Store {
     /// The walk is bounded explicitly by [`MAX_ANCESTORS`]: mongod's `$graphLookup` has no depth
     /// limit unless told, but a server may set its own (SecantusDB stops at 101 ancestors), and a
     /// chain cut short would pay the wrong people. A chain that reaches the bound is refused.
+    #[allow(clippy::type_complexity)]
     async fn load_chain(
         &self,
         session: &mut ClientSession,
         buyer: ObjectId,
-    ) -> Result<(ReferralChain<ObjectId>, HashMap<ObjectId, ChainNode>), ProcessError> {
+        purchase: ObjectId,
+    ) -> Result<
+        (
+            ReferralChain<ObjectId>,
+            HashMap<ObjectId, ChainNode>,
+            PurchaseState,
+        ),
+        ProcessError,
+    > {
         let customers = self
             .database()
             .collection::<Document>(collections::CUSTOMERS);
@@ -350,6 +423,17 @@ impl Store {
                 "connectToField": "_id",
                 "as": "ancestors",
                 "maxDepth": MAX_ANCESTORS - 1,
+            }},
+            // The purchase's state in the same round trip: a job already applied pays nothing.
+            doc! {"$lookup": {
+                "from": collections::TRANSACTIONS,
+                "pipeline": [
+                    {"$match": {"_id": purchase, "type": "purchase"}},
+                    {"$project": {"_id": 0, "rewardsStatus": 1, "paidLines": {"$cond": [
+                        {"$isArray": "$treeDistribution"}, {"$size": "$treeDistribution"}, 0,
+                    ]}}},
+                ],
+                "as": "jobPurchase",
             }},
         ];
         let mut cursor = customers.aggregate(pipeline).session(&mut *session).await?;
@@ -364,6 +448,7 @@ impl Store {
             .map_err(|e| ProcessError::Permanent(format!("corrupt customer data: {e}")))?;
         let at_the_bound =
             i64::try_from(chain.ancestors.len()).unwrap_or(i64::MAX) >= MAX_ANCESTORS;
+        let purchase_state = PurchaseState::of(&chain.purchase);
 
         let mut nodes: HashMap<ObjectId, ChainNode> = HashMap::new();
         for node in std::iter::once(chain.buyer).chain(chain.ancestors) {
@@ -434,7 +519,7 @@ impl Store {
                 ProcessError::Permanent(format!("the buyer {id} does not exist"))
             }
         })?;
-        Ok((chain, nodes))
+        Ok((chain, nodes, purchase_state))
     }
 
     /// Every wallet credit and promotion of the plan in one `update` command. A credit sets the
@@ -452,6 +537,16 @@ impl Store {
             // $max on the letter: levels never go down, even against a concurrent writer.
             let (_, update) = updates.of(promotion.id, now);
             update.insert("$max", doc! {"levelLetter": promotion.to.to_string()});
+            // The parent's promotion depends on this customer's level: writing the parent too
+            // makes two jobs that promote siblings conflict, so one re-reads the other's
+            // promotion and the result is that of a serial order (never a promotion lost).
+            if let Some(parent) = members
+                .get(&promotion.id)
+                .and_then(|m| m.parent_customer)
+                .filter(|p| members.contains_key(p))
+            {
+                updates.of(parent, now);
+            }
         }
         let mut credits: HashMap<ObjectId, MilliPoints> = HashMap::new();
         for payout in &plan.payouts {

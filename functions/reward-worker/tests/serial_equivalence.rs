@@ -1,0 +1,125 @@
+//! Concurrent jobs give the result of some serial order of the same jobs, and a job that was
+//! already applied is never applied again, whatever its document says.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a failed unwrap is a failed test
+
+mod support;
+
+use std::sync::Arc;
+
+use mall_domain::RewardPolicy;
+use mall_store::bson::doc;
+use mall_store::documents::JobStatus;
+use mall_store::drain::{DrainLimits, SystemClock};
+use mall_store::queue::QueueSettings;
+use serde_json::json;
+use support::*;
+
+/// P (inactive, so never paid) has two directs X and Y at A; each of them has two directs at B.
+/// A job under X promotes X to C, one under Y promotes Y to C; only both together lift P (the
+/// second-highest of its directs' levels) from B to D — and neither job pays or promotes P alone.
+fn siblings() -> serde_json::Value {
+    json!({"customers": [
+        {"id": "P", "parent": null, "level": "B", "active": false, "verified": true},
+        {"id": "X", "parent": "P", "level": "A", "active": true, "verified": true},
+        {"id": "Y", "parent": "P", "level": "A", "active": true, "verified": true},
+        {"id": "x1", "parent": "X", "level": "B", "active": true, "verified": true},
+        {"id": "x2", "parent": "X", "level": "B", "active": true, "verified": true},
+        {"id": "y1", "parent": "Y", "level": "B", "active": true, "verified": true},
+        {"id": "y2", "parent": "Y", "level": "B", "active": true, "verified": true},
+    ]})
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_jobs_promoting_siblings_together_promote_their_parent() {
+    for round in 0..3 {
+        let mut world = World::new().await;
+        world.seed_customers(&siblings(), "100").await;
+        let product = world.product("10", "10").await;
+        let policy = RewardPolicy::default();
+        world.checkout(world.id("x1"), product, &policy).await;
+        world.checkout(world.id("y1"), product, &policy).await;
+
+        // Two workers at once, one job each.
+        let other = world.other_worker().await;
+        let limits = DrainLimits {
+            concurrency: 1,
+            max_jobs: 1,
+            ..DrainLimits::default()
+        };
+        let (a, b) = tokio::join!(
+            world
+                .store
+                .drain(QueueSettings::default(), limits, Arc::new(SystemClock)),
+            other.drain(QueueSettings::default(), limits, Arc::new(SystemClock)),
+        );
+        assert_eq!(a.completed + b.completed, 2, "round {round}: {a:?} {b:?}");
+
+        for (name, level) in [("X", "C"), ("Y", "C"), ("P", "D")] {
+            assert_eq!(
+                world
+                    .customer(world.id(name))
+                    .await
+                    .level_letter
+                    .to_string(),
+                level,
+                "round {round}: {name}"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_completed_job_requeued_by_hand_is_recognised_as_applied_and_pays_nothing() {
+    let mut world = World::new().await;
+    world.seed_customers(&siblings(), "100").await;
+    let product = world.product("10", "10").await;
+    let receipt = world
+        .checkout(world.id("x1"), product, &RewardPolicy::default())
+        .await;
+    let drained = world
+        .store
+        .drain(
+            QueueSettings::default(),
+            DrainLimits::default(),
+            Arc::new(SystemClock),
+        )
+        .await;
+    assert_eq!(drained.completed, 1);
+    let wallets = world.customers().await;
+    let purchase = world.purchase(receipt.transaction_id).await;
+    let entries = world.entries_of(receipt.transaction_id).await;
+
+    // The original's runbook: "set status: pending" on the job.
+    world
+        .store
+        .checkout_jobs()
+        .update_one(
+            doc! {"_id": receipt.job_id},
+            doc! {"$set": {"status": "pending"}},
+        )
+        .await
+        .unwrap();
+    let again = world
+        .store
+        .drain(
+            QueueSettings::default(),
+            DrainLimits::default(),
+            Arc::new(SystemClock),
+        )
+        .await;
+    assert_eq!((again.claimed, again.completed, again.failed), (1, 1, 0));
+    assert_eq!(
+        world.customers().await,
+        wallets,
+        "nobody paid or promoted again"
+    );
+    assert_eq!(world.entries_of(receipt.transaction_id).await, entries);
+    assert_eq!(
+        world.purchase(receipt.transaction_id).await,
+        purchase,
+        "the purchase untouched"
+    );
+    let job = world.store.job(receipt.job_id).await.unwrap().unwrap();
+    assert_eq!(job.status, JobStatus::Completed);
+}
