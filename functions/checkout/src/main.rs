@@ -16,17 +16,10 @@ async fn main() -> Result<(), lambda_http::Error> {
     mall_store::telemetry::init_json_logs();
     let config = CheckoutConfig::from_env()?;
     let store = Store::connect(&config.store).await?;
-    match store.ensure_indexes().await {
-        Ok(_) => {}
-        // Serving without a unique guard could pay or charge twice: refuse to start.
-        Err(error @ mall_store::indexes::IndexError::GuaranteeMissing(_)) => {
-            tracing::error!(%error, "refusing to start");
-            return Err(error.into());
-        }
-        // The database is unreachable: the indexes exist after any earlier start; serve, and
-        // answer 503 until the database is back.
-        Err(error) => tracing::error!(%error, "could not ensure indexes at start-up"),
-    }
+    store
+        .ensure_indexes_at_start()
+        .await
+        .inspect_err(|error| tracing::error!(%error, "refusing to start"))?;
     // An invalid or unreadable settings document: refuse to start rather than split purchases
     // by another policy than the one configured.
     let policy = PolicySource::at_start(&store, config.reward_policy)

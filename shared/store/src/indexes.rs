@@ -327,4 +327,19 @@ impl Store {
             Err(IndexError::GuaranteeMissing(missing))
         }
     }
+
+    /// [`Store::ensure_indexes`] at a function's start-up: `Err` only when a guarantee-bearing
+    /// index is missing (serving without a unique guard could pay or charge twice: refuse to
+    /// start). An unreachable database is logged and tolerated: the indexes exist after any
+    /// earlier start, and requests answer `503` until the database is back.
+    pub async fn ensure_indexes_at_start(&self) -> Result<(), IndexError> {
+        match self.ensure_indexes().await {
+            Ok(_) => Ok(()),
+            Err(error @ IndexError::GuaranteeMissing(_)) => Err(error),
+            Err(error) => {
+                tracing::error!(%error, "could not ensure indexes at start-up");
+                Ok(())
+            }
+        }
+    }
 }
