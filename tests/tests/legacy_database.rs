@@ -269,21 +269,50 @@ async fn the_original_systems_database_is_served_exactly_once_and_exactly() {
         plans.insert(job.get_object_id("checkoutTransactionId").unwrap(), plan);
     }
 
+    // A completed job of the original's whose purchase paid no tree line (only the pools), put
+    // back to `pending` by hand as its runbook said: recognised as applied, nothing paid again.
+    let paid_without_lines = dump
+        .documents("checkoutjobs")
+        .iter()
+        .filter(|j| j.get_str("status") == Ok("completed"))
+        .find(|j| {
+            let purchase = j.get_object_id("checkoutTransactionId").unwrap();
+            dump.documents("transactions").iter().any(|t| {
+                t.get_object_id("_id") == Ok(purchase)
+                    && t.get_array("treeDistribution").map(Vec::len) == Ok(0)
+            })
+        })
+        .expect("the dump has a purchase the original paid without tree lines")
+        .get_object_id("_id")
+        .unwrap();
+    store
+        .database()
+        .collection::<Document>("checkoutjobs")
+        .update_one(
+            doc! {"_id": paid_without_lines},
+            doc! {"$set": {"status": "pending"}},
+        )
+        .await
+        .unwrap();
+
     // One drain pays them all, at most eight commands a job, and a second drain finds nothing.
     commands.clear();
     let summary = drain(&store).await;
     assert_eq!(
         (summary.claimed, summary.completed),
-        (44, 44),
+        (45, 45),
         "{summary:?}"
     );
     assert_eq!(summary.failed + summary.retried, 0, "{summary:?}");
     // The claim, two reads, the customers' update (when anybody is credited or promoted), the
     // entries, the purchase, the job, the commit; then the claim that finds nothing.
-    let expected: usize = 1 + plans
-        .values()
-        .map(|plan| 7 + usize::from(!(plan.payouts.is_empty() && plan.promotions.is_empty())))
-        .sum::<usize>();
+    // The job already applied: its claim, the two reads, its completion and the commit.
+    let expected: usize = 1
+        + 5
+        + plans
+            .values()
+            .map(|plan| 7 + usize::from(!(plan.payouts.is_empty() && plan.promotions.is_empty())))
+            .sum::<usize>();
     assert_eq!(commands.count(), expected, "{:?}", commands.names());
     assert_eq!(drain(&store).await.claimed, 0);
 

@@ -16,15 +16,20 @@ async fn main() -> Result<(), lambda_http::Error> {
     mall_store::telemetry::init_json_logs();
     let config = CheckoutConfig::from_env()?;
     let store = Store::connect(&config.store).await?;
-    store
+    let reachable = store
         .ensure_indexes_at_start()
         .await
         .inspect_err(|error| tracing::error!(%error, "refusing to start"))?;
     // An invalid or unreadable settings document: refuse to start rather than split purchases
     // by another policy than the one configured.
-    let policy = PolicySource::at_start(&store, config.reward_policy)
-        .await
-        .inspect_err(|error| tracing::error!(%error, "refusing to start"))?;
+    // An unreachable database costs start-up one server-selection timeout, not two (Lambda
+    // allows init 10 s).
+    let policy = match reachable {
+        true => PolicySource::at_start(&store, config.reward_policy)
+            .await
+            .inspect_err(|error| tracing::error!(%error, "refusing to start"))?,
+        false => PolicySource::deferred(config.reward_policy),
+    };
     let needs_aws = config.event_bus_name.is_some()
         || matches!(
             config.identity,

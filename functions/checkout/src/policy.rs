@@ -28,6 +28,15 @@ impl PolicySource {
         }
     }
 
+    /// The database was unreachable at start-up: the policy is read by the first request that
+    /// reaches it.
+    pub fn deferred(configured: RewardPolicy) -> Self {
+        PolicySource {
+            configured,
+            loaded: OnceCell::new(),
+        }
+    }
+
     /// Reads the policy at start-up. `Err` means: do not start.
     pub async fn at_start(
         store: &Store,
@@ -37,10 +46,7 @@ impl PolicySource {
             Ok(policy) => Ok(Self::loaded(policy)),
             Err(error) if error.is_unreachable() => {
                 tracing::warn!(%error, "the reward policy will be read once the database answers");
-                Ok(PolicySource {
-                    configured,
-                    loaded: OnceCell::new(),
-                })
+                Ok(Self::deferred(configured))
             }
             Err(error) => Err(error),
         }

@@ -11,7 +11,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     mall_store::telemetry::init_json_logs();
     let config = WorkerConfig::from_env()?;
     let store = Store::connect(&config.store).await?;
-    store
+    let _reachable = store
         .ensure_indexes_at_start()
         .await
         .inspect_err(|error| tracing::error!(%error, "refusing to start"))?;

@@ -122,4 +122,27 @@ async fn a_completed_job_requeued_by_hand_is_recognised_as_applied_and_pays_noth
     );
     let job = world.store.job(receipt.job_id).await.unwrap().unwrap();
     assert_eq!(job.status, JobStatus::Completed);
+
+    // The same, for a job that had been paid on its last attempt: the claim takes it past its
+    // attempts, and still it pays nothing and leaves the purchase as it was.
+    world
+        .store
+        .checkout_jobs()
+        .update_one(
+            doc! {"_id": receipt.job_id},
+            doc! {"$set": {"status": "pending", "attempts": 3}},
+        )
+        .await
+        .unwrap();
+    let last = world
+        .store
+        .drain(
+            QueueSettings::default(),
+            DrainLimits::default(),
+            Arc::new(SystemClock),
+        )
+        .await;
+    assert_eq!((last.claimed, last.completed, last.failed), (1, 1, 0));
+    assert_eq!(world.customers().await, wallets);
+    assert_eq!(world.purchase(receipt.transaction_id).await, purchase);
 }

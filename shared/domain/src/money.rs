@@ -251,6 +251,10 @@ impl MilliPoints {
             .map(|b| b - b'0')
             .skip_while(|&d| d == 0)
             .collect();
+        if digits.is_empty() {
+            // Zero, in any notation (`0`, `-0.000`, `0E+17`).
+            return Ok(MilliPoints::ZERO);
+        }
         let significant = i64::try_from(digits.len()).map_err(|_| too_large())?;
         let leading_zeros =
             i64::try_from(whole.len() + frac.len()).map_err(|_| too_large())? - significant;
@@ -485,6 +489,8 @@ mod rounding_tests {
         assert_eq!(rounded("+12.5"), 12_500);
         assert_eq!(rounded("0"), 0);
         assert_eq!(rounded("0.000"), 0);
+        assert_eq!(rounded("0E+17"), 0);
+        assert_eq!(rounded("-0"), 0);
         assert_eq!(rounded("100"), 100_000);
     }
 

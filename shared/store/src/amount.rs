@@ -99,6 +99,16 @@ pub fn wallet_from_bson(value: &Bson) -> Result<MilliPoints, AmountError> {
     Ok(balance)
 }
 
+/// A wallet as the app reads it: a customer whose `points` were never written (or are null)
+/// has 0, mongoose's default; anything else as [`wallet_from_bson`]. A compare-and-set on such a
+/// wallet matches `{points: null}` (missing or null).
+pub fn wallet_or_default(value: &Bson) -> Result<MilliPoints, AmountError> {
+    match value {
+        Bson::Null | Bson::Undefined => Ok(MilliPoints::ZERO),
+        other => wallet_from_bson(other),
+    }
+}
+
 fn type_name(value: &Bson) -> &'static str {
     match value {
         Bson::String(_) => "string",
@@ -234,6 +244,9 @@ mod tests {
             wallet_from_bson(&Bson::Double(-0.5)),
             Err(AmountError::NegativeWallet(_))
         ));
+        // A wallet never written is mongoose's default, 0; a required amount is not optional.
+        assert_eq!(wallet_or_default(&Bson::Null), Ok(MilliPoints::ZERO));
+        assert_eq!(wallet_from_bson(&Bson::Null), Err(AmountError::Missing));
     }
 
     #[test]

@@ -405,13 +405,18 @@ impl Store {
                         .sum::<Result<i128, StoreError>>()
                 })
                 .transpose()?;
+            // The original's purchases are counted, not checked: their amounts are not read.
+            let rewards_status = match purchase.get("rewardsStatus") {
+                None => None,
+                Some(_) => Some(field(&purchase, "rewardsStatus", status_of)?),
+            };
             purchases.push(AuditPurchase {
                 id: field(&purchase, "_id", |d, k| d.get_object_id(k).ok())?,
-                reward_points: field(&purchase, "rewardPointsEarned", milli)?,
-                rewards_status: match purchase.get("rewardsStatus") {
-                    None => None,
-                    Some(_) => Some(field(&purchase, "rewardsStatus", status_of)?),
+                reward_points: match rewards_status {
+                    Some(_) => field(&purchase, "rewardPointsEarned", milli)?,
+                    None => 0,
                 },
+                rewards_status,
                 logged_total,
             });
         }

@@ -316,7 +316,7 @@ impl Store {
         }
 
         let internal = |e: String| AttemptError::Refused(CheckoutError::Internal(e));
-        let balance = crate::amount::wallet_from_bson(&snapshot.points)
+        let balance = crate::amount::wallet_or_default(&snapshot.points)
             .map_err(|e| internal(format!("customer {customer}: points: {e}")))?;
         let cart = price(snapshot.cart, &snapshot.products)?;
         if balance < cart.total {
@@ -348,7 +348,7 @@ impl Store {
             .session(&mut *session)
             .await
             .map_err(|err| match command.idempotency_key {
-                Some(_) if is_retryable_conflict(&err) => AttemptError::KeyConflict(err),
+                Some(_) if is_conflict_on_insert(&err) => AttemptError::KeyConflict(err),
                 _ => AttemptError::Database(err),
             })?;
 
@@ -661,14 +661,27 @@ impl Store {
     /// After the driver refused to start a transaction because it does not know the server yet
     /// (a client built while the database was unreachable marks the deployment "transactions
     /// unsupported" until its next heartbeat), one ping makes it look again. `true` when that
-    /// was the error and a new attempt makes sense.
+    /// was the error and the server answered, so a new attempt makes sense.
     async fn rediscover_after(&self, err: &Error) -> bool {
         if !is_topology_unknown(err) {
             return false;
         }
-        let _ = self.database().run_command(doc! {"ping": 1}).await;
-        true
+        // Still unreachable: answer 503 now rather than wait out another attempt.
+        self.database().run_command(doc! {"ping": 1}).await.is_ok()
     }
+}
+
+/// The insert itself collided with another writer of the same unique key: a write conflict
+/// (an uncommitted insert of it) or a duplicate key (a committed one, replayed next attempt).
+/// Any other transient error (a transaction aborted for another reason) is not the key's.
+fn is_conflict_on_insert(err: &Error) -> bool {
+    const WRITE_CONFLICT: i32 = 112;
+    let code = match err.kind.as_ref() {
+        mongodb::error::ErrorKind::Write(mongodb::error::WriteFailure::WriteError(e)) => e.code,
+        mongodb::error::ErrorKind::Command(e) => e.code,
+        _ => return false,
+    };
+    code == WRITE_CONFLICT || code == crate::error::DUPLICATE_KEY
 }
 
 /// A conflict that a fresh attempt can get past: a write conflict, or a duplicate key on the

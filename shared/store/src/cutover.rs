@@ -156,7 +156,7 @@ impl Store {
             .await?;
         while let Some(customer) = customers.try_next().await? {
             let points = customer.get("points").cloned().unwrap_or(Bson::Null);
-            if let Err(e) = crate::amount::wallet_from_bson(&points) {
+            if let Err(e) = crate::amount::wallet_or_default(&points) {
                 unreadable.add(collections::CUSTOMERS, &customer, format!("points: {e}"));
             }
         }
@@ -209,10 +209,7 @@ impl Store {
         }
 
         // The original's jobs carry no policy of ours; every open job must be readable.
-        let stale_before = DateTime::from_millis(
-            now.timestamp_millis()
-                .saturating_sub(i64::try_from(lease.as_millis()).unwrap_or(i64::MAX)),
-        );
+        let stale_before = crate::queue::original_worker_gone_before(now, lease);
         let mut legacy: Vec<(String, u64)> = Vec::new();
         let mut fresh_processing = 0u64;
         let mut stale_processing = 0u64;
@@ -249,9 +246,13 @@ impl Store {
             }
             let status = job.get_str("status").unwrap_or("?").to_owned();
             if status == "processing" && !job.contains_key("claimToken") {
-                match job.get_datetime("startedAt") {
-                    Ok(started) if *started >= stale_before => fresh_processing += 1,
-                    _ => stale_processing += 1,
+                // As the claim decides: `startedAt`, or `updatedAt` when it never said.
+                let touched = job
+                    .get_datetime("startedAt")
+                    .or_else(|_| job.get_datetime("updatedAt"));
+                match touched {
+                    Ok(at) if *at < stale_before => stale_processing += 1,
+                    _ => fresh_processing += 1,
                 }
             }
             match legacy.iter_mut().find(|(s, _)| *s == status) {
@@ -273,7 +274,7 @@ impl Store {
                     "pending" => "paid once by the worker, under the original's split (policy preset \"original\")".to_owned(),
                     "processing" => format!(
                         "{stale_processing} abandoned by a dead original worker: reclaimed and paid once by the worker (review its partial writes: the original's worker was not transactional); {fresh_processing} started less than {} s ago",
-                        lease.as_secs()
+                        lease.max(crate::queue::ORIGINAL_STALE_AFTER).as_secs()
                     ),
                     "failed" => "left failed; re-drivable with `mall jobs redrive`".to_owned(),
                     "completed" => "kept as history; their purchases are audited as legacy".to_owned(),
@@ -284,8 +285,8 @@ impl Store {
             .collect();
         if fresh_processing > 0 {
             blockers.push(format!(
-                "{fresh_processing} original job(s) went `processing` less than {} s ago: an original worker is still running; stop it (pm2 stop checkout-worker) and check again",
-                lease.as_secs()
+                "{fresh_processing} original job(s) went `processing` less than {} s ago (or carry no time at all): an original worker is still running; stop it (pm2 stop checkout-worker) and check again",
+                lease.max(crate::queue::ORIGINAL_STALE_AFTER).as_secs()
             ));
         }
         if stale_processing > 0 {

@@ -330,16 +330,22 @@ impl Store {
 
     /// [`Store::ensure_indexes`] at a function's start-up: `Err` only when a guarantee-bearing
     /// index is missing (serving without a unique guard could pay or charge twice: refuse to
-    /// start). An unreachable database is logged and tolerated: the indexes exist after any
+    /// start), and so is any other failure to inspect or create them (permissions, a spec the
+    /// server refuses). Only an unreachable database is tolerated: the indexes exist after any
     /// earlier start, and requests answer `503` until the database is back.
-    pub async fn ensure_indexes_at_start(&self) -> Result<(), IndexError> {
+    ///
+    /// `Ok(true)` when the database answered, `Ok(false)` when it could not be reached (so the
+    /// caller defers the rest of its start-up reads instead of waiting out a second timeout).
+    pub async fn ensure_indexes_at_start(&self) -> Result<bool, IndexError> {
         match self.ensure_indexes().await {
-            Ok(_) => Ok(()),
-            Err(error @ IndexError::GuaranteeMissing(_)) => Err(error),
-            Err(error) => {
-                tracing::error!(%error, "could not ensure indexes at start-up");
-                Ok(())
+            Ok(_) => Ok(true),
+            Err(IndexError::Store(StoreError::Database(error)))
+                if crate::error::is_unreachable(&error) =>
+            {
+                tracing::error!(%error, "the database is unreachable at start-up");
+                Ok(false)
             }
+            Err(error) => Err(error),
         }
     }
 }

@@ -512,7 +512,11 @@ impl Store {
         self.database()
             .collection::<Document>(collections::TRANSACTIONS)
             .update_one(
-                doc! {"_id": job.checkout_transaction_id, "type": "purchase"},
+                // A purchase that was paid stays as it is: the worker then completes the job
+                // without paying again.
+                doc! {"_id": job.checkout_transaction_id, "type": "purchase",
+                      "rewardsStatus": {"$ne": "completed"}, "rewardLog": {"$exists": false},
+                      "treeDistribution.0": {"$exists": false}},
                 doc! {"$set": {"rewardsStatus": rewards_status(crate::documents::RewardsStatus::Processing),
                                "updatedAt": now}},
             )

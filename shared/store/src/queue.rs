@@ -136,6 +136,19 @@ pub enum FailureOutcome {
     LostLease,
 }
 
+/// The original worker resets a `processing` job after 5 minutes: one it holds is abandoned
+/// only after that, or after our lease if longer.
+pub const ORIGINAL_STALE_AFTER: Duration = Duration::from_secs(300);
+
+/// Before this time, an original job's `startedAt` (or `updatedAt`) means its worker gave it up.
+pub fn original_worker_gone_before(now: DateTime, lease: Duration) -> DateTime {
+    let wait = lease.max(ORIGINAL_STALE_AFTER);
+    DateTime::from_millis(
+        now.timestamp_millis()
+            .saturating_sub(i64::try_from(wait.as_millis()).unwrap_or(i64::MAX)),
+    )
+}
+
 pub(crate) fn add(now: DateTime, duration: Duration) -> DateTime {
     let millis = i64::try_from(duration.as_millis()).unwrap_or(i64::MAX);
     DateTime::from_millis(now.timestamp_millis().saturating_add(millis))
@@ -150,18 +163,17 @@ impl Store {
         lease: Duration,
     ) -> Result<Option<Claim>, StoreError> {
         let token = ObjectId::new();
-        let stale_start = DateTime::from_millis(
-            now.timestamp_millis()
-                .saturating_sub(i64::try_from(lease.as_millis()).unwrap_or(i64::MAX)),
-        );
+        let stale_start = original_worker_gone_before(now, lease);
         let claimable = doc! {"$or": [
             {"status": "pending", "runAfter": {"$lte": now}},
-            // The original system's jobs: due at once, and reclaimable after its dead worker's
-            // start plus our lease.
+            // The original system's jobs: due at once, and reclaimable once its worker has
+            // surely given them up (started, or if it never said, last touched, long enough ago).
             {"status": "pending", "runAfter": {"$exists": false}},
             {"status": "processing", "leaseUntil": {"$lt": now}},
             {"status": "processing", "leaseUntil": {"$exists": false},
              "startedAt": {"$lt": stale_start}},
+            {"status": "processing", "leaseUntil": {"$exists": false},
+             "startedAt": {"$exists": false}, "updatedAt": {"$lt": stale_start}},
         ]};
         let claim = doc! {
             "$set": {
@@ -356,7 +368,10 @@ impl Store {
             .database()
             .collection::<Document>(collections::TRANSACTIONS)
             .update_one(
-                doc! {"_id": purchase, "type": "purchase"},
+                // A purchase that was paid (a job completed before, put back by hand) is never
+                // marked failed.
+                doc! {"_id": purchase, "type": "purchase", "rewardsStatus": {"$ne": "completed"},
+                      "rewardLog": {"$exists": false}, "treeDistribution.0": {"$exists": false}},
                 doc! {"$set": {"rewardsStatus": rewards_status(RewardsStatus::Failed), "updatedAt": now}},
             )
             .session(&mut session)

@@ -126,6 +126,9 @@ struct PurchaseRecord {
     /// Lines of the app's payout list (the original's purchases have no status of ours).
     #[serde(default)]
     paid_lines: i64,
+    /// Our distribution log is there: we paid it.
+    #[serde(default)]
+    logged: bool,
 }
 
 /// Whether the job still has to be applied.
@@ -140,16 +143,31 @@ enum PurchaseState {
 }
 
 impl PurchaseState {
-    fn of(records: &[PurchaseRecord]) -> Self {
+    /// Whatever its status says: a purchase with payout lines or our log was paid, and so was
+    /// the original's purchase whose (original) job had completed — even with no tree payout.
+    fn of(records: &[PurchaseRecord], job: &CheckoutJobDoc) -> Self {
         match records.first() {
             None => PurchaseState::Missing,
-            Some(p) => match p.rewards_status.as_deref() {
-                Some("completed") => PurchaseState::Applied,
-                None if p.paid_lines > 0 => PurchaseState::Applied,
-                _ => PurchaseState::Open,
-            },
+            Some(p)
+                if p.rewards_status.as_deref() == Some("completed")
+                    || p.paid_lines > 0
+                    || p.logged
+                    || (job.is_legacy() && job.completed_at.is_some()) =>
+            {
+                PurchaseState::Applied
+            }
+            Some(_) => PurchaseState::Open,
         }
     }
+}
+
+/// The purchase's state as the chain load reads it: `$lookup` stages that project it.
+fn purchase_projection() -> Document {
+    doc! {"_id": 0, "rewardsStatus": 1,
+    "logged": {"$ne": [{"$type": "$rewardLog"}, "missing"]},
+    "paidLines": {"$cond": [
+        {"$isArray": "$treeDistribution"}, {"$size": "$treeDistribution"}, 0,
+    ]}}
 }
 
 #[derive(Deserialize)]
@@ -185,6 +203,10 @@ impl Store {
         settings: &QueueSettings,
     ) -> Result<JobOutcome, StoreError> {
         if claimed.attempt() > claimed.job.max_attempts {
+            // A job paid on its last attempt and put back to `pending` by hand: it is done.
+            if self.already_applied(&claimed.job).await? {
+                return self.complete_applied(claimed, now, settings).await;
+            }
             // Reclaimed after a worker died on its last attempt: the attempts are spent.
             let failure = JobFailure::retryable("the worker's lease expired on the last attempt");
             return self.finish_failed(claimed, &failure, now, settings).await;
@@ -237,6 +259,59 @@ impl Store {
         })
     }
 
+    /// Whether the job's purchase was paid already (read outside any transaction: only on the
+    /// rare path of a job reclaimed past its attempts).
+    async fn already_applied(&self, job: &CheckoutJobDoc) -> Result<bool, StoreError> {
+        use futures_util::TryStreamExt;
+        let records: Vec<Document> = self
+            .database()
+            .collection::<Document>(collections::TRANSACTIONS)
+            .aggregate(vec![
+                doc! {"$match": {"_id": job.checkout_transaction_id, "type": "purchase"}},
+                doc! {"$project": purchase_projection()},
+            ])
+            .await?
+            .try_collect()
+            .await?;
+        let records: Vec<PurchaseRecord> = records
+            .into_iter()
+            .map(crate::documents::read_document)
+            .collect::<Result<_, _>>()
+            .map_err(StoreError::Unreadable)?;
+        Ok(PurchaseState::of(&records, job) == PurchaseState::Applied)
+    }
+
+    /// Completes a job whose purchase was already paid, fenced, changing nothing else.
+    async fn complete_applied(
+        &self,
+        claimed: &ClaimedJob,
+        now: DateTime,
+        settings: &QueueSettings,
+    ) -> Result<JobOutcome, StoreError> {
+        tracing::warn!(job_id = %claimed.job.id, "the job was already applied; completing it");
+        let mut session = self.client().start_session().await?;
+        session
+            .start_transaction()
+            .write_concern(WriteConcern::majority())
+            .await?;
+        match self
+            .complete_job(&mut session, claimed, now, settings)
+            .await
+        {
+            Ok(()) => {
+                session.commit_transaction().await?;
+                Ok(JobOutcome::Completed)
+            }
+            Err(error) => {
+                let _ = session.abort_transaction().await;
+                Ok(match error {
+                    ProcessError::Database(err) => return Err(err.into()),
+                    _ => JobOutcome::LostLease,
+                })
+            }
+        }
+    }
+
     async fn finish_failed(
         &self,
         claimed: &ClaimedJob,
@@ -281,9 +356,7 @@ impl Store {
                 "injected failure (test failpoint)".into(),
             ));
         }
-        let (chain, members, purchase) = self
-            .load_chain(session, job.customer_id, job.checkout_transaction_id)
-            .await?;
+        let (chain, members, purchase) = self.load_chain(session, job).await?;
         self.die_at(Failpoint::JobAfterChainLoaded)?;
         match purchase {
             PurchaseState::Open => {}
@@ -335,9 +408,11 @@ impl Store {
             .update_one(
                 // Ours are `processing`; the original's carry no status and an empty list
                 // until paid, so one it already paid can never be paid again.
-                doc! {"_id": job.checkout_transaction_id, "type": "purchase", "$or": [
+                doc! {"_id": job.checkout_transaction_id, "type": "purchase",
+                "treeDistribution.0": {"$exists": false}, "rewardLog": {"$exists": false},
+                "$or": [
                     {"rewardsStatus": rewards_status(RewardsStatus::Processing)},
-                    {"rewardsStatus": {"$exists": false}, "treeDistribution.0": {"$exists": false}},
+                    {"rewardsStatus": {"$exists": false}},
                 ]},
                 doc! {"$set": {
                     "treeDistribution": distribution,
@@ -401,8 +476,7 @@ impl Store {
     async fn load_chain(
         &self,
         session: &mut ClientSession,
-        buyer: ObjectId,
-        purchase: ObjectId,
+        job: &CheckoutJobDoc,
     ) -> Result<
         (
             ReferralChain<ObjectId>,
@@ -411,6 +485,7 @@ impl Store {
         ),
         ProcessError,
     > {
+        let (buyer, purchase) = (job.customer_id, job.checkout_transaction_id);
         let customers = self
             .database()
             .collection::<Document>(collections::CUSTOMERS);
@@ -429,9 +504,7 @@ impl Store {
                 "from": collections::TRANSACTIONS,
                 "pipeline": [
                     {"$match": {"_id": purchase, "type": "purchase"}},
-                    {"$project": {"_id": 0, "rewardsStatus": 1, "paidLines": {"$cond": [
-                        {"$isArray": "$treeDistribution"}, {"$size": "$treeDistribution"}, 0,
-                    ]}}},
+                    {"$project": purchase_projection()},
                 ],
                 "as": "jobPurchase",
             }},
@@ -448,7 +521,7 @@ impl Store {
             .map_err(|e| ProcessError::Permanent(format!("corrupt customer data: {e}")))?;
         let at_the_bound =
             i64::try_from(chain.ancestors.len()).unwrap_or(i64::MAX) >= MAX_ANCESTORS;
-        let purchase_state = PurchaseState::of(&chain.purchase);
+        let purchase_state = PurchaseState::of(&chain.purchase, job);
 
         let mut nodes: HashMap<ObjectId, ChainNode> = HashMap::new();
         for node in std::iter::once(chain.buyer).chain(chain.ancestors) {
@@ -496,7 +569,9 @@ impl Store {
                 id: node.id,
                 parent: node.parent_customer,
                 level,
-                active: node.referral_status.as_deref() == Some(REFERRAL_ACTIVE),
+                // Missing means the app's default, `active`.
+                active: node.referral_status.as_deref().unwrap_or(REFERRAL_ACTIVE)
+                    == REFERRAL_ACTIVE,
                 verified: node.is_verified == Some(true),
                 directs: directs.get(id).copied().unwrap_or_default(),
             })
@@ -564,7 +639,7 @@ impl Store {
             })?;
             let unreadable =
                 |e: String| ProcessError::Permanent(format!("customer {}: points: {e}", node.id));
-            let balance = crate::amount::wallet_from_bson(&node.points)
+            let balance = crate::amount::wallet_or_default(&node.points)
                 .map_err(|e| unreadable(e.to_string()))?;
             let new_balance = balance
                 .checked_add(credit)
