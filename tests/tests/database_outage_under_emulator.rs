@@ -140,3 +140,66 @@ async fn an_outage_refuses_cleanly_and_everything_completes_after_the_restart() 
     let status = store.queue_status(DateTime::now()).await.unwrap();
     assert_eq!((status.pending, status.failed), (0, 0));
 }
+
+/// A checkout instance that starts while the database is down (its `main` cannot reach the
+/// database for the indexes or the reward policy): it still starts, answers `503 UNAVAILABLE`
+/// with `Retry-After` — never `500` — and serves normally once the database is back, reading
+/// the policy then.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_checkout_instance_started_during_an_outage_answers_503_then_serves() {
+    let mut server = PrivateServer::start();
+    let (uri, database) = (server.uri(), fresh_database_name());
+    let store = store_on_server(&uri, &database).await;
+    store.ensure_indexes().await.unwrap();
+    let buyer = seed::customer(&store, "5000").await;
+    let dates = seed::product(&store, "500", "50", true).await;
+    seed::fill_cart(&store, buyer, &[(dates, 2)]).await;
+    server.stop();
+
+    let mut emulator = LambdaEmulator::start(&[
+        ("MONGODB_URI", uri.as_str()),
+        ("MONGODB_DATABASE", database.as_str()),
+        ("LOCAL_JWT_SECRET", LOCAL_JWT_SECRET),
+        ("RUST_LOG", "info"),
+    ]);
+    // The first request starts the instance, with the database down.
+    let checkout_url = emulator.function_url("checkout", "/api/cart/checkout");
+    emulator
+        .wait_until_ready(
+            &format!("{checkout_url}/000000000000000000000000"),
+            READY_TIMEOUT,
+            |status, body| status == 401 && body.contains("UNAUTHENTICATED"),
+        )
+        .await;
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(60))
+        .build()
+        .unwrap();
+    let post = || {
+        http.post(&checkout_url)
+            .bearer_auth(local_token(buyer))
+            .body("{}")
+            .send()
+    };
+    let refused = post().await.unwrap();
+    assert_eq!(refused.status(), 503);
+    assert_eq!(refused.headers()["retry-after"], "1");
+
+    server.restart();
+    let mut statuses = Vec::new();
+    for _ in 0..40 {
+        let response = post().await.unwrap();
+        statuses.push(response.status().as_u16());
+        if response.status() == 200 {
+            break;
+        }
+        assert_eq!(response.status(), 503, "{statuses:?}");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    assert_eq!(statuses.last(), Some(&200), "{statuses:?}");
+    assert!(
+        !emulator.log_text().contains("panicked"),
+        "{}",
+        emulator.log_tail(40)
+    );
+}
