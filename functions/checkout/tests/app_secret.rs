@@ -4,22 +4,14 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a failed unwrap is a failed test
 
-use aws_sdk_secretsmanager::config::{Credentials, Region};
+mod support;
+
 use checkout::auth::{fetch_app_secret, Authenticator, SecretError, APP_CUSTOMER_CLAIM};
 use mall_store::bson::oid::ObjectId;
+use support::{aws_config_at, local_aws_endpoint};
 
 async fn secrets_manager() -> aws_sdk_secretsmanager::Client {
-    let endpoint = std::env::var("MALL_TEST_EVENTBRIDGE_ENDPOINT").expect(
-        "MALL_TEST_EVENTBRIDGE_ENDPOINT is not set: run the tests with `make test` \
-         (infra/with-test-services.sh starts the local AWS services)",
-    );
-    let config = checkout::events::aws_config_loader()
-        .endpoint_url(endpoint)
-        .region(Region::new("us-east-1"))
-        .credentials_provider(Credentials::new("test", "test", None, None, "test"))
-        .load()
-        .await;
-    aws_sdk_secretsmanager::Client::new(&config)
+    aws_sdk_secretsmanager::Client::new(&aws_config_at(&local_aws_endpoint()).await)
 }
 
 #[tokio::test]

@@ -8,28 +8,18 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use aws_sdk_eventbridge::config::{Credentials, Region};
 use checkout::events::JobQueuedPublisher;
 use mall_store::bson::{doc, oid::ObjectId};
 use serde_json::{json, Value};
 use support::*;
 
 fn endpoint() -> String {
-    std::env::var("MALL_TEST_EVENTBRIDGE_ENDPOINT").expect(
-        "MALL_TEST_EVENTBRIDGE_ENDPOINT is not set: run the tests with `make test` \
-         (infra/with-test-services.sh starts a local EventBridge)",
-    )
+    local_aws_endpoint()
 }
 
 async fn eventbridge(endpoint: &str) -> aws_sdk_eventbridge::Client {
     // The function's own loader, so the events travel through the HTTP client it deploys with.
-    let config = checkout::events::aws_config_loader()
-        .endpoint_url(endpoint)
-        .region(Region::new("us-east-1"))
-        .credentials_provider(Credentials::new("test", "test", None, None, "test"))
-        .load()
-        .await;
-    aws_sdk_eventbridge::Client::new(&config)
+    aws_sdk_eventbridge::Client::new(&aws_config_at(endpoint).await)
 }
 
 /// SQS through its JSON protocol: enough to create a queue and read it. moto reads the service

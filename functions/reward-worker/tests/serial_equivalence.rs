@@ -69,6 +69,18 @@ async fn two_jobs_promoting_siblings_together_promote_their_parent() {
     }
 }
 
+/// One drain of everything due, as the scheduled worker runs it.
+async fn drain_all(world: &World) -> mall_store::drain::DrainSummary {
+    world
+        .store
+        .drain(
+            QueueSettings::default(),
+            DrainLimits::default(),
+            Arc::new(SystemClock),
+        )
+        .await
+}
+
 #[tokio::test]
 async fn a_completed_job_requeued_by_hand_is_recognised_as_applied_and_pays_nothing() {
     let mut world = World::new().await;
@@ -77,14 +89,7 @@ async fn a_completed_job_requeued_by_hand_is_recognised_as_applied_and_pays_noth
     let receipt = world
         .checkout(world.id("x1"), product, &RewardPolicy::default())
         .await;
-    let drained = world
-        .store
-        .drain(
-            QueueSettings::default(),
-            DrainLimits::default(),
-            Arc::new(SystemClock),
-        )
-        .await;
+    let drained = drain_all(&world).await;
     assert_eq!(drained.completed, 1);
     let wallets = world.customers().await;
     let purchase = world.purchase(receipt.transaction_id).await;
@@ -100,14 +105,7 @@ async fn a_completed_job_requeued_by_hand_is_recognised_as_applied_and_pays_noth
         )
         .await
         .unwrap();
-    let again = world
-        .store
-        .drain(
-            QueueSettings::default(),
-            DrainLimits::default(),
-            Arc::new(SystemClock),
-        )
-        .await;
+    let again = drain_all(&world).await;
     assert_eq!((again.claimed, again.completed, again.failed), (1, 1, 0));
     assert_eq!(
         world.customers().await,
@@ -134,14 +132,7 @@ async fn a_completed_job_requeued_by_hand_is_recognised_as_applied_and_pays_noth
         )
         .await
         .unwrap();
-    let last = world
-        .store
-        .drain(
-            QueueSettings::default(),
-            DrainLimits::default(),
-            Arc::new(SystemClock),
-        )
-        .await;
+    let last = drain_all(&world).await;
     assert_eq!((last.claimed, last.completed, last.failed), (1, 1, 0));
     assert_eq!(world.customers().await, wallets);
     assert_eq!(world.purchase(receipt.transaction_id).await, purchase);

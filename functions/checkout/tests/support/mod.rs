@@ -122,3 +122,24 @@ pub fn get_request(customer: ObjectId, transaction_id: &str) -> Request {
 pub fn json(response: &Response<Body>) -> Value {
     serde_json::from_slice(response.body().as_ref()).unwrap()
 }
+
+/// The local AWS services' endpoint, which `infra/with-test-services.sh` starts (moto).
+pub fn local_aws_endpoint() -> String {
+    std::env::var("MALL_TEST_EVENTBRIDGE_ENDPOINT").expect(
+        "MALL_TEST_EVENTBRIDGE_ENDPOINT is not set: run the tests with `make test` \
+         (infra/with-test-services.sh starts the local AWS services)",
+    )
+}
+
+/// The AWS configuration the checkout builds (its own loader and HTTPS client), pointed at
+/// `endpoint` with test credentials.
+pub async fn aws_config_at(endpoint: &str) -> aws_config::SdkConfig {
+    checkout::events::aws_config_loader()
+        .endpoint_url(endpoint)
+        .region(aws_config::Region::new("us-east-1"))
+        .credentials_provider(aws_sdk_eventbridge::config::Credentials::new(
+            "test", "test", None, None, "test",
+        ))
+        .load()
+        .await
+}
