@@ -152,3 +152,22 @@ pub async fn scenario_customers(
     store.customers().insert_many(docs).await.unwrap();
     ids
 }
+
+/// A job the ORIGINAL system's worker is processing right now, as it writes one: no claim token
+/// or lease of ours, `startedAt` now, the payload in points without a policy. Returns its id.
+pub async fn original_job_in_progress(store: &Store) -> ObjectId {
+    let id = ObjectId::new();
+    store
+        .database()
+        .collection::<Document>("checkoutjobs")
+        .insert_one(doc! {
+            "_id": id, "customerId": ObjectId::new(), "checkoutTransactionId": ObjectId::new(),
+            "status": "processing", "attempts": 1, "maxAttempts": 3, "createdAt": DateTime::now(),
+            "startedAt": DateTime::now(),
+            "payload": {"treePointsShare": 5, "appPointsShare": 3.5, "giftsPointsShare": 1.5,
+                        "totalRewardPoints": 10},
+        })
+        .await
+        .unwrap();
+    id
+}

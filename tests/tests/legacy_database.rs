@@ -510,18 +510,7 @@ async fn the_original_systems_database_is_served_exactly_once_and_exactly() {
 
     // An original worker still running (a job of its gone `processing` just now) blocks the
     // switch.
-    store
-        .database()
-        .collection::<Document>("checkoutjobs")
-        .insert_one(doc! {
-            "customerId": ObjectId::new(), "checkoutTransactionId": ObjectId::new(),
-            "status": "processing", "attempts": 1, "maxAttempts": 3, "createdAt": DateTime::now(),
-            "startedAt": DateTime::now(),
-            "payload": {"treePointsShare": 5, "appPointsShare": 3.5, "giftsPointsShare": 1.5,
-                        "totalRewardPoints": 10},
-        })
-        .await
-        .unwrap();
+    let running = mall_testkit::seed::original_job_in_progress(&store).await;
     let check = store
         .cutover_check(DateTime::now(), QueueSettings::default().lease)
         .await
@@ -535,7 +524,7 @@ async fn the_original_systems_database_is_served_exactly_once_and_exactly() {
     store
         .database()
         .collection::<Document>("checkoutjobs")
-        .delete_one(doc! {"startedAt": {"$gt": DateTime::from_millis(DateTime::now().timestamp_millis() - 60_000)}, "claimToken": {"$exists": false}, "status": "processing"})
+        .delete_one(doc! {"_id": running})
         .await
         .unwrap();
 

@@ -406,21 +406,13 @@ async fn audit_passes_after_real_work_and_names_every_planted_violation() {
 
 #[tokio::test]
 async fn cutover_check_exits_1_while_an_original_worker_runs_and_0_once_it_stopped() {
-    use mall_store::bson::{doc, oid::ObjectId, DateTime, Document};
+    use mall_store::bson::{doc, DateTime, Document};
 
     let (uri, database) = (test_mongodb_uri(), fresh_database_name());
     let store = store_on(&database).await;
     let jobs = store.database().collection::<Document>("checkoutjobs");
     // A job the original's worker is processing right now (no claim token, fresh startedAt).
-    jobs.insert_one(doc! {
-        "customerId": ObjectId::new(), "checkoutTransactionId": ObjectId::new(),
-        "status": "processing", "attempts": 1, "maxAttempts": 3, "createdAt": DateTime::now(),
-        "startedAt": DateTime::now(),
-        "payload": {"treePointsShare": 5, "appPointsShare": 3.5, "giftsPointsShare": 1.5,
-                    "totalRewardPoints": 10},
-    })
-    .await
-    .unwrap();
+    mall_testkit::seed::original_job_in_progress(&store).await;
     // A wallet the functions cannot read.
     store
         .database()

@@ -342,54 +342,43 @@ async fn a_customer_round_trips_with_points_as_a_double() {
 #[tokio::test]
 async fn wallets_the_app_wrote_are_read_in_points_or_refused_by_name() {
     let store = fresh_store().await;
-    let wallet = |points: Bson| {
-        let mut doc = mall_store::bson::to_document(&customer(None)).unwrap();
-        doc.insert("points", points);
-        doc
+    // A customer as the app left it, with `points` as given, read back through our type.
+    let read_wallet = |points: Bson| {
+        let store = store.clone();
+        async move {
+            let mut doc = mall_store::bson::to_document(&customer(None)).unwrap();
+            doc.insert("points", points);
+            let id = doc.get_object_id("_id").unwrap();
+            store
+                .database()
+                .collection::<Document>("customers")
+                .insert_one(doc)
+                .await
+                .unwrap();
+            store
+                .customers()
+                .find_one(doc! {"_id": id})
+                .await
+                .map(|found| found.unwrap().points)
+        }
     };
     let decimal = |text: &str| Bson::Decimal128(text.parse().unwrap());
-    let readable = [
+    for (points, expected) in [
         (Bson::Int32(5000), "5000"),
         (Bson::Int64(12), "12"),
         (Bson::Double(4239.149999999997), "4239.15"),
         (Bson::Double(5.1000000000000005), "5.1"),
         (decimal("12.345"), "12.345"),
-    ];
-    for (points, expected) in readable {
-        let doc = wallet(points.clone());
-        let id = doc.get_object_id("_id").unwrap();
-        store
-            .database()
-            .collection::<Document>("customers")
-            .insert_one(doc)
-            .await
-            .unwrap();
-        let back = store
-            .customers()
-            .find_one(doc! {"_id": id})
-            .await
-            .unwrap()
-            .unwrap();
-        assert_eq!(back.points, expected.parse().unwrap(), "{points:?}");
+    ] {
+        let read = read_wallet(points.clone()).await.unwrap();
+        assert_eq!(read, expected.parse().unwrap(), "{points:?}");
     }
     for (points, named) in [
         (Bson::String("5000".into()), "string"),
         (Bson::Double(f64::NAN), "finite"),
         (Bson::Double(-1.0), "negative"),
     ] {
-        let doc = wallet(points.clone());
-        let id = doc.get_object_id("_id").unwrap();
-        store
-            .database()
-            .collection::<Document>("customers")
-            .insert_one(doc)
-            .await
-            .unwrap();
-        let err = store
-            .customers()
-            .find_one(doc! {"_id": id})
-            .await
-            .unwrap_err();
+        let err = read_wallet(points.clone()).await.unwrap_err();
         assert!(err.to_string().contains(named), "{points:?}: {err}");
     }
 }
