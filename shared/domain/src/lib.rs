@@ -5,6 +5,7 @@
 //! computation over values, tested on its own. The store layer feeds it data and applies the
 //! [`RewardPlan`] it returns.
 
+pub mod batch;
 pub mod chain;
 pub mod checkout;
 pub mod level;
@@ -14,6 +15,7 @@ pub mod retry;
 pub mod reward;
 pub mod scenario;
 
+pub use batch::{BatchPlanError, ForestView, ViewMember};
 pub use chain::{ChainEnd, ChainError, ChainMember, ReferralChain};
 pub use level::{promoted_level, Level, LevelCounts};
 pub use money::{MilliPoints, MoneyError, ParseAmountError, RoundAmountError};
