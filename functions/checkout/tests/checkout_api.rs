@@ -505,18 +505,14 @@ async fn a_checkout_blocked_by_another_writer_of_the_buyer_is_503_with_or_withou
 async fn an_unknown_commit_outcome_is_503_with_retry_after_and_the_key_then_replays_or_runs() {
     let t = TestApp::new().await;
     let (buyer, _) = seed_example(&t).await;
-    t.store
-        .failpoints()
-        .arm(Failpoint::CheckoutCommitOutcomeUnknown);
+    t.store.failpoints().arm(Failpoint::CommitOutcomeUnknown);
     let response = t
         .send(checkout_request(buyer, "{}", Some("unknown-outcome-key")))
         .await;
     assert_eq!(response.status(), 503, "{}", json(&response));
     assert_eq!(json(&response)["error"]["code"], json!("UNAVAILABLE"));
     assert_eq!(response.headers()["retry-after"], "1");
-    t.store
-        .failpoints()
-        .disarm(Failpoint::CheckoutCommitOutcomeUnknown);
+    t.store.failpoints().disarm(Failpoint::CommitOutcomeUnknown);
     // The client asks again with its key: exactly one charge in the end.
     let again = t
         .send(checkout_request(buyer, "{}", Some("unknown-outcome-key")))

@@ -19,7 +19,7 @@ use serde_json::Value;
 pub struct WorkerConfig {
     pub store: StoreConfig,
     pub queue: QueueSettings,
-    /// `WORKER_CONCURRENCY` (4), `WORKER_TIME_MARGIN_MS` (5000), `WORKER_MAX_JOBS` (1000).
+    /// `WORKER_*`: see [`config::drain_limits`].
     pub limits: DrainLimits,
 }
 
@@ -29,31 +29,10 @@ impl WorkerConfig {
     }
 
     pub fn from_lookup<F: Fn(&str) -> Option<String>>(lookup: F) -> Result<Self, ConfigError> {
-        let to_usize = |n: i64| usize::try_from(n).unwrap_or(1);
         Ok(WorkerConfig {
             store: StoreConfig::from_lookup(&lookup)?,
             queue: config::queue_settings(&lookup)?,
-            limits: DrainLimits {
-                concurrency: to_usize(config::integer(&lookup, "WORKER_CONCURRENCY", 4, 1, 64)?),
-                max_jobs: to_usize(config::integer(
-                    &lookup,
-                    "WORKER_MAX_JOBS",
-                    1000,
-                    1,
-                    100_000,
-                )?),
-                deadline: None,
-                margin: Duration::from_millis(
-                    u64::try_from(config::integer(
-                        &lookup,
-                        "WORKER_TIME_MARGIN_MS",
-                        5000,
-                        0,
-                        900_000,
-                    )?)
-                    .unwrap_or(5000),
-                ),
-            },
+            limits: config::drain_limits(&lookup)?,
         })
     }
 }

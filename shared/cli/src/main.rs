@@ -100,9 +100,12 @@ enum Command {
     /// Drain the reward queue once, as the scheduled worker does (reads MONGODB_URI and the
     /// JOB_* and WORKER_* variables).
     Drain {
-        /// Jobs in flight at once (default: WORKER_CONCURRENCY or 4).
+        /// Batches in flight at once (default: WORKER_CONCURRENCY or 4).
         #[arg(long)]
         concurrency: Option<usize>,
+        /// Jobs per batch, 1 to 50 (default: WORKER_BATCH_SIZE or 16).
+        #[arg(long, value_parser = clap::value_parser!(u8).range(1..=50))]
+        batch_size: Option<u8>,
         /// Stop after this many claims (default: WORKER_MAX_JOBS or 1000).
         #[arg(long)]
         max_jobs: Option<usize>,
@@ -180,8 +183,9 @@ fn main() -> ExitCode {
         ),
         Command::Drain {
             concurrency,
+            batch_size,
             max_jobs,
-        } => drain(concurrency, max_jobs),
+        } => drain(concurrency, batch_size, max_jobs),
         Command::Jobs { action } => jobs(action),
         Command::DemoSeed => demo_seed(),
         Command::Audit { json } => audit(json),
@@ -254,40 +258,23 @@ fn token(
     Ok(())
 }
 
-fn drain(concurrency: Option<usize>, max_jobs: Option<usize>) -> anyhow::Result<()> {
-    use mall_store::drain::{DrainLimits, SystemClock};
+fn drain(
+    concurrency: Option<usize>,
+    batch_size: Option<u8>,
+    max_jobs: Option<usize>,
+) -> anyhow::Result<()> {
+    use mall_store::drain::SystemClock;
     let lookup = |name: &str| std::env::var(name).ok();
     let store_config = mall_store::StoreConfig::from_lookup(lookup)?;
     let queue = mall_store::config::queue_settings(lookup)?;
-    let concurrency = match concurrency {
-        Some(n) => n,
-        None => usize::try_from(mall_store::config::integer(
-            lookup,
-            "WORKER_CONCURRENCY",
-            4,
-            1,
-            64,
-        )?)?,
-    };
-    let max_jobs = match max_jobs {
-        Some(n) => n,
-        None => usize::try_from(mall_store::config::integer(
-            lookup,
-            "WORKER_MAX_JOBS",
-            1000,
-            1,
-            100_000,
-        )?)?,
-    };
+    let mut limits = mall_store::config::drain_limits(lookup)?;
+    limits.concurrency = concurrency.unwrap_or(limits.concurrency).max(1);
+    limits.batch_size = batch_size.map_or(limits.batch_size, usize::from);
+    limits.max_jobs = max_jobs.unwrap_or(limits.max_jobs);
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     let summary = runtime.block_on(async {
         let store = mall_store::Store::connect(&store_config).await?;
         store.ensure_indexes().await?;
-        let limits = DrainLimits {
-            concurrency,
-            max_jobs,
-            ..DrainLimits::default()
-        };
         anyhow::Ok(
             store
                 .drain(queue, limits, std::sync::Arc::new(SystemClock))

@@ -20,10 +20,6 @@
 //!   duplicates inside the transaction, and a repeat of a committed key gets the first receipt
 //!   back without any write.
 
-use std::collections::hash_map::RandomState;
-use std::hash::{BuildHasher, Hasher};
-use std::time::Duration;
-
 use mall_domain::checkout::{
     price_cart, CartError, CartLine, CheckoutRequest, IdempotencyKey, Offer, PricedCart,
     RawQuantity,
@@ -31,7 +27,6 @@ use mall_domain::checkout::{
 use mall_domain::{MilliPoints, RewardPolicy, RewardSplit};
 use mongodb::bson::{doc, oid::ObjectId, Bson, DateTime, Document};
 use mongodb::error::Error;
-use mongodb::options::{ReadConcern, WriteConcern};
 use mongodb::ClientSession;
 use serde::Deserialize;
 
@@ -43,6 +38,7 @@ use crate::documents::{
 use crate::error::{is_topology_unknown, is_unreachable};
 use crate::failpoints::Failpoint;
 use crate::store::collections;
+use crate::transaction::{TransactionFailure, TransactionRetry};
 use crate::Store;
 
 /// What one checkout asks for, validated.
@@ -93,49 +89,6 @@ pub enum CheckoutError {
     Internal(String),
 }
 
-/// How often a conflicting transaction is tried again, and how long to wait in between.
-#[derive(Clone, Copy, Debug)]
-pub struct TransactionRetry {
-    pub max_attempts: u32,
-    pub first_backoff: Duration,
-    pub max_backoff: Duration,
-    pub commit_attempts: u32,
-}
-
-impl Default for TransactionRetry {
-    fn default() -> Self {
-        TransactionRetry {
-            max_attempts: 8,
-            first_backoff: Duration::from_millis(5),
-            max_backoff: Duration::from_millis(160),
-            commit_attempts: 3,
-        }
-    }
-}
-
-impl TransactionRetry {
-    /// For background work, where waiting is cheap and giving up costs a whole retry cycle.
-    pub fn background() -> Self {
-        TransactionRetry {
-            max_attempts: 12,
-            first_backoff: Duration::from_millis(10),
-            max_backoff: Duration::from_millis(500),
-            commit_attempts: 3,
-        }
-    }
-
-    /// Full jitter: a random wait in `[0, min(max, first × 2^(attempt-1))]`.
-    pub fn backoff(&self, attempt: u32) -> Duration {
-        let ceiling = self
-            .first_backoff
-            .saturating_mul(1u32 << attempt.saturating_sub(1).min(16))
-            .min(self.max_backoff);
-        let random = RandomState::new().build_hasher().finish();
-        let nanos = u64::try_from(ceiling.as_nanos()).unwrap_or(u64::MAX);
-        Duration::from_nanos(random % nanos.saturating_add(1))
-    }
-}
-
 /// How one attempt of the transaction ended, short of success.
 enum AttemptError {
     /// A business refusal: abort, nothing was written.
@@ -146,9 +99,6 @@ enum AttemptError {
     /// Inserting the purchase with its `Idempotency-Key` conflicted: another request with the
     /// same key is in flight (or just committed, which the next attempt will replay).
     KeyConflict(Error),
-    /// The commit's outcome stayed unknown after its retries (a primary stepping down, a time
-    /// limit, a lost connection): the client must ask again, with its key.
-    CommitUnknown(Error),
     /// The key was already used by a committed purchase with the same request.
     Replay(Box<CheckoutReceipt>),
     Database(Error),
@@ -157,6 +107,19 @@ enum AttemptError {
 impl From<Error> for AttemptError {
     fn from(err: Error) -> Self {
         AttemptError::Database(err)
+    }
+}
+
+impl crate::transaction::AttemptError for AttemptError {
+    /// A conflict on the key, on the wallet, or any write conflict a fresh attempt gets past
+    /// (a duplicate key on the idempotency index too: the next attempt's read sees the committed
+    /// purchase and replays it).
+    fn is_conflict(&self) -> bool {
+        match self {
+            AttemptError::KeyConflict(_) | AttemptError::WalletChanged => true,
+            AttemptError::Database(err) => is_retryable_conflict(err),
+            _ => false,
+        }
     }
 }
 
@@ -227,72 +190,44 @@ impl Store {
         &self,
         command: &CheckoutCommand<'_>,
     ) -> Result<CheckoutReceipt, CheckoutError> {
-        let retry = TransactionRetry::default();
-        let mut session = self
-            .client()
-            .start_session()
-            .await
-            .map_err(classify_failure)?;
-        let mut topology_unknown = false;
-        let mut conflicted_on_key = false;
-        for attempt in 1..=retry.max_attempts {
-            let started = session
-                .start_transaction()
-                .read_concern(ReadConcern::snapshot())
-                .write_concern(WriteConcern::majority())
-                .await;
-            if let Err(err) = started {
-                if !self.rediscover_after(&err).await {
-                    return Err(classify_failure(err));
-                }
-                topology_unknown = true;
-                tokio::time::sleep(retry.backoff(attempt)).await;
-                continue;
+        let ran = self
+            .in_transaction(
+                &TransactionRetry::default(),
+                &mut (self, command),
+                |session, (store, command)| Box::pin(store.checkout_attempt(session, command)),
+            )
+            .await;
+        match ran {
+            Ok(committed) => Ok(committed.value),
+            Err(TransactionFailure::Stopped(AttemptError::Replay(receipt))) => Ok(*receipt),
+            Err(TransactionFailure::Stopped(AttemptError::Refused(err))) => Err(err),
+            Err(TransactionFailure::Stopped(AttemptError::Database(err))) => {
+                Err(classify_failure(err))
             }
-            topology_unknown = false;
-            let outcome = match self.checkout_attempt(&mut session, command).await {
-                Ok(receipt) => commit(self, &mut session, &retry).await.map(|()| receipt),
-                Err(err) => {
-                    // Nothing of this attempt may survive, whatever went wrong.
-                    let _ = session.abort_transaction().await;
-                    Err(err)
-                }
-            };
-            match outcome {
-                Ok(receipt) => return Ok(receipt),
-                Err(AttemptError::Replay(receipt)) => return Ok(*receipt),
-                Err(AttemptError::Refused(err)) => return Err(err),
-                Err(AttemptError::KeyConflict(err)) => {
-                    tracing::debug!(attempt, error = %err, "the idempotency key is in flight");
-                    conflicted_on_key = true;
-                    tokio::time::sleep(retry.backoff(attempt)).await;
-                }
-                Err(AttemptError::Database(err)) if is_retryable_conflict(&err) => {
-                    tracing::debug!(attempt, error = %err, "checkout transaction conflicted");
-                    conflicted_on_key = false;
-                    tokio::time::sleep(retry.backoff(attempt)).await;
-                }
-                Err(AttemptError::WalletChanged) => {
-                    tracing::debug!(attempt, "the wallet changed under the checkout");
-                    conflicted_on_key = false;
-                    tokio::time::sleep(retry.backoff(attempt)).await;
-                }
-                Err(AttemptError::CommitUnknown(err)) => {
-                    return Err(CheckoutError::Unavailable(format!(
-                        "the commit's outcome is unknown: {err}"
-                    )))
-                }
-                Err(AttemptError::Database(err)) => return Err(classify_failure(err)),
+            Err(TransactionFailure::Stopped(AttemptError::KeyConflict(err))) => {
+                Err(classify_failure(err))
             }
-        }
-        Err(if topology_unknown {
-            CheckoutError::Unavailable("the database's topology is still unknown".into())
-        } else if conflicted_on_key {
+            Err(TransactionFailure::Stopped(AttemptError::WalletChanged)) => Err(
+                CheckoutError::Unavailable("the checkout kept conflicting".into()),
+            ),
+            Err(TransactionFailure::CommitUnknown(err)) => Err(CheckoutError::Unavailable(
+                format!("the commit's outcome is unknown: {err}"),
+            )),
             // Only a conflict on the key itself says that its first request is still running.
-            CheckoutError::IdempotencyInProgress
-        } else {
-            CheckoutError::Unavailable("the checkout kept conflicting".into())
-        })
+            Err(TransactionFailure::Exhausted {
+                last: Some(AttemptError::KeyConflict(err)),
+                ..
+            }) => {
+                tracing::debug!(error = %err, "the idempotency key is in flight");
+                Err(CheckoutError::IdempotencyInProgress)
+            }
+            Err(TransactionFailure::Exhausted { last: None, .. }) => Err(
+                CheckoutError::Unavailable("the database's topology is still unknown".into()),
+            ),
+            Err(TransactionFailure::Exhausted { .. }) => Err(CheckoutError::Unavailable(
+                "the checkout kept conflicting".into(),
+            )),
+        }
     }
 
     async fn checkout_attempt(
@@ -617,58 +552,6 @@ fn receipt_of(purchase: &PurchaseDoc, replayed: bool) -> Result<CheckoutReceipt,
         },
         replayed,
     })
-}
-
-/// Commits, retrying the commit itself (after a short pause) while its result is unknown.
-async fn commit(
-    store: &Store,
-    session: &mut ClientSession,
-    retry: &TransactionRetry,
-) -> Result<(), AttemptError> {
-    let mut attempt = 1;
-    loop {
-        let committed = match store
-            .failpoints()
-            .check(Failpoint::CheckoutCommitOutcomeUnknown)
-        {
-            Ok(()) => session.commit_transaction().await,
-            Err(injected) => Err(injected),
-        };
-        match committed {
-            Ok(()) => return Ok(()),
-            Err(err) if outcome_unknown(store, &err) => {
-                if attempt >= retry.commit_attempts {
-                    return Err(AttemptError::CommitUnknown(err));
-                }
-                tokio::time::sleep(retry.backoff(attempt)).await;
-                attempt += 1;
-            }
-            Err(err) => return Err(AttemptError::Database(err)),
-        }
-    }
-}
-
-/// Whether a commit error leaves its outcome unknown (the driver labels network errors, time
-/// limits and a primary stepping down so); an injected test failure stands for one.
-fn outcome_unknown(store: &Store, err: &Error) -> bool {
-    err.contains_label(mongodb::error::UNKNOWN_TRANSACTION_COMMIT_RESULT)
-        || store
-            .failpoints()
-            .is_armed(Failpoint::CheckoutCommitOutcomeUnknown)
-}
-
-impl Store {
-    /// After the driver refused to start a transaction because it does not know the server yet
-    /// (a client built while the database was unreachable marks the deployment "transactions
-    /// unsupported" until its next heartbeat), one ping makes it look again. `true` when that
-    /// was the error and the server answered, so a new attempt makes sense.
-    async fn rediscover_after(&self, err: &Error) -> bool {
-        if !is_topology_unknown(err) {
-            return false;
-        }
-        // Still unreachable: answer 503 now rather than wait out another attempt.
-        self.database().run_command(doc! {"ping": 1}).await.is_ok()
-    }
 }
 
 /// The insert itself collided with another writer of the same unique key: a write conflict

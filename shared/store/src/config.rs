@@ -86,6 +86,34 @@ pub fn queue_settings<F: Fn(&str) -> Option<String>>(
     })
 }
 
+/// A drain's bounds: `WORKER_CONCURRENCY` (batches in flight, default 4), `WORKER_BATCH_SIZE`
+/// (jobs per batch, default [`DEFAULT_BATCH_SIZE`](crate::drain::DEFAULT_BATCH_SIZE), at most
+/// 50), `WORKER_MAX_JOBS` (claims per drain, 1000) and `WORKER_TIME_MARGIN_MS` (5000). The
+/// deadline is the invocation's, set by the caller.
+pub fn drain_limits<F: Fn(&str) -> Option<String>>(
+    lookup: F,
+) -> Result<crate::drain::DrainLimits, ConfigError> {
+    use crate::drain::{DrainLimits, DEFAULT_BATCH_SIZE, MAX_BATCH_SIZE};
+    let count = |n: i64| usize::try_from(n).unwrap_or(1);
+    let batch = |n: usize| i64::try_from(n).unwrap_or(1);
+    Ok(DrainLimits {
+        concurrency: count(integer(&lookup, "WORKER_CONCURRENCY", 4, 1, 64)?),
+        batch_size: count(integer(
+            &lookup,
+            "WORKER_BATCH_SIZE",
+            batch(DEFAULT_BATCH_SIZE),
+            1,
+            batch(MAX_BATCH_SIZE),
+        )?),
+        max_jobs: count(integer(&lookup, "WORKER_MAX_JOBS", 1000, 1, 100_000)?),
+        deadline: None,
+        margin: std::time::Duration::from_millis(
+            u64::try_from(integer(&lookup, "WORKER_TIME_MARGIN_MS", 5000, 0, 900_000)?)
+                .unwrap_or(5000),
+        ),
+    })
+}
+
 /// `JOB_MAX_ATTEMPTS`: claims a job gets before it is `failed` (default 3).
 pub fn job_max_attempts<F: Fn(&str) -> Option<String>>(lookup: F) -> Result<i32, ConfigError> {
     let attempts = integer(lookup, "JOB_MAX_ATTEMPTS", 3, 1, 100)?;

@@ -1,6 +1,6 @@
 //! Draining the queue (SPEC §6.4): claim and process jobs until none is claimable, the
 //! invocation's remaining time falls under a safety margin, or a per-invocation cap is reached,
-//! with at most `concurrency` jobs in flight. Several drains may run at once (several Lambda
+//! with at most `concurrency` batches of up to `batch_size` jobs in flight. Several drains may run at once (several Lambda
 //! invocations, or `mall drain` beside them): atomic claims keep them apart.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -40,11 +40,18 @@ impl Clock for OffsetClock {
     }
 }
 
+/// Jobs per batch unless `WORKER_BATCH_SIZE` says otherwise (measured by `make bench`).
+pub const DEFAULT_BATCH_SIZE: usize = 16;
+/// The largest batch: a batch's transaction must stay short.
+pub const MAX_BATCH_SIZE: usize = 50;
+
 /// Bounds of one drain.
 #[derive(Clone, Copy, Debug)]
 pub struct DrainLimits {
-    /// Jobs in flight at once (`WORKER_CONCURRENCY`).
+    /// Batches in flight at once (`WORKER_CONCURRENCY`).
     pub concurrency: usize,
+    /// Jobs claimed and applied together, in one transaction (`WORKER_BATCH_SIZE`).
+    pub batch_size: usize,
     /// At most this many claims per drain.
     pub max_jobs: usize,
     /// When the invocation must have returned (from the Lambda context), if any.
@@ -57,6 +64,7 @@ impl Default for DrainLimits {
     fn default() -> Self {
         DrainLimits {
             concurrency: 4,
+            batch_size: DEFAULT_BATCH_SIZE,
             max_jobs: 1_000,
             deadline: None,
             margin: Duration::from_millis(5_000),
@@ -90,6 +98,12 @@ pub struct DrainSummary {
     /// Claims taken over by another worker (nothing written by this one).
     pub lost_lease: usize,
     pub abandoned: usize,
+    /// Batches committed or given up (a batch split in halves counts once).
+    pub batches: usize,
+    /// Transaction attempts lost to other writers of the same customers.
+    pub conflicts: usize,
+    /// Times a batch was split in halves (it kept conflicting, or one of its jobs was refused).
+    pub splits: usize,
     pub duration_ms: u64,
     pub stopped: Option<StopReason>,
 }
@@ -129,6 +143,9 @@ impl Store {
             summary.failed += lane.summary.failed;
             summary.lost_lease += lane.summary.lost_lease;
             summary.abandoned += lane.summary.abandoned;
+            summary.batches += lane.summary.batches;
+            summary.conflicts += lane.summary.conflicts;
+            summary.splits += lane.summary.splits;
             reasons.push(lane.stopped);
         }
         // The most telling reason: a database error, then the deadline, then the cap.
@@ -158,66 +175,90 @@ impl Store {
                     break StopReason::Deadline;
                 }
             }
-            if claims.fetch_add(1, Ordering::SeqCst) >= limits.max_jobs {
-                break StopReason::Cap;
-            }
-            let claimed = match self.claim_next(clock.now(), settings.lease).await {
-                Ok(Some(Claim::Job(claimed))) => *claimed,
-                Ok(Some(Claim::Unreadable(unreadable))) => {
-                    summary.claimed += 1;
-                    match self.fail_unreadable(&unreadable, clock.now()).await {
-                        Ok(FailureOutcome::Failed) => {
-                            metrics::counter!(crate::telemetry::JOBS_FAILED).increment(1);
-                            summary.failed += 1;
-                        }
-                        Ok(_) => summary.lost_lease += 1,
-                        Err(error) => {
-                            tracing::error!(%error, "failing an unreadable job failed");
-                            break StopReason::DatabaseError;
-                        }
-                    }
-                    continue;
-                }
-                Ok(None) => break StopReason::Empty,
+            // Reserve up to a batch of the drain's claims.
+            let wanted = limits.batch_size.clamp(1, MAX_BATCH_SIZE);
+            let reserved = claims.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |taken| {
+                (taken < limits.max_jobs).then(|| taken + wanted.min(limits.max_jobs - taken))
+            });
+            let wanted = match reserved {
+                Ok(taken) => wanted.min(limits.max_jobs - taken),
+                Err(_) => break StopReason::Cap,
+            };
+            let claims = match self.claim_batch(clock.now(), settings.lease, wanted).await {
+                Ok(claims) if claims.is_empty() => break StopReason::Empty,
+                Ok(claims) => claims,
                 Err(error) => {
-                    tracing::error!(%error, "claiming a job failed");
+                    tracing::error!(%error, "claiming jobs failed");
                     break StopReason::DatabaseError;
                 }
             };
-            summary.claimed += 1;
-            let job_started = Instant::now();
-            match self.process_claimed(&claimed, clock.now(), &settings).await {
-                Ok(outcome) => {
-                    let elapsed_ms = job_started.elapsed().as_secs_f64() * 1000.0;
-                    metrics::histogram!(crate::telemetry::JOB_PROCESSING_MS).record(elapsed_ms);
-                    let counter = match outcome {
-                        JobOutcome::Completed => Some(crate::telemetry::JOBS_COMPLETED),
-                        JobOutcome::Retried { .. } => Some(crate::telemetry::JOBS_RETRIED),
-                        JobOutcome::Failed => Some(crate::telemetry::JOBS_FAILED),
-                        JobOutcome::LostLease | JobOutcome::Abandoned => None,
-                    };
-                    if let Some(name) = counter {
-                        metrics::counter!(name).increment(1);
-                    }
-                    tracing::info!(
-                        job_id = %claimed.job.id,
-                        customer_id = %claimed.job.customer_id,
-                        attempt = claimed.attempt(),
-                        outcome = ?outcome,
-                        processing_ms = u64::try_from(job_started.elapsed().as_millis()).unwrap_or(u64::MAX),
-                        "reward job processed"
-                    );
-                    match outcome {
-                        JobOutcome::Completed => summary.completed += 1,
-                        JobOutcome::Retried { .. } => summary.retried += 1,
-                        JobOutcome::Failed => summary.failed += 1,
-                        JobOutcome::LostLease => summary.lost_lease += 1,
-                        JobOutcome::Abandoned => summary.abandoned += 1,
+            summary.claimed += claims.len();
+            let mut jobs = Vec::with_capacity(claims.len());
+            let mut database_failed = false;
+            for claim in claims {
+                match claim {
+                    Claim::Job(claimed) => jobs.push(*claimed),
+                    Claim::Unreadable(unreadable) => {
+                        match self.fail_unreadable(&unreadable, clock.now()).await {
+                            Ok(FailureOutcome::Failed) => {
+                                metrics::counter!(crate::telemetry::JOBS_FAILED).increment(1);
+                                summary.failed += 1;
+                            }
+                            Ok(_) => summary.lost_lease += 1,
+                            Err(error) => {
+                                tracing::error!(%error, "failing an unreadable job failed");
+                                database_failed = true;
+                            }
+                        }
                     }
                 }
+            }
+            if database_failed {
+                break StopReason::DatabaseError;
+            }
+            if jobs.is_empty() {
+                continue;
+            }
+            let batch_started = Instant::now();
+            let report = match self.process_batch(&jobs, clock.now(), &settings).await {
+                Ok(report) => report,
                 Err(error) => {
-                    tracing::error!(job_id = %claimed.job.id, %error, "a reward job could not be processed");
+                    tracing::error!(jobs = jobs.len(), %error, "a batch of reward jobs could not be processed");
                     break StopReason::DatabaseError;
+                }
+            };
+            let elapsed = batch_started.elapsed();
+            // Per job, its share of the batch's time.
+            let per_job_ms = elapsed.as_secs_f64() * 1000.0 / jobs.len() as f64;
+            summary.batches += 1;
+            summary.conflicts += report.conflicts;
+            summary.splits += report.splits;
+            for (claimed, outcome) in jobs.iter().zip(&report.outcomes) {
+                let counter = match outcome {
+                    JobOutcome::Completed => Some(crate::telemetry::JOBS_COMPLETED),
+                    JobOutcome::Retried { .. } => Some(crate::telemetry::JOBS_RETRIED),
+                    JobOutcome::Failed => Some(crate::telemetry::JOBS_FAILED),
+                    JobOutcome::LostLease | JobOutcome::Abandoned => None,
+                };
+                if let Some(name) = counter {
+                    metrics::counter!(name).increment(1);
+                }
+                metrics::histogram!(crate::telemetry::JOB_PROCESSING_MS).record(per_job_ms);
+                tracing::info!(
+                    job_id = %claimed.job.id,
+                    customer_id = %claimed.job.customer_id,
+                    attempt = claimed.attempt(),
+                    outcome = ?outcome,
+                    batch = jobs.len(),
+                    batch_ms = u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX),
+                    "reward job processed"
+                );
+                match outcome {
+                    JobOutcome::Completed => summary.completed += 1,
+                    JobOutcome::Retried { .. } => summary.retried += 1,
+                    JobOutcome::Failed => summary.failed += 1,
+                    JobOutcome::LostLease => summary.lost_lease += 1,
+                    JobOutcome::Abandoned => summary.abandoned += 1,
                 }
             }
         };

@@ -13,8 +13,8 @@ pub enum Failpoint {
     CheckoutBeforeJobInsert,
     /// Checkout: after every write, before the commit.
     CheckoutBeforeCommit,
-    /// Checkout: every commit ends with its outcome unknown (a stepdown, a time limit).
-    CheckoutCommitOutcomeUnknown,
+    /// Any transaction: every commit ends with its outcome unknown (a stepdown, a time limit).
+    CommitOutcomeUnknown,
     /// Reward job: the worker "dies" after loading the chain.
     JobAfterChainLoaded,
     /// Reward job: the worker "dies" after crediting wallets and promoting levels.

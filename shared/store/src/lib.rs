@@ -20,6 +20,7 @@ pub mod queue;
 pub mod rewards;
 mod store;
 pub mod telemetry;
+pub mod transaction;
 
 pub use checkout::{CheckoutCommand, CheckoutError, CheckoutReceipt};
 

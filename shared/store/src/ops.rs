@@ -10,18 +10,15 @@
 //!   re-driving the same jobs at once re-drive each job once.
 //! - A dry run reads and reports, and writes nothing.
 
-use std::time::Duration;
-
 use futures_util::TryStreamExt;
 use mongodb::bson::{doc, oid::ObjectId, Bson, DateTime, Document};
-use mongodb::options::WriteConcern;
 use serde::{Deserialize, Serialize};
 
-use crate::checkout::TransactionRetry;
 use crate::documents::{JobErrorDoc, JobStatus, RedriveDoc};
 use crate::error::StoreError;
 use crate::queue::rewards_status;
 use crate::store::collections;
+use crate::transaction::{DriverError, TransactionRetry};
 use crate::Store;
 
 /// How many jobs one re-drive may touch at most.
@@ -441,49 +438,30 @@ impl Store {
         reason: &str,
         now: DateTime,
     ) -> Result<Option<JobStatus>, StoreError> {
-        let retry = TransactionRetry::default();
         let entry = mongodb::bson::to_bson(&RedriveDoc {
             at: now,
             reason: reason.to_owned(),
         })
         .map_err(|e| StoreError::Unreadable(e.to_string()))?;
-        for attempt in 1..=retry.max_attempts {
-            let mut session = self.client().start_session().await?;
-            session
-                .start_transaction()
-                .write_concern(WriteConcern::majority())
-                .await?;
-            let outcome = self.redrive_in(&mut session, id, &entry, now).await;
-            let outcome = match outcome {
-                Ok(true) => session.commit_transaction().await.map(|()| true),
-                Ok(false) => {
-                    let _ = session.abort_transaction().await;
-                    Ok(false)
-                }
-                Err(err) => {
-                    let _ = session.abort_transaction().await;
-                    Err(err)
-                }
-            };
-            match outcome {
-                Ok(true) => return Ok(None),
-                Ok(false) => {
-                    let status = self
-                        .job(id)
-                        .await?
-                        .map(|job| job.status)
-                        .unwrap_or(JobStatus::Failed);
-                    return Ok(Some(status));
-                }
-                Err(err) if err.contains_label(mongodb::error::TRANSIENT_TRANSACTION_ERROR) => {
-                    tokio::time::sleep(retry.backoff(attempt).max(Duration::from_millis(1))).await;
-                }
-                Err(err) => return Err(err.into()),
-            }
+        let redriven = self
+            .in_transaction(
+                &TransactionRetry::default().snapshotless(),
+                &mut (self, id, &entry, now),
+                |session, (store, id, entry, now)| {
+                    Box::pin(store.redrive_in(session, *id, entry, *now))
+                },
+            )
+            .await?
+            .value;
+        if redriven {
+            return Ok(None);
         }
-        Err(StoreError::Database(mongodb::error::Error::custom(
-            "the re-drive kept conflicting",
-        )))
+        let status = self
+            .job(id)
+            .await?
+            .map(|job| job.status)
+            .unwrap_or(JobStatus::Failed);
+        Ok(Some(status))
     }
 
     /// The writes of one re-drive; `false` when the job was not `failed`.
@@ -493,7 +471,7 @@ impl Store {
         id: ObjectId,
         entry: &Bson,
         now: DateTime,
-    ) -> Result<bool, mongodb::error::Error> {
+    ) -> Result<bool, DriverError> {
         let job = self
             .checkout_jobs()
             .find_one_and_update(

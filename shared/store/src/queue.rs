@@ -26,11 +26,12 @@ use std::time::Duration;
 
 use mall_domain::{RetryDecision, RetryPolicy};
 use mongodb::bson::{doc, oid::ObjectId, DateTime, Document};
-use mongodb::options::{ReturnDocument, WriteConcern};
+use mongodb::options::ReturnDocument;
 
 use crate::documents::{CheckoutJobDoc, JobErrorDoc, JobErrorKind, RewardsStatus};
 use crate::error::StoreError;
 use crate::store::collections;
+use crate::transaction::{DriverError, TransactionRetry};
 use crate::Store;
 
 /// How many attempt errors a job keeps.
@@ -163,46 +164,73 @@ impl Store {
         lease: Duration,
     ) -> Result<Option<Claim>, StoreError> {
         let token = ObjectId::new();
-        let stale_start = original_worker_gone_before(now, lease);
-        let claimable = doc! {"$or": [
-            {"status": "pending", "runAfter": {"$lte": now}},
-            // The original system's jobs: due at once, and reclaimable once its worker has
-            // surely given them up (started, or if it never said, last touched, long enough ago).
-            {"status": "pending", "runAfter": {"$exists": false}},
-            {"status": "processing", "leaseUntil": {"$lt": now}},
-            {"status": "processing", "leaseUntil": {"$exists": false},
-             "startedAt": {"$lt": stale_start}},
-            {"status": "processing", "leaseUntil": {"$exists": false},
-             "startedAt": {"$exists": false}, "updatedAt": {"$lt": stale_start}},
-        ]};
-        let claim = doc! {
-            "$set": {
-                "status": "processing",
-                "claimToken": token,
-                "leaseUntil": add(now, lease),
-                "startedAt": now,
-                "updatedAt": now,
-            },
-            "$inc": {"attempts": 1},
-        };
         let claimed = self
             .database()
             .collection::<Document>(collections::CHECKOUT_JOBS)
-            .find_one_and_update(claimable, claim)
-            .sort(doc! {"runAfter": 1, "_id": 1})
+            .find_one_and_update(claimable(now, lease), claim_update(token, now, lease))
+            .sort(claim_order())
             .return_document(ReturnDocument::After)
             .await?;
-        Ok(claimed.map(|raw| {
-            match crate::documents::read_document::<CheckoutJobDoc>(raw.clone()) {
-                Ok(job) => Claim::Job(Box::new(ClaimedJob { job, token })),
-                Err(err) => Claim::Unreadable(UnreadableJob {
-                    id: raw.get("_id").cloned().unwrap_or(mongodb::bson::Bson::Null),
-                    token,
-                    purchase: raw.get_object_id("checkoutTransactionId").ok(),
-                    problem: format!("the job document cannot be read: {err}"),
-                }),
+        Ok(claimed.map(|raw| read_claim(raw, token)))
+    }
+
+    /// Claims up to `max` of the oldest claimable jobs under one claim token, in three commands
+    /// (SPEC 6.2): pick the candidates' ids, stamp those still claimable with one conditional
+    /// `updateMany`, read back what carries the token. Each job is claimed exactly as by
+    /// [`Store::claim_next`] (its attempt counted, its own lease, fenced by the token); a
+    /// candidate another worker stamped first is simply not ours. Oldest first.
+    pub async fn claim_batch(
+        &self,
+        now: DateTime,
+        lease: Duration,
+        max: usize,
+    ) -> Result<Vec<Claim>, StoreError> {
+        use futures_util::TryStreamExt;
+        if max <= 1 {
+            return Ok(self.claim_next(now, lease).await?.into_iter().collect());
+        }
+        let jobs = self
+            .database()
+            .collection::<Document>(collections::CHECKOUT_JOBS);
+        // Concurrent workers pick the same oldest candidates; the one that stamps them first has
+        // them, the others pick again (a few times: each round, someone claimed something).
+        for _ in 0..CLAIM_ROUNDS {
+            let candidates: Vec<Document> = jobs
+                .find(claimable(now, lease))
+                .sort(claim_order())
+                .limit(i64::try_from(max).unwrap_or(i64::MAX))
+                .projection(doc! {"_id": 1})
+                .await?
+                .try_collect()
+                .await?;
+            if candidates.is_empty() {
+                return Ok(vec![]);
             }
-        }))
+            let ids: Vec<mongodb::bson::Bson> = candidates
+                .into_iter()
+                .filter_map(|mut c| c.remove("_id"))
+                .collect();
+            let token = ObjectId::new();
+            let mut still_claimable = claimable(now, lease);
+            still_claimable.insert("_id", doc! {"$in": ids});
+            let stamped = jobs
+                .update_many(still_claimable, claim_update(token, now, lease))
+                .await?;
+            if stamped.modified_count == 0 {
+                continue;
+            }
+            let claimed: Vec<Document> = jobs
+                .find(doc! {"claimToken": token, "status": "processing"})
+                .sort(claim_order())
+                .await?
+                .try_collect()
+                .await?;
+            return Ok(claimed
+                .into_iter()
+                .map(|raw| read_claim(raw, token))
+                .collect());
+        }
+        Ok(vec![])
     }
 
     /// Marks a claimed, unreadable document `failed` (with its purchase, when it names one),
@@ -339,33 +367,44 @@ impl Store {
         if !keep_error.is_empty() {
             update.insert("$push", keep_error);
         }
-        let mut session = self.client().start_session().await?;
-        session
-            .start_transaction()
-            .write_concern(WriteConcern::majority())
-            .await?;
+        let dead = self
+            .in_transaction(
+                &TransactionRetry::default().snapshotless(),
+                &mut (self, &fence, &update, purchase, now),
+                |session, (store, fence, update, purchase, now)| {
+                    Box::pin(store.dead_in(session, fence, update, *purchase, *now))
+                },
+            )
+            .await?
+            .value;
+        Ok(if dead {
+            FailureOutcome::Failed
+        } else {
+            FailureOutcome::LostLease
+        })
+    }
+
+    /// The writes of [`Store::mark_dead`]; `false` when the fence no longer holds.
+    async fn dead_in(
+        &self,
+        session: &mut mongodb::ClientSession,
+        fence: &Document,
+        update: &Document,
+        purchase: Option<ObjectId>,
+        now: DateTime,
+    ) -> Result<bool, DriverError> {
         let job = self
             .checkout_jobs()
-            .update_one(fence, update)
-            .session(&mut session)
-            .await;
-        let job = match job {
-            Ok(job) => job,
-            Err(err) => {
-                let _ = session.abort_transaction().await;
-                return Err(err.into());
-            }
-        };
+            .update_one(fence.clone(), update.clone())
+            .session(&mut *session)
+            .await?;
         if job.matched_count == 0 {
-            let _ = session.abort_transaction().await;
-            return Ok(FailureOutcome::LostLease);
+            return Ok(false);
         }
         let Some(purchase) = purchase else {
-            session.commit_transaction().await?;
-            return Ok(FailureOutcome::Failed);
+            return Ok(true);
         };
-        let purchase = self
-            .database()
+        self.database()
             .collection::<Document>(collections::TRANSACTIONS)
             .update_one(
                 // A purchase that was paid (a job completed before, put back by hand) is never
@@ -374,14 +413,9 @@ impl Store {
                       "rewardLog": {"$exists": false}, "treeDistribution.0": {"$exists": false}},
                 doc! {"$set": {"rewardsStatus": rewards_status(RewardsStatus::Failed), "updatedAt": now}},
             )
-            .session(&mut session)
-            .await;
-        if let Err(err) = purchase {
-            let _ = session.abort_transaction().await;
-            return Err(err.into());
-        }
-        session.commit_transaction().await?;
-        Ok(FailureOutcome::Failed)
+            .session(&mut *session)
+            .await?;
+        Ok(true)
     }
 
     /// Pending jobs and the age in seconds of the oldest, in one aggregation (for metrics).
@@ -413,6 +447,57 @@ impl Store {
     /// A job by id (for tools and tests).
     pub async fn job(&self, id: ObjectId) -> Result<Option<CheckoutJobDoc>, StoreError> {
         Ok(self.checkout_jobs().find_one(doc! {"_id": id}).await?)
+    }
+}
+
+/// Rounds of a batch claim whose candidates were all stamped by other workers first.
+const CLAIM_ROUNDS: usize = 4;
+
+/// What a worker may claim now: due `pending` jobs and `processing` jobs whose worker is gone.
+fn claimable(now: DateTime, lease: Duration) -> Document {
+    let stale_start = original_worker_gone_before(now, lease);
+    doc! {"$or": [
+        {"status": "pending", "runAfter": {"$lte": now}},
+        // The original system's jobs: due at once, and reclaimable once its worker has
+        // surely given them up (started, or if it never said, last touched, long enough ago).
+        {"status": "pending", "runAfter": {"$exists": false}},
+        {"status": "processing", "leaseUntil": {"$lt": now}},
+        {"status": "processing", "leaseUntil": {"$exists": false},
+         "startedAt": {"$lt": stale_start}},
+        {"status": "processing", "leaseUntil": {"$exists": false},
+         "startedAt": {"$exists": false}, "updatedAt": {"$lt": stale_start}},
+    ]}
+}
+
+/// Oldest first.
+fn claim_order() -> Document {
+    doc! {"runAfter": 1, "_id": 1}
+}
+
+/// The claim: `processing` under a fresh token and lease, one more attempt.
+fn claim_update(token: ObjectId, now: DateTime, lease: Duration) -> Document {
+    doc! {
+        "$set": {
+            "status": "processing",
+            "claimToken": token,
+            "leaseUntil": add(now, lease),
+            "startedAt": now,
+            "updatedAt": now,
+        },
+        "$inc": {"attempts": 1},
+    }
+}
+
+/// A claimed document, read now that it is ours.
+fn read_claim(raw: Document, token: ObjectId) -> Claim {
+    match crate::documents::read_document::<CheckoutJobDoc>(raw.clone()) {
+        Ok(job) => Claim::Job(Box::new(ClaimedJob { job, token })),
+        Err(err) => Claim::Unreadable(UnreadableJob {
+            id: raw.get("_id").cloned().unwrap_or(mongodb::bson::Bson::Null),
+            token,
+            purchase: raw.get_object_id("checkoutTransactionId").ok(),
+            problem: format!("the job document cannot be read: {err}"),
+        }),
     }
 }
 

@@ -1,34 +1,50 @@
-//! Processing one claimed reward job (SPEC §6.3) in one transaction: load the buyer's whole
-//! referral chain (one `$graphLookup`) and the level counts of every chain member's directs (one
-//! `$group`), run the pure promotion and distribution rules, and apply the plan — every credit and
-//! promotion in one `update` command, every reward entry in one `insert`, the purchase's log, and
-//! the job's fenced completion — then commit. With its claim that is eight commands per job at any
-//! depth of the chain.
+//! Processing claimed reward jobs (SPEC §6.3), many in one transaction.
+//!
+//! A batch of claimed jobs is applied in one snapshot transaction of at most six commands and a
+//! commit, whatever its size and the depth of its chains:
+//!
+//! 1. one aggregation loads every buyer's chain at once (a `$graphLookup` started from all the
+//!    buyers, so an ancestor shared by many chains is read once) and the state of every job's
+//!    purchase;
+//! 2. one aggregation counts the levels of every loaded customer's directs;
+//! 3. the pure rules plan the jobs one by one in claim order on a [`ForestView`], each job
+//!    seeing the promotions of the jobs before it — the result of processing them one at a time
+//!    in that order;
+//! 4. every customer's credits and promotions are merged into one write each (one `update`
+//!    command for all), every reward entry goes into one `insert`, every purchase's log into one
+//!    `update`, and every job's fenced completion into one `update`; then commit.
 //!
 //! Wallets are points as the app stores them (Int32 or Double). A credit is never a server-side
-//! `$inc` of a Double: each recipient's new balance is computed exactly from the balance the chain
-//! load read inside this transaction, and written with a compare-and-set on that value. Entries,
-//! the purchase's `treeDistribution` and its pools are written in the app's shapes.
+//! `$inc` of a Double: each recipient's new balance is computed exactly from the balance read in
+//! this transaction plus all its credits in the batch, and written with a compare-and-set on the
+//! value read. Entries, the purchase's `treeDistribution` and its pools have the app's shapes.
 //!
-//! Exactly once: the payouts and the job's completion commit together, and the completion is
-//! fenced by the claim token, so a worker that lost its lease aborts and pays nothing; a unique
-//! index refuses a second payout of one kind to one recipient for one purchase all the same. If a
-//! worker dies before the commit nothing happened, and the job is claimed again after its lease.
+//! Promotions are serializable across concurrent batches: a batch that promotes a customer also
+//! writes that customer's parent, whose promotion depends on it, so two batches promoting
+//! siblings conflict and one of them re-reads the other's promotion.
+//!
+//! Exactly once: the payouts and the jobs' completions commit together, and each completion is
+//! fenced by its claim, so a worker that lost a lease writes nothing for that job; a purchase
+//! already paid (a completed job put back to `pending` by hand) is recognised in the load and its
+//! job completes without paying. If a worker dies before the commit nothing happened, and its
+//! jobs are claimed again after their lease.
+//!
+//! One bad job never holds the others: a job that cannot be planned (a missing buyer or
+//! purchase, a cycle, an unreadable wallet) leaves the batch and fails alone; a batch whose
+//! transaction keeps conflicting, or that the server refuses, is split in halves, down to single
+//! jobs, before any job is released or failed.
 
-use std::collections::HashMap;
-use std::time::Duration;
+use std::collections::{HashMap, HashSet};
 
 use mall_domain::{
-    plan_rewards, ChainError, ChainMember, Level, LevelCounts, MilliPoints, PayoutKind,
-    ReferralChain, RewardPlan,
+    BatchPlanError, ChainEnd, ChainError, ForestView, Level, LevelCounts, MilliPoints, PayoutKind,
+    RewardPlan, RewardPolicy, ViewMember,
 };
 use mongodb::bson::{doc, oid::ObjectId, Bson, DateTime, Document};
-use mongodb::error::Error;
-use mongodb::options::{ReadConcern, WriteConcern};
+use mongodb::error::{Error, ErrorKind};
 use mongodb::ClientSession;
 use serde::Deserialize;
 
-use crate::checkout::TransactionRetry;
 use crate::documents::{
     reference_of, CheckoutJobDoc, Pool, RewardEntryDoc, RewardsStatus, TransactionType,
     TreeDistributionDoc, TreeDistributionEntryDoc, CURRENCY, ENTRY_COMPLETED, REFERRAL_ACTIVE,
@@ -38,11 +54,15 @@ use crate::error::StoreError;
 use crate::failpoints::Failpoint;
 use crate::queue::{add, rewards_status, ClaimedJob, FailureOutcome, JobFailure, QueueSettings};
 use crate::store::collections;
+use crate::transaction::{AttemptError, TransactionFailure, TransactionRetry};
 use crate::Store;
 
 /// The most ancestors a buyer's chain may have; a longer one fails its job rather than paying a
 /// chain cut short.
 pub const MAX_ANCESTORS: i64 = 10_000;
+
+/// Transaction attempts of a batch of several jobs before it is split in halves.
+const BATCH_ATTEMPTS_BEFORE_SPLIT: u32 = 4;
 
 /// What became of one claimed job.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -61,25 +81,55 @@ pub enum JobOutcome {
     Abandoned,
 }
 
-/// How one attempt of the job's transaction failed.
-enum ProcessError {
-    /// Retrying cannot fix it (missing buyer or purchase, a cycle, corrupt data).
-    Permanent(String),
-    /// A later attempt may succeed.
-    Retryable(String),
-    /// The fence failed: the claim is no longer ours.
-    LostLease,
-    /// A database error; a write conflict is retried inside this claim.
-    Database(Error),
-    /// A test failpoint simulated a crash.
-    Died,
-    /// A wallet changed between the chain load and the credit: retried inside this claim.
-    WalletChanged,
+/// What became of a batch: each job's outcome (in the order given), and how hard it was.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct BatchReport {
+    pub outcomes: Vec<JobOutcome>,
+    /// Transaction attempts lost to a write conflict or a wallet changed under the batch.
+    pub conflicts: usize,
+    /// Times a group of jobs was split in halves.
+    pub splits: usize,
 }
 
-impl From<Error> for ProcessError {
+/// How one attempt of a batch's transaction failed.
+#[derive(Debug)]
+enum BatchError {
+    /// Another writer got there first (a write conflict, a wallet changed): try again.
+    Conflict(String),
+    /// The server refused something of the batch: split it to find the job, or fail the job.
+    Refused(JobFailure),
+    /// The database could not be reached: every job of the group fails this attempt.
+    Unavailable(JobFailure),
+    /// Some fence failed: a claim is no longer ours.
+    LostLease,
+    /// A test failpoint simulated a crash.
+    Died,
+}
+
+impl AttemptError for BatchError {
+    fn is_conflict(&self) -> bool {
+        matches!(self, BatchError::Conflict(_))
+    }
+}
+
+impl From<Error> for BatchError {
     fn from(err: Error) -> Self {
-        ProcessError::Database(err)
+        if err.contains_label(mongodb::error::TRANSIENT_TRANSACTION_ERROR) {
+            return BatchError::Conflict(err.to_string());
+        }
+        let refused = matches!(
+            *err.kind,
+            ErrorKind::Command(_)
+                | ErrorKind::Write(_)
+                | ErrorKind::InsertMany(_)
+                | ErrorKind::BulkWrite(_)
+        );
+        let failure = JobFailure::retryable(err.to_string());
+        if refused {
+            BatchError::Refused(failure)
+        } else {
+            BatchError::Unavailable(failure)
+        }
     }
 }
 
@@ -106,21 +156,21 @@ struct ChainNode {
     is_verified: Option<bool>,
 }
 
+/// What the batch's load returns: every customer on the buyers' chains, and the purchases.
 #[derive(Deserialize)]
-struct ChainDoc {
-    #[serde(flatten)]
-    buyer: ChainNode,
+struct LoadedDoc {
     #[serde(default)]
-    ancestors: Vec<ChainNode>,
-    /// The job's purchase, read in the same aggregation.
-    #[serde(default, rename = "jobPurchase")]
-    purchase: Vec<PurchaseRecord>,
+    forest: Vec<ChainNode>,
+    #[serde(default)]
+    purchases: Vec<PurchaseRecord>,
 }
 
-/// What the job's purchase says about its rewards.
+/// What a purchase says about its rewards.
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct PurchaseRecord {
+    #[serde(rename = "_id")]
+    id: ObjectId,
     #[serde(default)]
     rewards_status: Option<String>,
     /// Lines of the app's payout list (the original's purchases have no status of ours).
@@ -131,22 +181,24 @@ struct PurchaseRecord {
     logged: bool,
 }
 
-/// Whether the job still has to be applied.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// Whether a job still has to be applied.
+#[derive(Clone, Debug, PartialEq, Eq)]
 enum PurchaseState {
     /// Not paid yet: apply the plan.
     Open,
     /// Already paid (its job completed before, and was put back to `pending` by hand): complete
     /// the job and change nothing else.
     Applied,
+    /// Not paid, and not ours to pay: its rewards are in another state (say `failed`).
+    Closed(String),
     Missing,
 }
 
 impl PurchaseState {
     /// Whatever its status says: a purchase with payout lines or our log was paid, and so was
     /// the original's purchase whose (original) job had completed — even with no tree payout.
-    fn of(records: &[PurchaseRecord], job: &CheckoutJobDoc) -> Self {
-        match records.first() {
+    fn of(record: Option<&PurchaseRecord>, job: &CheckoutJobDoc) -> Self {
+        match record {
             None => PurchaseState::Missing,
             Some(p)
                 if p.rewards_status.as_deref() == Some("completed")
@@ -156,14 +208,17 @@ impl PurchaseState {
             {
                 PurchaseState::Applied
             }
-            Some(_) => PurchaseState::Open,
+            Some(p) => match p.rewards_status.as_deref() {
+                None | Some("processing") => PurchaseState::Open,
+                Some(other) => PurchaseState::Closed(other.to_owned()),
+            },
         }
     }
 }
 
-/// The purchase's state as the chain load reads it: `$lookup` stages that project it.
+/// The purchase's state as the loads read it: `$lookup` and `$project` stages that project it.
 fn purchase_projection() -> Document {
-    doc! {"_id": 0, "rewardsStatus": 1,
+    doc! {"_id": 1, "rewardsStatus": 1,
     "logged": {"$ne": [{"$type": "$rewardLog"}, "missing"]},
     "paidLines": {"$cond": [
         {"$isArray": "$treeDistribution"}, {"$size": "$treeDistribution"}, 0,
@@ -183,80 +238,247 @@ struct DirectCounts {
     counts: Vec<DirectCount>,
 }
 
-fn level_of(letter: Option<&str>) -> Result<Level, ProcessError> {
+fn level_of(letter: Option<&str>) -> Result<Level, String> {
     match letter {
         None => Ok(Level::A),
         Some(text) => text
             .parse()
-            .map_err(|e| ProcessError::Permanent(format!("corrupt customer data: {e}"))),
+            .map_err(|e| format!("corrupt customer data: {e}")),
     }
 }
 
+/// What the batch's transaction read: the view the rules plan on, the customers as stored, and
+/// the purchases' states.
+struct Loaded {
+    view: ForestView<ObjectId>,
+    nodes: HashMap<ObjectId, ChainNode>,
+    /// Customers whose level letter cannot be read: a job whose chain meets one fails alone.
+    corrupt: HashMap<ObjectId, String>,
+    purchases: HashMap<ObjectId, PurchaseRecord>,
+}
+
+/// Everything a batch writes, merged.
+#[derive(Default)]
+struct BatchWrites {
+    customers: CustomerUpdates,
+    /// Each customer's balance after the batch's credits so far (absent: not credited).
+    balances: HashMap<ObjectId, MilliPoints>,
+    entries: Vec<RewardEntryDoc>,
+    purchases: Vec<Document>,
+    /// Jobs to complete (indexes into the batch).
+    completed: Vec<usize>,
+}
+
+/// One job planned, before it joins the batch's writes.
+struct PlannedJob {
+    plan: RewardPlan<ObjectId>,
+    policy: RewardPolicy,
+    /// The new balances of the job's recipients, counting the batch's earlier credits.
+    balances: Vec<(ObjectId, MilliPoints)>,
+}
+
 impl Store {
-    /// Processes a claimed job to its outcome: completed, retried later, dead, or left alone
-    /// because the claim was lost. `Err` only when the database could not even record a failure
-    /// (the job's lease then expires and another worker takes it).
+    /// Processes one claimed job to its outcome (a batch of one).
     pub async fn process_claimed(
         &self,
         claimed: &ClaimedJob,
         now: DateTime,
         settings: &QueueSettings,
     ) -> Result<JobOutcome, StoreError> {
-        if claimed.attempt() > claimed.job.max_attempts {
-            // A job paid on its last attempt and put back to `pending` by hand: it is done.
-            if self.already_applied(&claimed.job).await? {
-                return self.complete_applied(claimed, now, settings).await;
+        let report = self
+            .process_batch(std::slice::from_ref(claimed), now, settings)
+            .await?;
+        Ok(report
+            .outcomes
+            .first()
+            .copied()
+            .unwrap_or(JobOutcome::LostLease))
+    }
+
+    /// Processes claimed jobs (in claim order) to their outcomes: completed, retried later,
+    /// dead, or left alone because the claim was lost. `Err` only when the database could not
+    /// even record a failure (those jobs' leases then expire and another worker takes them).
+    pub async fn process_batch(
+        &self,
+        jobs: &[ClaimedJob],
+        now: DateTime,
+        settings: &QueueSettings,
+    ) -> Result<BatchReport, StoreError> {
+        let mut outcomes: Vec<Option<JobOutcome>> = vec![None; jobs.len()];
+        let mut report = BatchReport::default();
+        let mut live = Vec::with_capacity(jobs.len());
+        for (i, claimed) in jobs.iter().enumerate() {
+            if claimed.attempt() > claimed.job.max_attempts {
+                outcomes[i] = Some(self.past_its_attempts(claimed, now, settings).await?);
+            } else {
+                live.push(i);
             }
-            // Reclaimed after a worker died on its last attempt: the attempts are spent.
-            let failure = JobFailure::retryable("the worker's lease expired on the last attempt");
-            return self.finish_failed(claimed, &failure, now, settings).await;
         }
-        let retry = TransactionRetry::background();
-        let mut last_conflict = String::new();
-        for attempt in 1..=retry.max_attempts {
-            let mut session = self.client().start_session().await?;
-            session
-                .start_transaction()
-                .read_concern(ReadConcern::snapshot())
-                .write_concern(WriteConcern::majority())
-                .await?;
-            let result = match self.apply_job(&mut session, claimed, now, settings).await {
-                Ok(()) => commit(&mut session).await,
-                Err(ProcessError::Died) => return Ok(JobOutcome::Abandoned),
-                Err(err) => {
-                    let _ = session.abort_transaction().await;
-                    Err(err)
-                }
+        // Groups still to run, the next at the end: splitting keeps the claim order.
+        let mut groups = vec![live];
+        let started = std::time::Instant::now();
+        while let Some(mut group) = groups.pop() {
+            if group.is_empty() {
+                continue;
+            }
+            let retry = if group.len() > 1 {
+                TransactionRetry::background().attempts(BATCH_ATTEMPTS_BEFORE_SPLIT)
+            } else {
+                TransactionRetry::background()
             };
-            let failure = match result {
-                Ok(()) => return Ok(JobOutcome::Completed),
-                Err(ProcessError::LostLease) => return Ok(JobOutcome::LostLease),
-                Err(ProcessError::Died) => return Ok(JobOutcome::Abandoned),
-                Err(ProcessError::Permanent(message)) => JobFailure::permanent(message),
-                Err(ProcessError::Retryable(message)) => JobFailure::retryable(message),
-                Err(ProcessError::Database(err))
-                    if err.contains_label(mongodb::error::TRANSIENT_TRANSACTION_ERROR) =>
+            let ran = self
+                .in_transaction(
+                    &retry,
+                    &mut (self, jobs, group.as_slice(), settings),
+                    |session, (store, jobs, group, settings)| {
+                        // Each attempt writes its own time: the committed jobs' `completedAt`
+                        // orders them as their commits are ordered wherever the order matters
+                        // (an attempt that conflicts with another reads after the other commits).
+                        let attempt_at = add(now, started.elapsed());
+                        Box::pin(store.apply_batch(session, jobs, group, attempt_at, settings))
+                    },
+                )
+                .await;
+            let split = |group: &mut Vec<usize>, groups: &mut Vec<Vec<usize>>| {
+                let second = group.split_off(group.len() / 2);
+                groups.push(second);
+                groups.push(std::mem::take(group));
+            };
+            match ran {
+                Ok(committed) => {
+                    report.conflicts += usize::try_from(committed.attempts - 1).unwrap_or(0);
+                    let left = committed.value;
+                    let failed: HashSet<usize> = left.iter().map(|(i, _)| *i).collect();
+                    for &i in group.iter().filter(|i| !failed.contains(i)) {
+                        outcomes[i] = Some(JobOutcome::Completed);
+                    }
+                    for (i, failure) in left {
+                        outcomes[i] = Some(
+                            self.finish_failed(&jobs[i], &failure, now, settings)
+                                .await?,
+                        );
+                    }
+                }
+                Err(TransactionFailure::Stopped(BatchError::Died)) => {
+                    for &i in &group {
+                        outcomes[i] = Some(JobOutcome::Abandoned);
+                    }
+                }
+                Err(TransactionFailure::Stopped(BatchError::LostLease)) => {
+                    let held = self.still_held(jobs, &group).await?;
+                    for &i in group.iter().filter(|i| !held.contains(i)) {
+                        outcomes[i] = Some(JobOutcome::LostLease);
+                    }
+                    group.retain(|i| held.contains(i));
+                    groups.push(group);
+                }
+                Err(TransactionFailure::Stopped(BatchError::Refused(failure)))
+                    if group.len() > 1 =>
                 {
-                    last_conflict = err.to_string();
-                    tokio::time::sleep(retry.backoff(attempt)).await;
-                    continue;
+                    tracing::warn!(jobs = group.len(), error = %failure.message,
+                                   "a batch was refused: splitting it");
+                    report.splits += 1;
+                    split(&mut group, &mut groups);
                 }
-                Err(ProcessError::WalletChanged) => {
-                    last_conflict = "a wallet changed under the job".into();
-                    tokio::time::sleep(retry.backoff(attempt)).await;
-                    continue;
+                Err(TransactionFailure::Stopped(
+                    BatchError::Refused(failure) | BatchError::Unavailable(failure),
+                )) => {
+                    for &i in &group {
+                        outcomes[i] = Some(
+                            self.finish_failed(&jobs[i], &failure, now, settings)
+                                .await?,
+                        );
+                    }
                 }
-                Err(ProcessError::Database(err)) => JobFailure::retryable(err.to_string()),
-            };
-            return self.finish_failed(claimed, &failure, now, settings).await;
+                Err(TransactionFailure::Stopped(BatchError::Conflict(why))) => {
+                    // The runner retries conflicts and never stops on one; were it to, the
+                    // jobs would be tried again later.
+                    let failure = JobFailure::retryable(why);
+                    for &i in &group {
+                        outcomes[i] = Some(
+                            self.finish_failed(&jobs[i], &failure, now, settings)
+                                .await?,
+                        );
+                    }
+                }
+                Err(TransactionFailure::CommitUnknown(err)) => {
+                    // Committed or not: if it was, the jobs are completed and these fenced
+                    // writes find them so (lost lease); if not, they are retried.
+                    let failure =
+                        JobFailure::retryable(format!("the commit's outcome is unknown: {err}"));
+                    for &i in &group {
+                        outcomes[i] = Some(
+                            self.finish_failed(&jobs[i], &failure, now, settings)
+                                .await?,
+                        );
+                    }
+                }
+                Err(TransactionFailure::Exhausted { attempts, last }) => {
+                    report.conflicts += usize::try_from(attempts).unwrap_or(0);
+                    if group.len() > 1 {
+                        report.splits += 1;
+                        split(&mut group, &mut groups);
+                    } else {
+                        let why = match last {
+                            Some(BatchError::Conflict(why)) => why,
+                            _ => String::new(),
+                        };
+                        tracing::info!(job_id = %jobs[group[0]].job.id, conflict = %why,
+                                       "reward job released: its customers are busy");
+                        let released = self.release_contended(&jobs[group[0]], now).await?;
+                        outcomes[group[0]] = Some(outcome_of(released));
+                    }
+                }
+            }
         }
-        tracing::info!(job_id = %claimed.job.id, conflict = %last_conflict,
-                       "reward job released: its customers are busy");
-        Ok(match self.release_contended(claimed, now).await? {
-            FailureOutcome::Retried { run_after } => JobOutcome::Retried { run_after },
-            FailureOutcome::Failed => JobOutcome::Failed,
-            FailureOutcome::LostLease => JobOutcome::LostLease,
-        })
+        report.outcomes = outcomes
+            .into_iter()
+            .map(|o| o.unwrap_or(JobOutcome::LostLease))
+            .collect();
+        Ok(report)
+    }
+
+    /// A job claimed once more than it may be: complete it if it was paid already (put back to
+    /// `pending` by hand after its last attempt), else fail it.
+    async fn past_its_attempts(
+        &self,
+        claimed: &ClaimedJob,
+        now: DateTime,
+        settings: &QueueSettings,
+    ) -> Result<JobOutcome, StoreError> {
+        if self.already_applied(&claimed.job).await? {
+            return self.complete_applied(claimed, now, settings).await;
+        }
+        // Reclaimed after a worker died on its last attempt: the attempts are spent.
+        let failure = JobFailure::retryable("the worker's lease expired on the last attempt");
+        self.finish_failed(claimed, &failure, now, settings).await
+    }
+
+    /// Which of the group's jobs this worker still holds (one command, after a fence failed).
+    async fn still_held(
+        &self,
+        jobs: &[ClaimedJob],
+        group: &[usize],
+    ) -> Result<HashSet<usize>, StoreError> {
+        use futures_util::TryStreamExt;
+        let fences: Vec<Document> = group.iter().map(|&i| jobs[i].fence()).collect();
+        let held: Vec<Document> = self
+            .database()
+            .collection::<Document>(collections::CHECKOUT_JOBS)
+            .find(doc! {"$or": fences})
+            .projection(doc! {"_id": 1})
+            .await?
+            .try_collect()
+            .await?;
+        let held: HashSet<ObjectId> = held
+            .iter()
+            .filter_map(|d| d.get_object_id("_id").ok())
+            .collect();
+        Ok(group
+            .iter()
+            .copied()
+            .filter(|&i| held.contains(&jobs[i].job.id))
+            .collect())
     }
 
     /// Whether the job's purchase was paid already (read outside any transaction: only on the
@@ -278,7 +500,7 @@ impl Store {
             .map(crate::documents::read_document)
             .collect::<Result<_, _>>()
             .map_err(StoreError::Unreadable)?;
-        Ok(PurchaseState::of(&records, job) == PurchaseState::Applied)
+        Ok(PurchaseState::of(records.first(), job) == PurchaseState::Applied)
     }
 
     /// Completes a job whose purchase was already paid, fenced, changing nothing else.
@@ -289,26 +511,23 @@ impl Store {
         settings: &QueueSettings,
     ) -> Result<JobOutcome, StoreError> {
         tracing::warn!(job_id = %claimed.job.id, "the job was already applied; completing it");
-        let mut session = self.client().start_session().await?;
-        session
-            .start_transaction()
-            .write_concern(WriteConcern::majority())
-            .await?;
-        match self
-            .complete_job(&mut session, claimed, now, settings)
-            .await
-        {
-            Ok(()) => {
-                session.commit_transaction().await?;
-                Ok(JobOutcome::Completed)
-            }
-            Err(error) => {
-                let _ = session.abort_transaction().await;
-                Ok(match error {
-                    ProcessError::Database(err) => return Err(err.into()),
-                    _ => JobOutcome::LostLease,
-                })
-            }
+        let ran = self
+            .in_transaction(
+                &TransactionRetry::background().snapshotless(),
+                &mut (self, std::slice::from_ref(claimed), settings),
+                |session, (store, jobs, settings)| {
+                    Box::pin(store.complete_jobs(session, jobs, &[0], now, settings))
+                },
+            )
+            .await;
+        match ran {
+            Ok(_) => Ok(JobOutcome::Completed),
+            Err(TransactionFailure::Stopped(BatchError::LostLease)) => Ok(JobOutcome::LostLease),
+            Err(TransactionFailure::Stopped(BatchError::Died)) => Ok(JobOutcome::Abandoned),
+            Err(TransactionFailure::CommitUnknown(err)) => Err(err.into()),
+            Err(other) => Err(StoreError::Unreadable(format!(
+                "completing an applied job failed: {other:?}"
+            ))),
         }
     }
 
@@ -326,125 +545,140 @@ impl Store {
             error = %failure.message,
             "reward job attempt failed"
         );
-        Ok(
-            match self
-                .record_failure(claimed, failure, now, &settings.retry)
-                .await?
-            {
-                FailureOutcome::Retried { run_after } => JobOutcome::Retried { run_after },
-                FailureOutcome::Failed => JobOutcome::Failed,
-                FailureOutcome::LostLease => JobOutcome::LostLease,
-            },
-        )
+        let recorded = self
+            .record_failure(claimed, failure, now, &settings.retry)
+            .await?;
+        Ok(outcome_of(recorded))
     }
 
-    async fn apply_job(
+    /// One attempt of a group's transaction: load, plan job by job, write everything merged.
+    /// Returns the jobs that left the group, each with its own failure; the others are written
+    /// and completed (the caller commits).
+    async fn apply_batch(
         &self,
         session: &mut ClientSession,
-        claimed: &ClaimedJob,
+        jobs: &[ClaimedJob],
+        group: &[usize],
         now: DateTime,
         settings: &QueueSettings,
-    ) -> Result<(), ProcessError> {
-        let job = &claimed.job;
-        let policy = job
-            .payload
-            .paying_policy()
-            .map_err(ProcessError::Permanent)?;
-
+    ) -> Result<Vec<(usize, JobFailure)>, BatchError> {
         if self.failpoints().is_armed(Failpoint::JobRetryableFailure) {
-            return Err(ProcessError::Retryable(
-                "injected failure (test failpoint)".into(),
-            ));
+            let injected = JobFailure::retryable("injected failure (test failpoint)");
+            return Ok(group.iter().map(|&i| (i, injected.clone())).collect());
         }
-        let (chain, members, purchase) = self.load_chain(session, job).await?;
+        let mut loaded = self.load_batch(session, jobs, group).await?;
         self.die_at(Failpoint::JobAfterChainLoaded)?;
-        match purchase {
-            PurchaseState::Open => {}
-            PurchaseState::Applied => {
-                // Paid before: payouts and completion commit together, so the purchase says so.
-                tracing::warn!(job_id = %job.id, "the job was already applied; completing it");
-                return self.complete_job(session, claimed, now, settings).await;
+
+        let mut left = Vec::new();
+        let mut writes = BatchWrites::default();
+        for &i in group {
+            let job = &jobs[i].job;
+            let state = PurchaseState::of(loaded.purchases.get(&job.checkout_transaction_id), job);
+            match state {
+                PurchaseState::Open => {}
+                PurchaseState::Applied => {
+                    // Paid before: payouts and completion commit together, so the purchase says so.
+                    tracing::warn!(job_id = %job.id, "the job was already applied; completing it");
+                    writes.completed.push(i);
+                    continue;
+                }
+                PurchaseState::Closed(status) => {
+                    left.push((
+                        i,
+                        JobFailure::permanent(format!(
+                            "the purchase's rewards are {status}, not processing"
+                        )),
+                    ));
+                    continue;
+                }
+                PurchaseState::Missing => {
+                    let message = format!(
+                        "the purchase {} does not exist",
+                        job.checkout_transaction_id
+                    );
+                    left.push((i, JobFailure::permanent(message)));
+                    continue;
+                }
             }
-            PurchaseState::Missing => {
-                return Err(ProcessError::Permanent(format!(
-                    "the purchase {} does not exist",
-                    job.checkout_transaction_id
-                )))
+            let planned = match plan_job(&loaded, &writes.balances, job) {
+                Ok(planned) => planned,
+                Err(message) => {
+                    left.push((i, JobFailure::permanent(message)));
+                    continue;
+                }
+            };
+            loaded.view.apply(&planned.plan);
+            // A second job of the same purchase (never made by checkout) finds it paid.
+            if let Some(record) = loaded.purchases.get_mut(&job.checkout_transaction_id) {
+                record.logged = true;
             }
-        }
-        let plan = plan_rewards(&policy, job.payload.reward_points, &chain)
-            .map_err(|e| ProcessError::Permanent(e.to_string()))?;
-        if !plan.conserves() {
-            return Err(ProcessError::Permanent(
-                "the reward plan does not add up to R".into(),
-            ));
-        }
-        if let mall_domain::ChainEnd::MissingParent(parent) = &plan.chain_end {
-            tracing::warn!(job_id = %job.id, %parent, "the referral chain ends at a missing parent");
+            writes
+                .add(&planned, job, &loaded, now)
+                .map_err(|e| BatchError::Refused(JobFailure::permanent(e)))?;
+            writes.completed.push(i);
         }
 
-        self.credit_and_promote(session, &plan, &members, now)
-            .await?;
+        self.credit_and_promote(session, &mut writes).await?;
         self.die_at(Failpoint::JobAfterCredits)?;
-        let entries = reward_entries(&plan, job, &members, now);
-        if !entries.is_empty() {
+        if !writes.entries.is_empty() {
             self.reward_entries()
-                .insert_many(entries)
+                .insert_many(std::mem::take(&mut writes.entries))
                 .session(&mut *session)
                 .await?;
         }
         self.die_at(Failpoint::JobAfterEntries)?;
+        self.log_purchases(session, &mut writes).await?;
+        self.die_at(Failpoint::JobBeforeCompletion)?;
+        self.complete_jobs(session, jobs, &writes.completed, now, settings)
+            .await?;
+        self.die_at(Failpoint::JobBeforeCommit)?;
+        Ok(left)
+    }
 
-        let permanent = |e: String| ProcessError::Permanent(e);
-        let log = TreeDistributionDoc::from_plan(&plan, &policy, now);
-        let log = mongodb::bson::to_bson(&log).map_err(|e| permanent(e.to_string()))?;
-        let distribution = mongodb::bson::to_bson(&tree_distribution(&plan, &members))
-            .map_err(|e| permanent(e.to_string()))?;
-        let gifts_final =
-            crate::amount::to_bson(plan.gifts_final).map_err(|e| permanent(e.to_string()))?;
-        let purchase = self
+    /// Every purchase's distribution in one `update` command, each conditional on its not being
+    /// paid yet: ours are `processing`; the original's carry no status and an empty list until
+    /// paid, so one it already paid can never be paid again.
+    async fn log_purchases(
+        &self,
+        session: &mut ClientSession,
+        writes: &mut BatchWrites,
+    ) -> Result<(), BatchError> {
+        let statements = std::mem::take(&mut writes.purchases);
+        if statements.is_empty() {
+            return Ok(());
+        }
+        let expected = statements.len();
+        let reply = self
             .database()
-            .collection::<Document>(collections::TRANSACTIONS)
-            .update_one(
-                // Ours are `processing`; the original's carry no status and an empty list
-                // until paid, so one it already paid can never be paid again.
-                doc! {"_id": job.checkout_transaction_id, "type": "purchase",
-                "treeDistribution.0": {"$exists": false}, "rewardLog": {"$exists": false},
-                "$or": [
-                    {"rewardsStatus": rewards_status(RewardsStatus::Processing)},
-                    {"rewardsStatus": {"$exists": false}},
-                ]},
-                doc! {"$set": {
-                    "treeDistribution": distribution,
-                    "rewardLog": log,
-                    "giftsPointsShare": gifts_final,
-                    "rewardsStatus": rewards_status(RewardsStatus::Completed),
-                    "updatedAt": now,
-                }},
+            .run_command(
+                doc! {"update": collections::TRANSACTIONS, "updates": statements, "ordered": true},
             )
             .session(&mut *session)
             .await?;
-        if purchase.matched_count == 0 {
-            return Err(ProcessError::Permanent(
-                "the purchase is missing or its rewards are not in processing".into(),
-            ));
-        }
-        self.die_at(Failpoint::JobBeforeCompletion)?;
-        self.complete_job(session, claimed, now, settings).await
+        refused_unless_all_matched(
+            &reply,
+            expected,
+            "a purchase is missing or no longer in processing",
+        )
     }
 
-    /// The job's fenced completion, inside the job's transaction.
-    async fn complete_job(
+    /// The group's jobs completed, each fenced by its claim, in one command.
+    async fn complete_jobs(
         &self,
         session: &mut ClientSession,
-        claimed: &ClaimedJob,
+        jobs: &[ClaimedJob],
+        completed: &[usize],
         now: DateTime,
         settings: &QueueSettings,
-    ) -> Result<(), ProcessError> {
-        let completed = self
+    ) -> Result<(), BatchError> {
+        if completed.is_empty() {
+            return Ok(());
+        }
+        let fences: Vec<Document> = completed.iter().map(|&i| jobs[i].fence()).collect();
+        let done = self
             .checkout_jobs()
-            .update_one(
-                claimed.fence(),
+            .update_many(
+                doc! {"$or": fences},
                 doc! {
                     "$set": {"status": "completed", "completedAt": now, "processedAt": now,
                              "updatedAt": now, "expiresAt": add(now, settings.retention)},
@@ -453,80 +687,87 @@ impl Store {
             )
             .session(&mut *session)
             .await?;
-        if completed.matched_count == 0 {
-            return Err(ProcessError::LostLease);
+        if usize::try_from(done.matched_count).ok() != Some(completed.len()) {
+            return Err(BatchError::LostLease);
         }
-        self.die_at(Failpoint::JobBeforeCommit)?;
         Ok(())
     }
 
-    fn die_at(&self, point: Failpoint) -> Result<(), ProcessError> {
+    fn die_at(&self, point: Failpoint) -> Result<(), BatchError> {
         if self.failpoints().is_armed(point) {
-            return Err(ProcessError::Died);
+            return Err(BatchError::Died);
         }
         Ok(())
     }
 
-    /// The buyer and all its ancestors with their directs' level counts: two aggregations.
+    /// Every buyer's chain and every job's purchase (one aggregation), then the level counts of
+    /// every loaded customer's directs (one aggregation).
     ///
     /// The walk is bounded explicitly by [`MAX_ANCESTORS`]: mongod's `$graphLookup` has no depth
     /// limit unless told, but a server may set its own (SecantusDB stops at 101 ancestors), and a
-    /// chain cut short would pay the wrong people. A chain that reaches the bound is refused.
-    #[allow(clippy::type_complexity)]
-    async fn load_chain(
+    /// chain cut short would pay the wrong people. A job whose chain reaches the bound fails.
+    async fn load_batch(
         &self,
         session: &mut ClientSession,
-        job: &CheckoutJobDoc,
-    ) -> Result<
-        (
-            ReferralChain<ObjectId>,
-            HashMap<ObjectId, ChainNode>,
-            PurchaseState,
-        ),
-        ProcessError,
-    > {
-        let (buyer, purchase) = (job.customer_id, job.checkout_transaction_id);
+        jobs: &[ClaimedJob],
+        group: &[usize],
+    ) -> Result<Loaded, BatchError> {
+        let buyers: Vec<ObjectId> = group.iter().map(|&i| jobs[i].job.customer_id).collect();
+        let purchases: Vec<ObjectId> = group
+            .iter()
+            .map(|&i| jobs[i].job.checkout_transaction_id)
+            .collect();
         let customers = self
             .database()
             .collection::<Document>(collections::CUSTOMERS);
         let pipeline = vec![
-            doc! {"$match": {"_id": buyer}},
+            // One document to hang the lookups on; when no buyer exists there is none, and every
+            // job finds its buyer missing.
+            doc! {"$match": {"_id": {"$in": &buyers}}},
+            doc! {"$limit": 1},
+            // From all buyers at once: every customer on any of their chains, each once.
             doc! {"$graphLookup": {
                 "from": collections::CUSTOMERS,
-                "startWith": "$parentCustomer",
+                "startWith": &buyers,
                 "connectFromField": "parentCustomer",
                 "connectToField": "_id",
-                "as": "ancestors",
-                "maxDepth": MAX_ANCESTORS - 1,
+                "as": "forest",
+                "maxDepth": MAX_ANCESTORS,
             }},
-            // The purchase's state in the same round trip: a job already applied pays nothing.
             doc! {"$lookup": {
                 "from": collections::TRANSACTIONS,
                 "pipeline": [
-                    {"$match": {"_id": purchase, "type": "purchase"}},
+                    {"$match": {"_id": {"$in": &purchases}, "type": "purchase"}},
                     {"$project": purchase_projection()},
                 ],
-                "as": "jobPurchase",
+                "as": "purchases",
             }},
+            doc! {"$project": {"_id": 0, "forest": 1, "purchases": 1}},
         ];
         let mut cursor = customers.aggregate(pipeline).session(&mut *session).await?;
         let found = cursor.next(&mut *session).await.transpose()?;
         drop(cursor);
-        let Some(found) = found else {
-            return Err(ProcessError::Permanent(format!(
-                "the buyer {buyer} does not exist"
-            )));
+        let loaded: LoadedDoc = match found {
+            Some(found) => crate::documents::read_document(found).map_err(|e| {
+                BatchError::Refused(JobFailure::permanent(format!("corrupt customer data: {e}")))
+            })?,
+            None => LoadedDoc {
+                forest: vec![],
+                purchases: vec![],
+            },
         };
-        let chain: ChainDoc = crate::documents::read_document(found)
-            .map_err(|e| ProcessError::Permanent(format!("corrupt customer data: {e}")))?;
-        let at_the_bound =
-            i64::try_from(chain.ancestors.len()).unwrap_or(i64::MAX) >= MAX_ANCESTORS;
-        let purchase_state = PurchaseState::of(&chain.purchase, job);
-
-        let mut nodes: HashMap<ObjectId, ChainNode> = HashMap::new();
-        for node in std::iter::once(chain.buyer).chain(chain.ancestors) {
-            nodes.insert(node.id, node);
+        let nodes: HashMap<ObjectId, ChainNode> =
+            loaded.forest.into_iter().map(|n| (n.id, n)).collect();
+        let purchases = loaded.purchases.into_iter().map(|p| (p.id, p)).collect();
+        if nodes.is_empty() {
+            return Ok(Loaded {
+                view: ForestView::new(),
+                nodes,
+                corrupt: HashMap::new(),
+                purchases,
+            });
         }
+
         let ids: Vec<ObjectId> = nodes.keys().copied().collect();
         let pipeline = vec![
             doc! {"$match": {"parentCustomer": {"$in": ids}}},
@@ -534,7 +775,7 @@ impl Store {
                 "_id": {"p": "$parentCustomer", "l": {"$ifNull": ["$levelLetter", "A"]}},
                 "n": {"$sum": 1},
             }},
-            // One document whatever the chain's length, so one batch and no getMore.
+            // One document whatever the forest's size, so one batch and no getMore.
             doc! {"$group": {"_id": Bson::Null, "counts": {"$push": {"p": "$_id.p", "l": "$_id.l", "n": "$n"}}}},
         ];
         let mut cursor = customers.aggregate(pipeline).session(&mut *session).await?;
@@ -543,116 +784,67 @@ impl Store {
         let counts: Vec<DirectCount> = match found {
             Some(found) => {
                 mongodb::bson::from_document::<DirectCounts>(found)
-                    .map_err(|e| ProcessError::Permanent(format!("corrupt customer data: {e}")))?
+                    .map_err(|e| {
+                        BatchError::Refused(JobFailure::permanent(format!(
+                            "corrupt customer data: {e}"
+                        )))
+                    })?
                     .counts
             }
             None => vec![],
         };
+        let mut corrupt = HashMap::new();
         let mut directs: HashMap<ObjectId, LevelCounts> = HashMap::new();
         for count in counts {
-            let level = level_of(Some(&count.l))?;
-            let n = u64::try_from(count.n).unwrap_or(0);
-            directs.entry(count.p).or_default().add(level, n);
+            match level_of(Some(&count.l)) {
+                Ok(level) => directs
+                    .entry(count.p)
+                    .or_default()
+                    .add(level, u64::try_from(count.n).unwrap_or(0)),
+                Err(problem) => {
+                    corrupt.insert(count.p, problem);
+                }
+            }
         }
-
-        let mut bad_level = None;
-        let walk = ReferralChain::walk(&buyer, |id| {
-            let node = nodes.get(id)?;
+        let mut view = ForestView::new();
+        for node in nodes.values() {
             let level = match level_of(node.level_letter.as_deref()) {
                 Ok(level) => level,
-                Err(err) => {
-                    bad_level = Some(err);
+                Err(problem) => {
+                    corrupt.insert(node.id, problem);
                     Level::A
                 }
             };
-            Some(ChainMember {
-                id: node.id,
-                parent: node.parent_customer,
-                level,
-                // Missing means the app's default, `active`.
-                active: node.referral_status.as_deref().unwrap_or(REFERRAL_ACTIVE)
-                    == REFERRAL_ACTIVE,
-                verified: node.is_verified == Some(true),
-                directs: directs.get(id).copied().unwrap_or_default(),
-            })
-        });
-        if let Some(err) = bad_level {
-            return Err(err);
+            view.insert(
+                node.id,
+                ViewMember {
+                    parent: node.parent_customer,
+                    level,
+                    // Missing means the app's default, `active`.
+                    active: node.referral_status.as_deref().unwrap_or(REFERRAL_ACTIVE)
+                        == REFERRAL_ACTIVE,
+                    verified: node.is_verified == Some(true),
+                    directs: directs.get(&node.id).copied().unwrap_or_default(),
+                },
+            );
         }
-        if let Ok(walked) = &walk {
-            if at_the_bound && matches!(walked.end(), mall_domain::ChainEnd::MissingParent(_)) {
-                return Err(ProcessError::Permanent(format!(
-                    "the referral chain is longer than {MAX_ANCESTORS} ancestors"
-                )));
-            }
-        }
-        let chain = walk.map_err(|e| match e {
-            ChainError::Cycle(id) => {
-                ProcessError::Permanent(format!("the referral chain has a cycle through {id}"))
-            }
-            ChainError::UnknownBuyer(id) => {
-                ProcessError::Permanent(format!("the buyer {id} does not exist"))
-            }
-        })?;
-        Ok((chain, nodes, purchase_state))
+        Ok(Loaded {
+            view,
+            nodes,
+            corrupt,
+            purchases,
+        })
     }
 
-    /// Every wallet credit and promotion of the plan in one `update` command. A credit sets the
-    /// exact new balance, conditional on the balance the chain load read.
+    /// Every customer's merged write of the batch in one `update` command: a promotion (`$max`
+    /// on the letter, so levels never go down), a touch of a promoted customer's parent, and a
+    /// credit, which sets the exact new balance conditional on the balance the load read.
     async fn credit_and_promote(
         &self,
         session: &mut ClientSession,
-        plan: &RewardPlan<ObjectId>,
-        members: &HashMap<ObjectId, ChainNode>,
-        now: DateTime,
-    ) -> Result<(), ProcessError> {
-        // Per customer, in chain order: a promotion, a credit, or both, merged into one update.
-        let mut updates = CustomerUpdates::default();
-        for promotion in &plan.promotions {
-            // $max on the letter: levels never go down, even against a concurrent writer.
-            let (_, update) = updates.of(promotion.id, now);
-            update.insert("$max", doc! {"levelLetter": promotion.to.to_string()});
-            // The parent's promotion depends on this customer's level: writing the parent too
-            // makes two jobs that promote siblings conflict, so one re-reads the other's
-            // promotion and the result is that of a serial order (never a promotion lost).
-            if let Some(parent) = members
-                .get(&promotion.id)
-                .and_then(|m| m.parent_customer)
-                .filter(|p| members.contains_key(p))
-            {
-                updates.of(parent, now);
-            }
-        }
-        let mut credits: HashMap<ObjectId, MilliPoints> = HashMap::new();
-        for payout in &plan.payouts {
-            let credit = credits.entry(payout.id).or_default();
-            *credit = credit
-                .checked_add(payout.amount)
-                .map_err(|e| ProcessError::Permanent(e.to_string()))?;
-        }
-        for payout in &plan.payouts {
-            let Some(credit) = credits.remove(&payout.id) else {
-                continue;
-            };
-            let node = members.get(&payout.id).ok_or_else(|| {
-                ProcessError::Permanent(format!("customer {} left the chain", payout.id))
-            })?;
-            let unreadable =
-                |e: String| ProcessError::Permanent(format!("customer {}: points: {e}", node.id));
-            let balance = crate::amount::wallet_or_default(&node.points)
-                .map_err(|e| unreadable(e.to_string()))?;
-            let new_balance = balance
-                .checked_add(credit)
-                .map_err(|e| unreadable(e.to_string()))?;
-            let new_balance =
-                crate::amount::to_bson(new_balance).map_err(|e| unreadable(e.to_string()))?;
-            let (filter, update) = updates.of(payout.id, now);
-            filter.insert("points", node.points.clone());
-            if let Ok(set) = update.get_document_mut("$set") {
-                set.insert("points", new_balance);
-            }
-        }
-        let updates = updates.into_statements();
+        writes: &mut BatchWrites,
+    ) -> Result<(), BatchError> {
+        let updates = std::mem::take(&mut writes.customers).into_statements();
         if updates.is_empty() {
             return Ok(());
         }
@@ -666,16 +858,187 @@ impl Store {
             .await?;
         if let Ok(errors) = reply.get_array("writeErrors") {
             if !errors.is_empty() {
-                return Err(ProcessError::Retryable(format!(
+                return Err(BatchError::Refused(JobFailure::retryable(format!(
                     "crediting the chain failed: {errors:?}"
-                )));
+                ))));
             }
         }
         let matched = crate::documents::number(&reply, "n").unwrap_or(0);
         if usize::try_from(matched).ok() != Some(expected) {
             // A wallet no longer holds what we read (or its customer is gone): read again.
-            return Err(ProcessError::WalletChanged);
+            return Err(BatchError::Conflict(
+                "a wallet changed under the batch".into(),
+            ));
         }
+        Ok(())
+    }
+}
+
+fn outcome_of(recorded: FailureOutcome) -> JobOutcome {
+    match recorded {
+        FailureOutcome::Retried { run_after } => JobOutcome::Retried { run_after },
+        FailureOutcome::Failed => JobOutcome::Failed,
+        FailureOutcome::LostLease => JobOutcome::LostLease,
+    }
+}
+
+/// `Ok` when an `update` command's reply has no write error and matched every statement.
+fn refused_unless_all_matched(
+    reply: &Document,
+    expected: usize,
+    otherwise: &str,
+) -> Result<(), BatchError> {
+    let errors = reply
+        .get_array("writeErrors")
+        .map(|errors| !errors.is_empty())
+        .unwrap_or(false);
+    let matched = crate::documents::number(reply, "n").unwrap_or(0);
+    if errors || usize::try_from(matched).ok() != Some(expected) {
+        return Err(BatchError::Refused(JobFailure::retryable(otherwise)));
+    }
+    Ok(())
+}
+
+/// Plans one job on the batch's view; every reason it cannot be paid is its own, permanent.
+fn plan_job(
+    loaded: &Loaded,
+    balances: &HashMap<ObjectId, MilliPoints>,
+    job: &CheckoutJobDoc,
+) -> Result<PlannedJob, String> {
+    let policy = job.payload.paying_policy()?;
+    let buyer = job.customer_id;
+    let chain = loaded.view.chain(&buyer).map_err(|e| match e {
+        ChainError::Cycle(id) => format!("the referral chain has a cycle through {id}"),
+        ChainError::UnknownBuyer(id) => format!("the buyer {id} does not exist"),
+    })?;
+    if let Some(problem) = chain
+        .members()
+        .iter()
+        .find_map(|m| loaded.corrupt.get(&m.id))
+    {
+        return Err(problem.clone());
+    }
+    let ancestors = i64::try_from(chain.ancestors().len()).unwrap_or(i64::MAX);
+    if ancestors > MAX_ANCESTORS
+        || (ancestors == MAX_ANCESTORS && !matches!(chain.end(), ChainEnd::Root))
+    {
+        return Err(format!(
+            "the referral chain is longer than {MAX_ANCESTORS} ancestors"
+        ));
+    }
+    let plan = loaded
+        .view
+        .plan(&policy, job.payload.reward_points, &buyer)
+        .map_err(|e| match e {
+            BatchPlanError::Chain(e) => e.to_string(),
+            other => other.to_string(),
+        })?;
+    if let ChainEnd::MissingParent(parent) = &plan.chain_end {
+        tracing::warn!(job_id = %job.id, %parent, "the referral chain ends at a missing parent");
+    }
+    let mut new_balances: Vec<(ObjectId, MilliPoints)> = Vec::new();
+    for payout in &plan.payouts {
+        let node = loaded
+            .nodes
+            .get(&payout.id)
+            .ok_or_else(|| format!("customer {} left the chain", payout.id))?;
+        let unreadable = |e: String| format!("customer {}: points: {e}", node.id);
+        let current = match new_balances.iter().find(|(id, _)| *id == payout.id) {
+            Some((_, balance)) => *balance,
+            None => match balances.get(&payout.id) {
+                Some(balance) => *balance,
+                None => crate::amount::wallet_or_default(&node.points)
+                    .map_err(|e| unreadable(e.to_string()))?,
+            },
+        };
+        let after = current
+            .checked_add(payout.amount)
+            .map_err(|e| unreadable(e.to_string()))?;
+        // Refused here, not at the write, so that only this job fails.
+        crate::amount::to_bson(after).map_err(|e| unreadable(e.to_string()))?;
+        match new_balances.iter_mut().find(|(id, _)| *id == payout.id) {
+            Some((_, balance)) => *balance = after,
+            None => new_balances.push((payout.id, after)),
+        }
+    }
+    Ok(PlannedJob {
+        plan,
+        policy,
+        balances: new_balances,
+    })
+}
+
+impl BatchWrites {
+    /// Adds a planned job's writes: its promotions (and their parents), its credits, its
+    /// entries and its purchase's log.
+    fn add(
+        &mut self,
+        planned: &PlannedJob,
+        job: &CheckoutJobDoc,
+        loaded: &Loaded,
+        now: DateTime,
+    ) -> Result<(), String> {
+        let plan = &planned.plan;
+        for promotion in &plan.promotions {
+            let (_, update) = self.customers.of(promotion.id, now);
+            let letter = promotion.to.to_string();
+            let higher = match update
+                .get_document("$max")
+                .and_then(|m| m.get_str("levelLetter"))
+            {
+                Ok(already) if already >= letter.as_str() => None,
+                _ => Some(letter),
+            };
+            if let Some(letter) = higher {
+                update.insert("$max", doc! {"levelLetter": letter});
+            }
+            // The parent's promotion depends on this customer's level: writing the parent too
+            // makes two batches that promote siblings conflict, so one re-reads the other's
+            // promotion and the result is that of a serial order (never a promotion lost).
+            if let Some(parent) = loaded
+                .nodes
+                .get(&promotion.id)
+                .and_then(|m| m.parent_customer)
+                .filter(|p| loaded.nodes.contains_key(p))
+            {
+                self.customers.of(parent, now);
+            }
+        }
+        for (id, balance) in &planned.balances {
+            let node = loaded
+                .nodes
+                .get(id)
+                .ok_or_else(|| format!("customer {id} left the chain"))?;
+            let written = crate::amount::to_bson(*balance).map_err(|e| e.to_string())?;
+            let (filter, update) = self.customers.of(*id, now);
+            filter.insert("points", node.points.clone());
+            if let Ok(set) = update.get_document_mut("$set") {
+                set.insert("points", written);
+            }
+            self.balances.insert(*id, *balance);
+        }
+        self.entries
+            .extend(reward_entries(plan, job, &loaded.nodes, now));
+        let log = TreeDistributionDoc::from_plan(plan, &planned.policy, now);
+        let log = mongodb::bson::to_bson(&log).map_err(|e| e.to_string())?;
+        let distribution = mongodb::bson::to_bson(&tree_distribution(plan, &loaded.nodes))
+            .map_err(|e| e.to_string())?;
+        let gifts_final = crate::amount::to_bson(plan.gifts_final).map_err(|e| e.to_string())?;
+        self.purchases.push(doc! {
+            "q": {"_id": job.checkout_transaction_id, "type": "purchase",
+                  "treeDistribution.0": {"$exists": false}, "rewardLog": {"$exists": false},
+                  "$or": [
+                      {"rewardsStatus": rewards_status(RewardsStatus::Processing)},
+                      {"rewardsStatus": {"$exists": false}},
+                  ]},
+            "u": {"$set": {
+                "treeDistribution": distribution,
+                "rewardLog": log,
+                "giftsPointsShare": gifts_final,
+                "rewardsStatus": rewards_status(RewardsStatus::Completed),
+                "updatedAt": now,
+            }},
+        });
         Ok(())
     }
 }
@@ -820,19 +1183,4 @@ fn reward_entries(
         }
     }
     entries
-}
-
-async fn commit(session: &mut ClientSession) -> Result<(), ProcessError> {
-    for _ in 0..3 {
-        match session.commit_transaction().await {
-            Ok(()) => return Ok(()),
-            Err(err) if err.contains_label(mongodb::error::UNKNOWN_TRANSACTION_COMMIT_RESULT) => {
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-            Err(err) => return Err(ProcessError::Database(err)),
-        }
-    }
-    Err(ProcessError::Retryable(
-        "the commit's outcome stayed unknown".into(),
-    ))
 }

@@ -132,6 +132,22 @@ impl World {
             .unwrap()
     }
 
+    /// Every purchase's id, oldest first.
+    pub async fn purchases_in_order(&self) -> Vec<ObjectId> {
+        self.store
+            .purchases()
+            .find(doc! {"type": "purchase"})
+            .sort(doc! {"_id": 1})
+            .await
+            .unwrap()
+            .try_collect::<Vec<_>>()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|p| p.id)
+            .collect()
+    }
+
     /// Σ of every wallet, in milli-points.
     pub async fn total_wallets(&self) -> i128 {
         self.customers()

@@ -1,0 +1,437 @@
+//! Batches: many claimed jobs applied in one transaction on the real test server. A batch pays
+//! exactly what the same jobs pay one at a time in claim order, takes the same number of commands
+//! whatever its chains' depth, lets one bad job fail alone, leaves a job whose claim was lost to
+//! its new owner, and is claimed in three commands without two workers sharing a job.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a failed unwrap is a failed test
+
+mod support;
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
+
+use mall_domain::{MilliPoints, RewardPolicy};
+use mall_store::bson::{doc, oid::ObjectId, DateTime};
+use mall_store::documents::{JobStatus, RewardsStatus};
+use mall_store::drain::{DrainLimits, DrainSummary, SystemClock};
+use mall_store::queue::{Claim, QueueSettings};
+use mall_store::rewards::JobOutcome;
+use serde_json::{json, Value};
+use support::*;
+
+fn limits(batch_size: usize) -> DrainLimits {
+    DrainLimits {
+        concurrency: 1,
+        batch_size,
+        ..DrainLimits::default()
+    }
+}
+
+async fn drain(world: &World, batch_size: usize) -> DrainSummary {
+    world
+        .store
+        .drain(
+            QueueSettings::default(),
+            limits(batch_size),
+            Arc::new(SystemClock),
+        )
+        .await
+}
+
+/// A deterministic forest of `n` customers in which promotions happen often: each joins under
+/// one of the few customers before it, levels A to D, one in nine inactive, one in eleven
+/// unverified.
+fn forest(n: usize) -> Value {
+    let mut state: u64 = 0x9E37_79B9_7F4A_7C15;
+    let mut next = |below: usize| {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        (state % below as u64) as usize
+    };
+    let customers: Vec<Value> = (0..n)
+        .map(|i| {
+            let parent = if i < 3 {
+                Value::Null
+            } else {
+                json!(format!("c{}", i.saturating_sub(1 + next(6))))
+            };
+            json!({"id": format!("c{i}"), "parent": parent,
+                   "level": (["A", "B", "C", "D"][next(4)]),
+                   "active": i % 9 != 4, "verified": i % 11 != 6})
+        })
+        .collect();
+    json!({ "customers": customers })
+}
+
+/// Every customer by name: level and wallet.
+async fn ledger(world: &World) -> BTreeMap<String, (String, MilliPoints)> {
+    world
+        .customers()
+        .await
+        .into_iter()
+        .map(|c| (world.name_of(c.id), (c.level_letter.to_string(), c.points)))
+        .collect()
+}
+
+/// Two worlds with the same forest and the same checkouts, in the same order.
+async fn twin_worlds(buyers: &[usize]) -> (World, World) {
+    let mut worlds = Vec::new();
+    for _ in 0..2 {
+        let mut world = World::new().await;
+        world.seed_customers(&forest(60), "100").await;
+        let product = world.product("10", "7.777").await;
+        for &buyer in buyers {
+            world
+                .checkout(
+                    world.id(&format!("c{buyer}")),
+                    product,
+                    &RewardPolicy::default(),
+                )
+                .await;
+        }
+        worlds.push(world);
+    }
+    let second = worlds.pop().unwrap();
+    (worlds.pop().unwrap(), second)
+}
+
+/// A purchase's entries by recipient name, kind and amount.
+async fn entry_amounts(world: &World, purchase: ObjectId) -> Vec<(String, String, MilliPoints)> {
+    world
+        .entries_of(purchase)
+        .await
+        .iter()
+        .map(|e| {
+            (
+                world.name_of(e.customer_id),
+                format!("{:?}", e.kind),
+                e.amount,
+            )
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_batch_pays_and_promotes_exactly_as_the_same_jobs_one_at_a_time() {
+    // Buyers deep and shallow, some twice, so the batch's jobs share ancestors and promote them.
+    let buyers: Vec<usize> = (0..40).map(|k| 59 - (k * 7) % 57).collect();
+    let (batched, serial) = twin_worlds(&buyers).await;
+    let before = ledger(&serial).await;
+
+    let one_at_a_time = drain(&serial, 1).await;
+    assert_eq!(one_at_a_time.completed, 40, "{one_at_a_time:?}");
+    let in_batches = drain(&batched, 40).await;
+    assert_eq!(
+        (in_batches.completed, in_batches.batches, in_batches.splits),
+        (40, 1, 0),
+        "{in_batches:?}"
+    );
+
+    let after = ledger(&serial).await;
+    assert_ne!(before, after, "the jobs paid and promoted somebody");
+    let promoted = before
+        .iter()
+        .filter(|(name, (level, _))| after[*name].0 != *level)
+        .count();
+    assert!(promoted >= 2, "promotions happened: {promoted}");
+    assert_eq!(
+        ledger(&batched).await,
+        after,
+        "every level and wallet to the milli-point"
+    );
+    // Each purchase's entries add up to its R, and are the same in both worlds.
+    for (b, s) in batched
+        .purchases_in_order()
+        .await
+        .into_iter()
+        .zip(serial.purchases_in_order().await)
+    {
+        assert_conserved(&batched, b).await;
+        let mut left = entry_amounts(&batched, b).await;
+        let mut right = entry_amounts(&serial, s).await;
+        left.sort_by_key(|e| format!("{e:?}"));
+        right.sort_by_key(|e| format!("{e:?}"));
+        assert_eq!(left, right);
+    }
+}
+
+#[tokio::test]
+async fn a_batch_takes_ten_commands_whatever_its_size_and_the_depth_of_its_chains() {
+    let mut counts = Vec::new();
+    for depth in [5usize, 50, 500] {
+        let mut world = World::new().await;
+        // A line c0 → … → c{depth}; sixteen buyers under c0.
+        let mut customers: Vec<Value> = (0..=depth)
+            .map(|i| {
+                let parent = if i < depth {
+                    json!(format!("c{}", i + 1))
+                } else {
+                    Value::Null
+                };
+                json!({"id": format!("c{i}"), "parent": parent,
+                       "level": (["A","B","C","D","J"][i % 5]), "active": true, "verified": true})
+            })
+            .collect();
+        customers.extend((0..16).map(|k| {
+            json!({"id": format!("b{k}"), "parent": "c0", "level": "A",
+                   "active": true, "verified": true})
+        }));
+        world
+            .seed_customers(&json!({ "customers": customers }), "100")
+            .await;
+        let product = world.product("10", "10").await;
+        let mut purchases = Vec::new();
+        for k in 0..16 {
+            let receipt = world
+                .checkout(
+                    world.id(&format!("b{k}")),
+                    product,
+                    &RewardPolicy::default(),
+                )
+                .await;
+            purchases.push(receipt.transaction_id);
+        }
+
+        world.commands.clear();
+        let summary = drain(&world, 16).await;
+        assert_eq!((summary.completed, summary.batches), (16, 1), "{summary:?}");
+        let names = world.commands.names();
+        // The claim (candidates, stamp, read back), the two loads, the customers, the entries,
+        // the purchases, the jobs, the commit; then the claim that finds nothing.
+        assert_eq!(names.len(), 3 + 7 + 1, "depth {depth}: {names:?}");
+        counts.push((depth, names.len() - 1));
+        for purchase in purchases {
+            assert_conserved(&world, purchase).await;
+            let log = world.purchase(purchase).await.reward_log.unwrap();
+            assert_eq!(
+                log.missing_parent, None,
+                "depth {depth}: the walk stopped short"
+            );
+        }
+    }
+    eprintln!("commands per batch of 16 by depth: {counts:?}");
+}
+
+#[tokio::test]
+async fn one_job_that_cannot_be_paid_fails_alone_and_the_rest_of_its_batch_commits() {
+    let mut world = World::new().await;
+    world.seed_customers(&forest(30), "100").await;
+    let product = world.product("10", "10").await;
+    let mut receipts = Vec::new();
+    for buyer in [20, 21, 22, 23, 24, 25] {
+        receipts.push(
+            world
+                .checkout(
+                    world.id(&format!("c{buyer}")),
+                    product,
+                    &RewardPolicy::default(),
+                )
+                .await,
+        );
+    }
+    // Job 1: its buyer is gone (permanent). Job 4: the server refuses its entries (a payout of
+    // that kind to that customer for that purchase is already there), which only splitting the
+    // batch can pin on it.
+    world
+        .store
+        .customers()
+        .delete_one(doc! {"_id": world.id("c21")})
+        .await
+        .unwrap();
+    world
+        .store
+        .database()
+        .collection::<mall_store::bson::Document>("transactions")
+        .insert_one(
+            doc! {"type": "app_reward", "relatedTransaction": receipts[4].transaction_id,
+            "customerId": world.id("c24"), "amount": 0.0},
+        )
+        .await
+        .unwrap();
+    let before = world.total_wallets().await;
+
+    let summary = drain(&world, 6).await;
+    assert_eq!(
+        (
+            summary.claimed,
+            summary.completed,
+            summary.failed,
+            summary.retried
+        ),
+        (6, 4, 1, 1),
+        "{summary:?}"
+    );
+    assert!(summary.splits >= 1, "{summary:?}");
+    let status = |i: usize| {
+        let world = &world;
+        let id = receipts[i].job_id;
+        async move { world.store.job(id).await.unwrap().unwrap() }
+    };
+    let gone = status(1).await;
+    assert_eq!(gone.status, JobStatus::Failed);
+    assert!(
+        gone.errors[0].message.contains("does not exist"),
+        "{:?}",
+        gone.errors
+    );
+    let refused = status(4).await;
+    assert_eq!(refused.status, JobStatus::Pending, "retried later");
+    for i in [0, 2, 3, 5] {
+        assert_eq!(status(i).await.status, JobStatus::Completed);
+        assert_conserved(&world, receipts[i].transaction_id).await;
+    }
+    let purchase = world.purchase(receipts[4].transaction_id).await;
+    assert_eq!(purchase.rewards_status, RewardsStatus::Processing);
+    // Only the four completed jobs paid into wallets.
+    let mut credited = 0i128;
+    for i in [0, 2, 3, 5] {
+        let log = world
+            .purchase(receipts[i].transaction_id)
+            .await
+            .reward_log
+            .unwrap();
+        credited += log
+            .payouts
+            .iter()
+            .map(|p| i128::from(p.amount.as_milli()))
+            .sum::<i128>();
+    }
+    assert_eq!(world.total_wallets().await - before, credited);
+}
+
+#[tokio::test]
+async fn a_job_whose_claim_was_lost_is_left_to_its_new_owner_and_the_rest_commit() {
+    let mut world = World::new().await;
+    world.seed_customers(&forest(20), "100").await;
+    let product = world.product("10", "10").await;
+    let mut receipts = Vec::new();
+    for buyer in [10, 11, 12, 13] {
+        receipts.push(
+            world
+                .checkout(
+                    world.id(&format!("c{buyer}")),
+                    product,
+                    &RewardPolicy::default(),
+                )
+                .await,
+        );
+    }
+    let settings = QueueSettings::default();
+    let claimed: Vec<_> = world
+        .store
+        .claim_batch(DateTime::now(), settings.lease, 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|c| c.readable().unwrap())
+        .collect();
+    assert_eq!(claimed.len(), 4);
+    assert!(claimed.iter().all(|c| c.token == claimed[0].token));
+    // Another worker took job 2 over (its lease had run out, say).
+    let lost = claimed[2].job.id;
+    world
+        .store
+        .checkout_jobs()
+        .update_one(
+            doc! {"_id": lost},
+            doc! {"$set": {"claimToken": ObjectId::new()}},
+        )
+        .await
+        .unwrap();
+
+    let report = world
+        .store
+        .process_batch(&claimed, DateTime::now(), &settings)
+        .await
+        .unwrap();
+    let expected: Vec<JobOutcome> = claimed
+        .iter()
+        .map(|c| {
+            if c.job.id == lost {
+                JobOutcome::LostLease
+            } else {
+                JobOutcome::Completed
+            }
+        })
+        .collect();
+    assert_eq!(report.outcomes, expected);
+    let purchase = claimed[2].job.checkout_transaction_id;
+    let untouched = world.purchase(purchase).await;
+    assert_eq!(untouched.rewards_status, RewardsStatus::Processing);
+    assert!(
+        world.entries_of(purchase).await.is_empty(),
+        "nothing paid for the lost job"
+    );
+    let job = world.store.job(lost).await.unwrap().unwrap();
+    assert_eq!(job.status, JobStatus::Processing, "its new owner's");
+}
+
+#[tokio::test]
+async fn two_jobs_promoting_siblings_in_one_batch_promote_their_parent() {
+    let mut world = World::new().await;
+    world
+        .seed_customers(
+            &json!({"customers": [
+                {"id": "P", "parent": null, "level": "B", "active": false, "verified": true},
+                {"id": "X", "parent": "P", "level": "A", "active": true, "verified": true},
+                {"id": "Y", "parent": "P", "level": "A", "active": true, "verified": true},
+                {"id": "x1", "parent": "X", "level": "B", "active": true, "verified": true},
+                {"id": "x2", "parent": "X", "level": "B", "active": true, "verified": true},
+                {"id": "y1", "parent": "Y", "level": "B", "active": true, "verified": true},
+                {"id": "y2", "parent": "Y", "level": "B", "active": true, "verified": true},
+            ]}),
+            "100",
+        )
+        .await;
+    let product = world.product("10", "10").await;
+    world
+        .checkout(world.id("x1"), product, &RewardPolicy::default())
+        .await;
+    world
+        .checkout(world.id("y1"), product, &RewardPolicy::default())
+        .await;
+    let summary = drain(&world, 16).await;
+    assert_eq!((summary.completed, summary.batches), (2, 1), "{summary:?}");
+    for (name, level) in [("X", "C"), ("Y", "C"), ("P", "D")] {
+        let customer = world.customer(world.id(name)).await;
+        assert_eq!(customer.level_letter.to_string(), level, "{name}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn workers_claiming_batches_at_once_never_share_a_job() {
+    let mut world = World::new().await;
+    world.seed_customers(&forest(10), "1000").await;
+    let product = world.product("1", "1").await;
+    let mut jobs = HashSet::new();
+    for round in 0..30 {
+        let receipt = world
+            .checkout(
+                world.id(&format!("c{}", round % 10)),
+                product,
+                &RewardPolicy::default(),
+            )
+            .await;
+        jobs.insert(receipt.job_id);
+    }
+    let others = [world.other_worker().await, world.other_worker().await];
+    let lease = QueueSettings::default().lease;
+    let claim = |store: &mall_store::Store| {
+        let store = store.clone();
+        async move { store.claim_batch(DateTime::now(), lease, 16).await.unwrap() }
+    };
+    let (a, b, c) = tokio::join!(claim(&world.store), claim(&others[0]), claim(&others[1]));
+    let mut seen = HashSet::new();
+    for claim in a.into_iter().chain(b).chain(c) {
+        let Claim::Job(job) = claim else {
+            panic!("every job is readable")
+        };
+        assert_eq!(job.attempt(), 1);
+        assert!(seen.insert(job.job.id), "{} claimed twice", job.job.id);
+    }
+    assert_eq!(
+        seen, jobs,
+        "thirty jobs, three workers of sixteen: all claimed, once"
+    );
+}
