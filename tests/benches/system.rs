@@ -1,36 +1,48 @@
-//! `make bench`: the whole system measured the way it runs. On a referral forest of 10,000
-//! customers (chains up to 500 deep) in a local SecantusDB, or the server `MALL_BENCH_MONGODB_URI`
-//! names: checkout latency and throughput through the real release `checkout` binary under
-//! `cargo lambda watch`; one real `reward-worker`
-//! (one instance, under an emulator of its own) draining 1,000 jobs, and its peak memory; the
-//! database commands of one checkout and of one job at chain depths 5, 50 and 500 (in-process, by
-//! command monitoring); each binary's start-to-ready time; the stripped arm64 binaries' sizes.
+//! `make bench`: the whole system measured the way it runs, on two workloads in a local
+//! SecantusDB (or the server `MALL_BENCH_MONGODB_URI` names):
+//!
+//! - **the original's own test data** (`../shared/bench/input.json`: 2,000 customers in ten
+//!   trees, 40 products, 200 carts, 200 ordered checkouts of which 10 cannot be paid), loaded in
+//!   the app's shapes (Int32 and Double points, carts with string product ids);
+//! - **a 10,000-customer forest** (a spine 500 deep and a bushy forest), 290 checkouts by
+//!   buyers chosen at random.
+//!
+//! For each: the checkouts in order through the real release `checkout` binary under
+//! `cargo lambda watch` (p50/p95), the jobs drained by one real `reward-worker` instance, and the
+//! same jobs (in a second database loaded alike) drained by three instances at once, each
+//! ledger checked against the pure rules replayed in commit order, every wallet and level to the
+//! milli-point; conflicts and splits per 100 jobs. Then the commands of one batch and per job at
+//! chain depths 5, 50 and 500 (in-process, by command monitoring), the batch size sweep that
+//! chose `WORKER_BATCH_SIZE`'s default, each binary's start-to-ready time, the stripped arm64
+//! binaries' sizes and the instances' peak memory.
 //!
 //! Run by `infra/bench.sh`, which starts the database (`MALL_BENCH_MONGODB_URI`), builds the
 //! release and arm64 binaries, then runs this executable itself (not through `cargo bench`). It
 //! prints a table, then one JSON object as the last line of stdout; progress goes to stderr. A
-//! benchmark run, not a test: it exits non-zero only when something failed, never because a
-//! figure misses its target (the table marks those).
+//! benchmark run, not a test: it exits non-zero only when something failed (a checkout or a job
+//! that should have succeeded, a ledger that is not exact), never because a figure misses its
+//! target (the table marks those).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use futures_util::TryStreamExt;
 use mall_domain::checkout::{CheckoutRequest, IdempotencyKey};
-use mall_domain::{Level, RewardPolicy};
-use mall_store::bson::{doc, oid::ObjectId, DateTime};
-use mall_store::documents::{CartDoc, CartItemDoc, CustomerDoc, REFERRAL_ACTIVE};
-use mall_store::drain::{DrainLimits, SystemClock};
+use mall_domain::{ForestView, Level, LevelCounts, MilliPoints, RewardPolicy, ViewMember};
+use mall_store::bson::{doc, oid::ObjectId, Bson, DateTime, Document};
+use mall_store::documents::{CheckoutJobDoc, CustomerDoc, REFERRAL_ACTIVE};
+use mall_store::drain::{DrainLimits, SystemClock, DEFAULT_BATCH_SIZE};
 use mall_store::queue::QueueSettings;
 use mall_store::{CheckoutCommand, Store, StoreConfig};
 use mall_testkit::auth::{local_token, LOCAL_JWT_SECRET};
 use mall_testkit::db::counted_store_on;
 use mall_testkit::emulator::{read_json, workspace_root, EmulatorOptions, LambdaEmulator};
-use mall_testkit::seed;
 use mall_testkit::stats::percentile;
 use serde_json::{json, Value};
 use tokio::io::AsyncReadExt;
@@ -39,36 +51,31 @@ use tokio::signal::unix::{signal, SignalKind};
 const CUSTOMERS: usize = 10_000;
 /// The longest chain: the customer at the end of the spine has this many ancestors.
 const MAX_DEPTH: usize = 500;
+/// Checkouts (and so jobs) on the 10,000-customer forest, as in the original's measurement.
+const FOREST_CHECKOUTS: usize = 290;
 /// Chain depths (ancestors above the buyer) at which commands are counted.
 const COUNT_DEPTHS: [usize; 3] = [5, 50, 500];
-/// Counted checkout + job pairs per depth.
-const COUNT_REPEATS: usize = 2;
-const WALLET: &str = "1000000";
-
-/// Warm-up checkouts: sequential ones, then one per client at once (so that every instance the
-/// emulator started has served before the measured runs).
-const WARM_UP_SEQUENTIAL: usize = 12;
-const CLIENTS: usize = 8;
-const SEQUENTIAL: usize = 300;
-const PER_CLIENT: usize = 85;
-/// Every checkout above queues one job; the worker then drains them all. The buyers are distinct,
-/// chosen at random, so their chains are as deep as the forest's usually are.
-const JOBS: usize = WARM_UP_SEQUENTIAL + CLIENTS + SEQUENTIAL + CLIENTS * PER_CLIENT;
-/// `WORKER_CONCURRENCY` of the drained worker (one job in flight), unless
-/// `MALL_BENCH_WORKER_CONCURRENCY` says otherwise. Not the deployed 4: the local server runs one
-/// command at a time, and jobs in one tree write the same ancestors, so on it 4 in flight drain
-/// about three times slower (conflicts, released jobs) and `make bench` would outlast 10 minutes.
-const WORKER_CONCURRENCY: usize = 1;
+/// Jobs per counted batch.
+const COUNT_BATCH: usize = 16;
+/// Batch sizes tried on the fixture (one in-process worker) to choose the default.
+const SWEEP: [usize; 5] = [1, 8, 16, 32, 50];
+/// Concurrent workers in the second drain of each workload.
+const WORKERS: usize = 3;
 /// Starts of each binary for its start-to-ready time (the median is reported).
 const INIT_RUNS: usize = 10;
 
 const CHECKOUT_PATH: &str = "/api/cart/checkout";
-const CHECKOUT_BODY: &str = r#"{"deliveryAddress": "1 Bench Street"}"#;
 const FUNCTIONS: [&str; 3] = ["checkout", "reward-worker", "retry-failed"];
 
-/// The targets of issue 7.
+/// The original system on the same server (the issue's measurements).
+const ORIGINAL_JOBS_PER_SEC_2K: f64 = 3.2;
+const ORIGINAL_JOBS_PER_SEC_10K: f64 = 2.3;
+const ORIGINAL_CHECKOUT_P50_2K: f64 = 88.0;
+const ORIGINAL_CHECKOUT_P50_10K: f64 = 173.0;
+/// Targets: issue 15 (throughput ×5 and ×2, half the checkout p50, ≤ 1.5 commands a job at a
+/// batch of 16), issue 7 (start-up, binary size, memory).
+const TARGET_CMDS_PER_JOB: f64 = 1.5;
 const TARGET_CHECKOUT_CMDS: usize = 6;
-const TARGET_JOB_CMDS: usize = 10;
 const TARGET_INIT_MS: f64 = 30.0;
 const TARGET_BINARY_BYTES: u64 = 8 * 1024 * 1024;
 const TARGET_RSS_MB: f64 = 40.0;
@@ -141,115 +148,653 @@ fn level(rng: &mut Rng) -> Level {
     }
 }
 
-/// Inserts the forest's customers (mostly active and verified, levels mostly low), in batches.
-async fn seed_forest(store: &Store, forest: &Forest, rng: &mut Rng) -> Vec<ObjectId> {
-    let ids: Vec<ObjectId> = (0..CUSTOMERS).map(|_| ObjectId::new()).collect();
-    let now = DateTime::now();
-    let docs: Vec<CustomerDoc> = (0..CUSTOMERS)
-        .map(|i| CustomerDoc {
-            id: ids[i],
-            name: Some(format!("bench{i}")),
-            username: format!("bench{i}"),
-            email: format!("bench{i}@example.com"),
-            points: WALLET.parse().unwrap(),
-            parent_customer: forest.parent[i].map(|p| ids[p]),
-            level_letter: level(rng),
-            referral_status: if rng.below(20) == 0 {
-                "suspended".into()
-            } else {
-                REFERRAL_ACTIVE.into()
-            },
-            is_verified: rng.below(20) != 0,
-            address: None,
-            created_at: now,
-            updated_at: now,
-        })
-        .collect();
-    for batch in docs.chunks(1_000) {
-        store.customers().insert_many(batch).await.unwrap();
-    }
-    ids
+/// The original's policy preset, as the functions read it from `REWARD_POLICY`.
+const POLICY_JSON: &str = r#"{"preset": "original"}"#;
+
+fn policy() -> RewardPolicy {
+    RewardPolicy::from_json(POLICY_JSON).unwrap()
 }
 
-/// One line of `product` in the cart of each of `buyers`.
-async fn seed_carts(store: &Store, buyers: &[ObjectId], product: ObjectId) {
-    let carts: Vec<CartDoc> = buyers
+/// A workload: what a database holds before the checkouts, and the checkouts in order.
+struct Workload {
+    name: &'static str,
+    customers: Vec<Document>,
+    products: Vec<Document>,
+    carts: Vec<Document>,
+    /// Each checkout's buyer and request body, in order.
+    checkouts: Vec<(ObjectId, String)>,
+    /// The chain depth (ancestors) of each checkout's buyer.
+    depths: Vec<usize>,
+}
+
+/// A JSON number as the app's driver stores it: Int32 when it is a small integer, else Double.
+fn app_number(value: &Value) -> Bson {
+    match value.as_i64().and_then(|n| i32::try_from(n).ok()) {
+        Some(n) => Bson::Int32(n),
+        None => Bson::Double(value.as_f64().unwrap()),
+    }
+}
+
+fn oid(value: &Value) -> ObjectId {
+    ObjectId::parse_str(value.as_str().unwrap()).unwrap()
+}
+
+impl Workload {
+    /// The original's test data (`MALL_BENCH_FIXTURE`, default `../shared/bench/input.json`),
+    /// converted to the app's shapes.
+    fn fixture() -> Workload {
+        let path = std::env::var_os("MALL_BENCH_FIXTURE")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| workspace_root().join("../shared/bench/input.json"));
+        let text =
+            std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let input: Value = serde_json::from_str(&text).unwrap();
+        let now = DateTime::now();
+        let list = |key: &str| input[key].as_array().unwrap().clone();
+        let mut depth_of = HashMap::new();
+        let customers = list("customers")
+            .iter()
+            .map(|c| {
+                depth_of.insert(oid(&c["_id"]), c["depth"].as_u64().unwrap() as usize);
+                doc! {
+                    "_id": oid(&c["_id"]),
+                    "username": c["username"].as_str().unwrap(),
+                    "email": c["email"].as_str().unwrap(),
+                    "parentCustomer": c["parentCustomer"].as_str().map_or(Bson::Null, |p| {
+                        Bson::ObjectId(ObjectId::parse_str(p).unwrap())
+                    }),
+                    "levelLetter": c["levelLetter"].as_str().unwrap(),
+                    "referralStatus": c["referralStatus"].as_str().unwrap(),
+                    "isVerified": c["isVerified"].as_bool().unwrap(),
+                    "points": app_number(&c["points"]),
+                    "referenceNumber": c["referenceNumber"].as_str().unwrap(),
+                    "Address": c["Address"].as_str().unwrap(),
+                    "createdAt": now,
+                    "updatedAt": now,
+                }
+            })
+            .collect();
+        let products = list("products")
+            .iter()
+            .map(|p| {
+                doc! {
+                    "_id": oid(&p["_id"]),
+                    "name": p["name"].as_str().unwrap(),
+                    "nameArabic": p["nameArabic"].as_str().unwrap(),
+                    "price": app_number(&p["price"]),
+                    "percentage": app_number(&p["percentage"]),
+                    "category": p["category"].as_str().unwrap(),
+                    "stock": app_number(&p["stock"]),
+                    "sku": p["sku"].as_str().unwrap(),
+                    "isActive": true,
+                }
+            })
+            .collect();
+        let carts = list("carts")
+            .iter()
+            .map(|cart| {
+                let items = cart["items"].as_array().unwrap();
+                let total: f64 = items
+                    .iter()
+                    .map(|i| i["price"].as_f64().unwrap() * i["quantity"].as_f64().unwrap())
+                    .sum();
+                let count: i64 = items.iter().map(|i| i["quantity"].as_i64().unwrap()).sum();
+                let items: Vec<Document> = items
+                    .iter()
+                    .map(|i| {
+                        doc! {
+                            // As the app's cart screen writes it: the id as a string.
+                            "productId": i["productId"].as_str().unwrap(),
+                            "productName": i["productName"].as_str().unwrap(),
+                            "productNameArabic": i["productNameArabic"].as_str().unwrap(),
+                            "price": app_number(&i["price"]),
+                            "quantity": app_number(&i["quantity"]),
+                        }
+                    })
+                    .collect();
+                doc! {
+                    "_id": ObjectId::new(),
+                    "customerId": oid(&cart["customerId"]),
+                    "items": items,
+                    "totalAmount": app_number(&json!(total)),
+                    "totalItems": app_number(&json!(count)),
+                    "createdAt": now,
+                    "updatedAt": now,
+                }
+            })
+            .collect();
+        let checkouts: Vec<(ObjectId, String)> = list("checkouts")
+            .iter()
+            .map(|c| {
+                let body = match c["deliveryAddress"].as_str() {
+                    Some(address) => json!({ "deliveryAddress": address }).to_string(),
+                    None => "{}".to_owned(),
+                };
+                (oid(&c["customerId"]), body)
+            })
+            .collect();
+        let depths = checkouts.iter().map(|(id, _)| depth_of[id]).collect();
+        Workload {
+            name: "2,000 customers (the original's data)",
+            customers,
+            products,
+            carts,
+            checkouts,
+            depths,
+        }
+    }
+
+    /// The 10,000-customer forest, and [`FOREST_CHECKOUTS`] buyers chosen at random.
+    fn forest() -> Workload {
+        let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
+        let forest = Forest::generate(&mut rng);
+        let ids: Vec<ObjectId> = (0..CUSTOMERS).map(|_| ObjectId::new()).collect();
+        let now = DateTime::now();
+        let customers = (0..CUSTOMERS)
+            .map(|i| {
+                doc! {
+                    "_id": ids[i],
+                    "username": format!("bench{i}"),
+                    "email": format!("bench{i}@example.com"),
+                    "parentCustomer": forest.parent[i].map_or(Bson::Null, |p| Bson::ObjectId(ids[p])),
+                    "levelLetter": level(&mut rng).to_string(),
+                    "referralStatus": if rng.below(20) == 0 { "suspended" } else { REFERRAL_ACTIVE },
+                    "isVerified": rng.below(20) != 0,
+                    "points": 100_000,
+                    "createdAt": now,
+                    "updatedAt": now,
+                }
+            })
+            .collect();
+        let product = ObjectId::new();
+        let products = vec![doc! {
+            "_id": product, "name": "bench product", "nameArabic": "منتج", "price": 10,
+            "percentage": 1.5, "isActive": true,
+        }];
+        let mut order: Vec<usize> = (0..CUSTOMERS).collect();
+        for i in (1..order.len()).rev() {
+            order.swap(i, rng.below(i + 1));
+        }
+        order.truncate(FOREST_CHECKOUTS);
+        let carts = order
+            .iter()
+            .map(|&i| {
+                doc! {
+                    "_id": ObjectId::new(), "customerId": ids[i],
+                    "items": [{"productId": product.to_hex(), "productName": "bench product",
+                               "price": 10, "quantity": 1}],
+                    "totalAmount": 10, "totalItems": 1,
+                }
+            })
+            .collect();
+        let body = json!({"deliveryAddress": "1 Bench Street"}).to_string();
+        Workload {
+            name: "10,000 customers (a forest, chains up to 500)",
+            customers,
+            products,
+            carts,
+            checkouts: order.iter().map(|&i| (ids[i], body.clone())).collect(),
+            depths: order.iter().map(|&i| forest.depth[i]).collect(),
+        }
+    }
+
+    /// A fresh database holding the workload (and our indexes).
+    async fn seed(&self, uri: &str, label: &str) -> (Store, String) {
+        let database = format!("bench_{label}_{}", ObjectId::new().to_hex());
+        let store = Store::connect(&StoreConfig {
+            uri: uri.to_owned(),
+            database: database.clone(),
+        })
+        .await
+        .unwrap();
+        store.ensure_indexes().await.unwrap();
+        for (collection, docs) in [
+            ("customers", &self.customers),
+            ("products", &self.products),
+            ("carts", &self.carts),
+        ] {
+            for chunk in docs.chunks(1_000) {
+                store
+                    .database()
+                    .collection::<Document>(collection)
+                    .insert_many(chunk)
+                    .await
+                    .unwrap();
+            }
+        }
+        (store, database)
+    }
+
+    fn mean_depth(&self) -> f64 {
+        self.depths.iter().sum::<usize>() as f64 / self.depths.len() as f64
+    }
+}
+
+/// The settings every function instance of the benchmark gets.
+fn function_env<'a>(uri: &'a str, database: &'a str) -> Vec<(&'a str, &'a str)> {
+    vec![
+        ("MONGODB_URI", uri),
+        ("MONGODB_DATABASE", database),
+        ("LOCAL_JWT_SECRET", LOCAL_JWT_SECRET),
+        ("REWARD_POLICY", POLICY_JSON),
+        ("WORKER_CONCURRENCY", "1"),
+        ("RUST_LOG", "warn"),
+    ]
+}
+
+fn release(instances: usize) -> EmulatorOptions {
+    EmulatorOptions {
+        release: true,
+        concurrency: Some(instances),
+        timeout_seconds: Some(900),
+    }
+}
+
+const READY: Duration = Duration::from_secs(900);
+
+/// A worker emulator with `instances` warm instances (each has drained the empty queue).
+async fn warm_workers(uri: &str, database: &str, instances: usize) -> LambdaEmulator {
+    let mut worker = LambdaEmulator::start_with(release(instances), &function_env(uri, database));
+    let scheduled = read_json("infra/events/worker-scheduled.json");
+    worker
+        .wait_until_invocable("reward-worker", &scheduled, READY, |status, body| {
+            status == 200 && body.contains("\"claimed\":0")
+        })
+        .await;
+    worker
+}
+
+/// What the checkouts over HTTP measured.
+struct CheckoutFigures {
+    /// Of the checkouts answered 200, sorted.
+    latencies: Vec<Duration>,
+    refused: usize,
+    hwm_kb: u64,
+}
+
+/// The workload's checkouts in order through the release checkout binary, one at a time.
+async fn http_checkouts(uri: &str, database: &str, work: &Workload) -> CheckoutFigures {
+    let mut checkouts = LambdaEmulator::start_with(release(1), &function_env(uri, database));
+    let probe = checkouts.function_url("checkout", &format!("{CHECKOUT_PATH}/{}", ObjectId::new()));
+    checkouts
+        .wait_until_ready(&probe, READY, |status, body| {
+            status == 401 && body.contains("UNAUTHENTICATED")
+        })
+        .await;
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(900))
+        .build()
+        .unwrap();
+    let url = checkouts.function_url("checkout", CHECKOUT_PATH);
+    let mut latencies = Vec::with_capacity(work.checkouts.len());
+    let mut refused = 0;
+    for (i, (buyer, body)) in work.checkouts.iter().enumerate() {
+        let started = Instant::now();
+        let response = http
+            .post(&url)
+            .bearer_auth(local_token(*buyer))
+            .header("idempotency-key", format!("bench-{i:04}"))
+            .header("content-type", "application/json")
+            .body(body.clone())
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        let text = response.text().await.unwrap_or_default();
+        let elapsed = started.elapsed();
+        match status {
+            200 => latencies.push(elapsed),
+            // The buyers the original could not charge either.
+            402 => refused += 1,
+            _ => panic!("checkout {i} answered {status}: {text}"),
+        }
+    }
+    latencies.sort();
+    let hwm_kb = checkouts
+        .function_pids("checkout")
         .iter()
-        .map(|&customer_id| CartDoc {
-            id: ObjectId::new(),
-            customer_id,
-            // As the app's cart screen writes it.
-            items: vec![CartItemDoc {
-                product_id: product.to_hex(),
-                product_name: Some("bench product".into()),
-                price: None,
-                quantity: 1,
-            }],
-            total_amount: mall_domain::MilliPoints::ZERO,
-            total_items: 1,
-        })
-        .collect();
-    for batch in carts.chunks(1_000) {
-        store.carts().insert_many(batch).await.unwrap();
+        .filter_map(|&p| peak_rss_kb(p))
+        .max()
+        .unwrap_or(0);
+    CheckoutFigures {
+        latencies,
+        refused,
+        hwm_kb,
     }
 }
 
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
+/// The workload's checkouts in order through the store, as the checkout binary runs them
+/// (untimed: they only make the jobs of a second database).
+async fn direct_checkouts(store: &Store, work: &Workload) -> usize {
+    let policy = policy();
+    let mut queued = 0;
+    for (i, (buyer, body)) in work.checkouts.iter().enumerate() {
+        let request = CheckoutRequest::parse(body.as_bytes()).unwrap();
+        let key = IdempotencyKey::parse(&format!("bench-{i:04}")).unwrap();
+        let done = store
+            .checkout(&CheckoutCommand {
+                customer_id: *buyer,
+                request: &request,
+                idempotency_key: Some(&key),
+                policy: &policy,
+                job_max_attempts: 3,
+            })
+            .await;
+        match done {
+            Ok(_) => queued += 1,
+            Err(mall_store::CheckoutError::InsufficientBalance { .. }) => {}
+            Err(other) => panic!("checkout {i}: {other}"),
+        }
+    }
+    queued
 }
 
-fn median(mut samples: Vec<Duration>) -> Duration {
-    samples.sort();
-    samples[samples.len() / 2]
+/// What a drain by worker instances measured.
+#[derive(Default)]
+struct DrainFigures {
+    jobs: usize,
+    wall: Duration,
+    invocations: usize,
+    batches: usize,
+    conflicts: usize,
+    splits: usize,
+    released: usize,
+    hwm_kb: u64,
+    instances: usize,
+    /// Customers whose wallet or level differs from the rules replayed in commit order.
+    ledger_mismatches: usize,
+    ledger_checked: usize,
 }
 
-fn round2(x: f64) -> f64 {
-    (x * 100.0).round() / 100.0
+impl DrainFigures {
+    fn jobs_per_sec(&self) -> f64 {
+        self.jobs as f64 / self.wall.as_secs_f64()
+    }
+
+    fn per_100(&self, n: usize) -> f64 {
+        100.0 * n as f64 / self.jobs as f64
+    }
+}
+
+/// Every job of the queue drained by the warm `worker` instances, invoked at once and again
+/// until all `jobs` are completed.
+async fn drain_by(worker: &LambdaEmulator, instances: usize, jobs: usize) -> DrainFigures {
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(900))
+        .build()
+        .unwrap();
+    let scheduled = read_json("infra/events/worker-scheduled.json");
+    let invoke = worker.invoke_url("reward-worker");
+    let completed = Arc::new(AtomicUsize::new(0));
+    let started = Instant::now();
+    let mut lanes = tokio::task::JoinSet::new();
+    for _ in 0..instances {
+        let (http, invoke, scheduled) = (http.clone(), invoke.clone(), scheduled.clone());
+        let completed = Arc::clone(&completed);
+        lanes.spawn(async move {
+            let mut totals = DrainFigures::default();
+            while completed.load(Ordering::SeqCst) < jobs {
+                assert!(
+                    started.elapsed() < Duration::from_secs(600),
+                    "the workers did not drain {jobs} jobs in 10 minutes"
+                );
+                let response = http.post(&invoke).json(&scheduled).send().await.unwrap();
+                assert_eq!(response.status(), 200, "{:?}", response.text().await);
+                let summary: Value = response.json().await.unwrap();
+                assert_eq!(summary["failed"], json!(0), "a job died: {summary}");
+                let count = |field: &str| summary[field].as_u64().unwrap_or(0) as usize;
+                completed.fetch_add(count("completed"), Ordering::SeqCst);
+                totals.invocations += 1;
+                totals.batches += count("batches");
+                totals.conflicts += count("conflicts");
+                totals.splits += count("splits");
+                totals.released += count("retried");
+                if count("claimed") == 0 {
+                    // Jobs released under contention are due again within a second or two.
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            }
+            totals
+        });
+    }
+    let mut figures = DrainFigures::default();
+    while let Some(lane) = lanes.join_next().await {
+        let lane = lane.unwrap();
+        figures.invocations += lane.invocations;
+        figures.batches += lane.batches;
+        figures.conflicts += lane.conflicts;
+        figures.splits += lane.splits;
+        figures.released += lane.released;
+    }
+    figures.wall = started.elapsed();
+    figures.jobs = jobs;
+    let pids = worker.function_pids("reward-worker");
+    figures.instances = pids.len();
+    figures.hwm_kb = pids
+        .iter()
+        .filter_map(|&p| peak_rss_kb(p))
+        .max()
+        .unwrap_or(0);
+    figures
+}
+
+async fn all_customers(store: &Store) -> Vec<CustomerDoc> {
+    store
+        .customers()
+        .find(doc! {})
+        .await
+        .unwrap()
+        .try_collect()
+        .await
+        .unwrap()
+}
+
+/// The pure rules replayed on `before` (the customers as the drain found them), job by job in
+/// commit order (`completedAt`, then claim order), against the customers now: how many differ
+/// in wallet or level, of how many.
+async fn ledger_check(store: &Store, before: &[CustomerDoc]) -> (usize, usize) {
+    let mut view = ForestView::new();
+    let mut directs: HashMap<ObjectId, LevelCounts> = HashMap::new();
+    for c in before {
+        if let Some(parent) = c.parent_customer {
+            directs.entry(parent).or_default().add(c.level_letter, 1);
+        }
+    }
+    let mut wallets: HashMap<ObjectId, MilliPoints> = HashMap::new();
+    for c in before {
+        view.insert(
+            c.id,
+            ViewMember {
+                parent: c.parent_customer,
+                level: c.level_letter,
+                active: c.referral_status == REFERRAL_ACTIVE,
+                verified: c.is_verified,
+                directs: directs.get(&c.id).copied().unwrap_or_default(),
+            },
+        );
+        wallets.insert(c.id, c.points);
+    }
+    let jobs: Vec<CheckoutJobDoc> = store
+        .checkout_jobs()
+        .find(doc! {"status": "completed"})
+        .sort(doc! {"completedAt": 1, "runAfter": 1, "_id": 1})
+        .await
+        .unwrap()
+        .try_collect()
+        .await
+        .unwrap();
+    for job in &jobs {
+        let policy = job.payload.paying_policy().unwrap();
+        let plan = view
+            .plan(&policy, job.payload.reward_points, &job.customer_id)
+            .unwrap();
+        view.apply(&plan);
+        for payout in &plan.payouts {
+            let wallet = wallets.get_mut(&payout.id).unwrap();
+            *wallet = wallet.checked_add(payout.amount).unwrap();
+        }
+    }
+    let after = all_customers(store).await;
+    let mismatches = after
+        .iter()
+        .filter(|c| {
+            Some(&c.points) != wallets.get(&c.id)
+                || Some(c.level_letter) != view.get(&c.id).map(|m| m.level)
+        })
+        .count();
+    (mismatches, after.len())
+}
+
+/// One workload measured: checkouts over HTTP and one worker instance on one database; three
+/// worker instances on a second.
+struct WorkloadFigures {
+    checkouts: CheckoutFigures,
+    one: DrainFigures,
+    three: DrainFigures,
+}
+
+async fn measure(uri: &str, work: &Workload, label: &str) -> WorkloadFigures {
+    eprintln!(
+        "bench: {}: {} checkouts over HTTP",
+        work.name,
+        work.checkouts.len()
+    );
+    let (store, database) = work.seed(uri, &format!("{label}_1")).await;
+    let worker = warm_workers(uri, &database, 1).await;
+    let checkouts = http_checkouts(uri, &database, work).await;
+    let jobs = work.checkouts.len() - checkouts.refused;
+    let before = all_customers(&store).await;
+    eprintln!("bench: {}: one worker draining {jobs} jobs", work.name);
+    let mut one = drain_by(&worker, 1, jobs).await;
+    drop(worker);
+    (one.ledger_mismatches, one.ledger_checked) = ledger_check(&store, &before).await;
+
+    let (store, database) = work.seed(uri, &format!("{label}_3")).await;
+    let worker = warm_workers(uri, &database, WORKERS).await;
+    let queued = direct_checkouts(&store, work).await;
+    assert_eq!(queued, jobs, "the same checkouts succeed in both databases");
+    let before = all_customers(&store).await;
+    eprintln!(
+        "bench: {}: {WORKERS} workers draining {jobs} jobs",
+        work.name
+    );
+    let mut three = drain_by(&worker, WORKERS, jobs).await;
+    drop(worker);
+    (three.ledger_mismatches, three.ledger_checked) = ledger_check(&store, &before).await;
+    WorkloadFigures {
+        checkouts,
+        one,
+        three,
+    }
+}
+
+/// Jobs per second of one in-process worker on the fixture, per batch size of [`SWEEP`].
+async fn batch_size_sweep(uri: &str, work: &Workload) -> Vec<(usize, f64)> {
+    let mut rates = Vec::new();
+    for batch_size in SWEEP {
+        let (store, _) = work.seed(uri, &format!("sweep{batch_size}")).await;
+        let jobs = direct_checkouts(&store, work).await;
+        let limits = DrainLimits {
+            concurrency: 1,
+            batch_size,
+            ..DrainLimits::default()
+        };
+        let started = Instant::now();
+        let summary = store
+            .drain(QueueSettings::default(), limits, Arc::new(SystemClock))
+            .await;
+        let wall = started.elapsed();
+        assert_eq!(summary.completed, jobs, "{summary:?}");
+        rates.push((batch_size, jobs as f64 / wall.as_secs_f64()));
+        eprintln!(
+            "bench: batch size {batch_size}: {:.1} jobs/s",
+            jobs as f64 / wall.as_secs_f64()
+        );
+    }
+    rates
 }
 
 /// What the in-process command monitoring saw.
 struct CommandCounts {
-    per_checkout: Vec<usize>,
+    per_checkout: usize,
     checkout_names: Vec<String>,
-    /// Per depth of [`COUNT_DEPTHS`]: the commands of each counted job, and its drain's time.
-    per_job: Vec<Vec<usize>>,
-    job_time: Vec<Vec<Duration>>,
-    job_names: Vec<String>,
+    /// Per depth of [`COUNT_DEPTHS`]: commands of one batch of [`COUNT_BATCH`] jobs (claim
+    /// included), and of one job alone.
+    per_batch: Vec<usize>,
+    per_single_job: Vec<usize>,
+    batch_names: Vec<String>,
 }
 
-/// Checkouts and drains of one job each (claim included) by buyers whose chains are exactly 5,
-/// 50 and 500 deep, through a store whose every command is counted: the same store code the
-/// binaries run, so the same commands (the handler adds none to `Store::checkout`).
-async fn count_commands(
-    uri: &str,
-    database: &str,
-    plain: &Store,
-    ids: &[ObjectId],
-    product: ObjectId,
-) -> CommandCounts {
-    let (store, log) = counted_store_on(uri, database).await;
-    let request = CheckoutRequest::parse(CHECKOUT_BODY.as_bytes()).unwrap();
-    let policy = RewardPolicy::default();
-    let limits = DrainLimits {
+/// Batches of [`COUNT_BATCH`] jobs, and single jobs, by buyers whose chains are exactly 5, 50
+/// and 500 deep, through a store whose every command is counted: the same store code the
+/// binaries run, so the same commands (the handlers add none).
+async fn count_commands(uri: &str) -> CommandCounts {
+    let database = format!("bench_count_{}", ObjectId::new().to_hex());
+    let (store, log) = counted_store_on(uri, &database).await;
+    store.ensure_indexes().await.unwrap();
+    // A line c0 ← c1 ← … ← c500 (c_k has k ancestors), each with one more direct at B.
+    let now = DateTime::now();
+    let line: Vec<ObjectId> = (0..=MAX_DEPTH).map(|_| ObjectId::new()).collect();
+    let customer = |id: ObjectId, parent: Option<ObjectId>, level: &str| {
+        doc! {"_id": id, "username": id.to_hex(), "email": format!("{id}@example.com"),
+        "parentCustomer": parent.map_or(Bson::Null, Bson::ObjectId),
+        "levelLetter": level, "referralStatus": REFERRAL_ACTIVE, "isVerified": true,
+        "points": 100_000, "createdAt": now, "updatedAt": now}
+    };
+    let mut docs: Vec<Document> = line
+        .iter()
+        .enumerate()
+        .map(|(k, &id)| {
+            customer(
+                id,
+                k.checked_sub(1).map(|p| line[p]),
+                ["A", "C", "E", "G", "J"][k % 5],
+            )
+        })
+        .collect();
+    docs.extend(
+        line.iter()
+            .map(|&p| customer(ObjectId::new(), Some(p), "B")),
+    );
+    let buyers: Vec<Vec<ObjectId>> = COUNT_DEPTHS
+        .iter()
+        .map(|_| (0..=COUNT_BATCH).map(|_| ObjectId::new()).collect())
+        .collect();
+    for (d, depth) in COUNT_DEPTHS.iter().enumerate() {
+        docs.extend(
+            buyers[d]
+                .iter()
+                .map(|&b| customer(b, Some(line[depth - 1]), "A")),
+        );
+    }
+    store
+        .database()
+        .collection::<Document>("customers")
+        .insert_many(docs)
+        .await
+        .unwrap();
+    let product = mall_testkit::seed::product(&store, "10", "1", true).await;
+    let policy = policy();
+    let request = CheckoutRequest::default();
+    let mut counts = CommandCounts {
+        per_checkout: 0,
+        checkout_names: vec![],
+        per_batch: vec![],
+        per_single_job: vec![],
+        batch_names: vec![],
+    };
+    let drain = |batch_size| DrainLimits {
         concurrency: 1,
-        max_jobs: 1,
+        batch_size,
+        max_jobs: batch_size,
         ..DrainLimits::default()
     };
-    let mut counts = CommandCounts {
-        per_checkout: vec![],
-        checkout_names: vec![],
-        per_job: vec![],
-        job_time: vec![],
-        job_names: vec![],
-    };
-    for depth in COUNT_DEPTHS {
-        let buyer = ids[depth];
-        let (mut jobs, mut times) = (vec![], vec![]);
-        for repeat in 0..COUNT_REPEATS {
-            seed::fill_cart(plain, buyer, &[(product, 1)]).await;
-            let key = IdempotencyKey::parse(&format!("bench-count-{depth}-{repeat}")).unwrap();
+    for (d, depth) in COUNT_DEPTHS.iter().enumerate() {
+        for (k, &buyer) in buyers[d].iter().enumerate() {
+            mall_testkit::seed::fill_cart(&store, buyer, &[(product, 1)]).await;
+            let key = IdempotencyKey::parse(&format!("count-{depth}-{k}")).unwrap();
             log.clear();
-            let receipt = store
+            store
                 .checkout(&CheckoutCommand {
                     customer_id: buyer,
                     request: &request,
@@ -259,98 +804,37 @@ async fn count_commands(
                 })
                 .await
                 .unwrap();
-            counts.per_checkout.push(log.count());
+            counts.per_checkout = counts.per_checkout.max(log.count());
             counts.checkout_names = log.names();
-
-            log.clear();
-            let started = Instant::now();
-            let summary = store
-                .drain(QueueSettings::default(), limits, Arc::new(SystemClock))
-                .await;
-            times.push(started.elapsed());
-            assert_eq!(
-                (summary.claimed, summary.completed),
-                (1, 1),
-                "the counted job of depth {depth} did not complete: {summary:?}"
-            );
-            jobs.push(log.count());
-            counts.job_names = log.names();
-            let purchase = plain
-                .purchases()
-                .find_one(doc! {"_id": receipt.transaction_id})
-                .await
-                .unwrap()
-                .expect("the counted purchase");
-            let walked = purchase.reward_log.expect("the counted job's log");
-            assert_eq!(
-                walked.missing_parent, None,
-                "the job of depth {depth} did not walk its whole chain"
-            );
+            if k + 1 == COUNT_BATCH {
+                log.clear();
+                let summary = store
+                    .drain(
+                        QueueSettings::default(),
+                        drain(COUNT_BATCH),
+                        Arc::new(SystemClock),
+                    )
+                    .await;
+                assert_eq!(summary.completed, COUNT_BATCH, "depth {depth}: {summary:?}");
+                counts.per_batch.push(log.count());
+                counts.batch_names = log.names();
+            }
         }
-        counts.per_job.push(jobs);
-        counts.job_time.push(times);
+        log.clear();
+        let summary = store
+            .drain(QueueSettings::default(), drain(1), Arc::new(SystemClock))
+            .await;
+        assert_eq!(summary.completed, 1, "depth {depth}: {summary:?}");
+        counts.per_single_job.push(log.count());
     }
-    counts
-}
-
-/// One checkout over HTTP; panics unless the function answers 200.
-async fn post_checkout(http: &reqwest::Client, url: &str, token: &str, key: &str) -> Duration {
-    let started = Instant::now();
-    let response = http
-        .post(url)
-        .bearer_auth(token)
-        .header("idempotency-key", key)
-        .header("content-type", "application/json")
-        .body(CHECKOUT_BODY)
-        .send()
+    // Every counted job walked its whole chain.
+    let cut: u64 = store
+        .purchases()
+        .count_documents(doc! {"type": "purchase", "rewardLog.missingParent": {"$ne": null}})
         .await
         .unwrap();
-    let status = response.status();
-    let body = response.text().await.unwrap_or_default();
-    let elapsed = started.elapsed();
-    assert_eq!(status, 200, "checkout {key} failed: {body}");
-    elapsed
-}
-
-/// `clients` concurrent clients, each checking out its own slice of `buyers` in turn; returns
-/// the wall time.
-async fn concurrent_checkouts(
-    http: &reqwest::Client,
-    url: &str,
-    buyers: &[(ObjectId, String)],
-    clients: usize,
-    label: &str,
-) -> Duration {
-    let per_client = buyers.len().div_ceil(clients);
-    let started = Instant::now();
-    let mut tasks = tokio::task::JoinSet::new();
-    for (c, slice) in buyers.chunks(per_client).enumerate() {
-        let (http, url, slice) = (http.clone(), url.to_owned(), slice.to_vec());
-        let label = label.to_owned();
-        tasks.spawn(async move {
-            for (i, (buyer, token)) in slice.iter().enumerate() {
-                let key = format!("bench-{label}-{c}-{i}-{}", buyer.to_hex());
-                post_checkout(&http, &url, token, &key).await;
-            }
-        });
-    }
-    while let Some(done) = tasks.join_next().await {
-        done.unwrap();
-    }
-    started.elapsed()
-}
-
-/// What the emulator phase measured.
-struct EmulatorFigures {
-    latencies: Vec<Duration>,
-    concurrent_wall: Duration,
-    checkout_instances: usize,
-    drain_wall: Duration,
-    drain_invocations: usize,
-    drain_reported_ms: u64,
-    worker_instances: usize,
-    worker_hwm_kb: u64,
-    checkout_hwm_kb: u64,
+    assert_eq!(cut, 0, "a counted job did not walk its whole chain");
+    counts
 }
 
 /// `VmHWM` (peak resident set) of a process, in kB.
@@ -366,126 +850,17 @@ fn peak_rss_kb(pid: u32) -> Option<u64> {
         .ok()
 }
 
-/// Checkouts through the checkout binary (up to [`CLIENTS`] instances), then the drain by one
-/// worker instance: two emulators, so that the worker's is limited to one instance.
-async fn under_emulator(
-    uri: &str,
-    database: &str,
-    plain: &Store,
-    buyers: &[(ObjectId, String)],
-) -> EmulatorFigures {
-    let concurrency = worker_concurrency().to_string();
-    let env = [
-        ("MONGODB_URI", uri),
-        ("MONGODB_DATABASE", database),
-        ("LOCAL_JWT_SECRET", LOCAL_JWT_SECRET),
-        ("WORKER_CONCURRENCY", concurrency.as_str()),
-        ("RUST_LOG", "info"),
-    ];
-    let release = |instances| EmulatorOptions {
-        release: true,
-        concurrency: Some(instances),
-        timeout_seconds: Some(900),
-    };
-    let mut checkouts = LambdaEmulator::start_with(release(CLIENTS), &env);
-    let mut worker = LambdaEmulator::start_with(release(1), &env);
-    let ready = Duration::from_secs(900);
-    let probe = checkouts.function_url("checkout", &format!("{CHECKOUT_PATH}/{}", ObjectId::new()));
-    checkouts
-        .wait_until_ready(&probe, ready, |status, body| {
-            status == 401 && body.contains("UNAUTHENTICATED")
-        })
-        .await;
-    // The queue is empty now: this drain finds nothing, and leaves a warm worker instance.
-    let scheduled = read_json("infra/events/worker-scheduled.json");
-    worker
-        .wait_until_invocable("reward-worker", &scheduled, ready, |status, body| {
-            status == 200 && body.contains("\"claimed\":0")
-        })
-        .await;
-    eprintln!("bench: both functions answer under cargo lambda watch --release");
-
-    let http = reqwest::Client::builder()
-        .timeout(Duration::from_secs(900))
-        .build()
-        .unwrap();
-    let url = checkouts.function_url("checkout", CHECKOUT_PATH);
-    let (warm_sequential, rest) = buyers.split_at(WARM_UP_SEQUENTIAL);
-    let (warm_concurrent, rest) = rest.split_at(CLIENTS);
-    let (sequential, concurrent) = rest.split_at(SEQUENTIAL);
-
-    for (i, (_, token)) in warm_sequential.iter().enumerate() {
-        post_checkout(&http, &url, token, &format!("bench-warm-{i:04}")).await;
-    }
-    concurrent_checkouts(&http, &url, warm_concurrent, CLIENTS, "warm").await;
-    let checkout_instances = checkouts.function_pids("checkout").len();
-
-    eprintln!("bench: {SEQUENTIAL} sequential checkouts");
-    let mut latencies = Vec::with_capacity(SEQUENTIAL);
-    for (i, (_, token)) in sequential.iter().enumerate() {
-        latencies.push(post_checkout(&http, &url, token, &format!("bench-seq-{i:04}")).await);
-    }
-    latencies.sort();
-
-    eprintln!(
-        "bench: {} checkouts by {CLIENTS} concurrent clients",
-        concurrent.len()
-    );
-    let concurrent_wall = concurrent_checkouts(&http, &url, concurrent, CLIENTS, "conc").await;
-    let checkout_hwm_kb = checkouts
-        .function_pids("checkout")
-        .iter()
-        .filter_map(|&p| peak_rss_kb(p))
-        .max()
-        .unwrap_or(0);
-    drop(checkouts);
-
-    let (pending, _) = plain.queue_depth(DateTime::now()).await.unwrap();
-    assert_eq!(pending, JOBS as u64, "every checkout queued one job");
-    eprintln!("bench: one worker draining {JOBS} jobs");
-    let invoke = worker.invoke_url("reward-worker");
-    let started = Instant::now();
-    let (mut completed, mut invocations, mut reported_ms) = (0usize, 0usize, 0u64);
-    while completed < JOBS {
-        assert!(
-            started.elapsed() < Duration::from_secs(600),
-            "the worker did not drain {JOBS} jobs in 10 minutes ({completed} completed)"
-        );
-        let response = http.post(&invoke).json(&scheduled).send().await.unwrap();
-        assert_eq!(response.status(), 200, "{:?}", response.text().await);
-        let summary: Value = response.json().await.unwrap();
-        invocations += 1;
-        assert_eq!(summary["failed"], json!(0), "a job died: {summary}");
-        let count = |field: &str| summary[field].as_u64().unwrap_or(0) as usize;
-        completed += count("completed");
-        reported_ms += summary["durationMs"].as_u64().unwrap_or(0);
-        if count("claimed") == 0 {
-            // Jobs released under write contention are due again within a second.
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-    }
-    let drain_wall = started.elapsed();
-
-    let worker_pids = worker.function_pids("reward-worker");
-    let worker_hwm_kb = worker_pids.iter().filter_map(|&p| peak_rss_kb(p)).max();
-    EmulatorFigures {
-        latencies,
-        concurrent_wall,
-        checkout_instances,
-        drain_wall,
-        drain_invocations: invocations,
-        drain_reported_ms: reported_ms,
-        worker_instances: worker_pids.len(),
-        worker_hwm_kb: worker_hwm_kb.expect("the reward-worker process under the emulator"),
-        checkout_hwm_kb,
-    }
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
 }
 
-fn worker_concurrency() -> usize {
-    std::env::var("MALL_BENCH_WORKER_CONCURRENCY")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(WORKER_CONCURRENCY)
+fn median(mut samples: Vec<Duration>) -> Duration {
+    samples.sort();
+    samples[samples.len() / 2]
+}
+
+fn round2(x: f64) -> f64 {
+    (x * 100.0).round() / 100.0
 }
 
 fn target_dir() -> PathBuf {
@@ -635,175 +1010,189 @@ fn main() {
 
 async fn run(uri: &str, lambda_dir: &Path) {
     let bench_started = Instant::now();
-    let database = format!("bench_{}", ObjectId::new().to_hex());
-    let plain = Store::connect(&StoreConfig {
-        uri: uri.to_owned(),
-        database: database.clone(),
-    })
-    .await
-    .unwrap();
-    plain.ensure_indexes().await.unwrap();
+    let fixture = Workload::fixture();
+    let forest = Workload::forest();
 
-    // The forest, a product, and a filled cart for each of the 1,000 HTTP buyers.
-    let seeding = Instant::now();
-    let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
-    let forest = Forest::generate(&mut rng);
-    let ids = seed_forest(&plain, &forest, &mut rng).await;
-    let product = seed::product(&plain, "10", "1", true).await;
-    let reserved: HashSet<usize> = COUNT_DEPTHS.into_iter().collect();
-    let mut order: Vec<usize> = (0..CUSTOMERS).filter(|i| !reserved.contains(i)).collect();
-    for i in (1..order.len()).rev() {
-        order.swap(i, rng.below(i + 1));
-    }
-    order.truncate(JOBS);
-    let buyer_ids: Vec<ObjectId> = order.iter().map(|&i| ids[i]).collect();
-    seed_carts(&plain, &buyer_ids, product).await;
-    let buyers: Vec<(ObjectId, String)> =
-        buyer_ids.iter().map(|&id| (id, local_token(id))).collect();
-    let buyer_depths: Vec<usize> = order.iter().map(|&i| forest.depth[i]).collect();
-    let mean_depth = buyer_depths.iter().sum::<usize>() as f64 / buyer_depths.len() as f64;
-    let max_buyer_depth = buyer_depths.iter().max().copied().unwrap_or(0);
-    let deepest = forest.depth.iter().max().copied().unwrap_or(0);
-    let forest_mean = forest.depth.iter().sum::<usize>() as f64 / CUSTOMERS as f64;
-    let seed_time = seeding.elapsed();
     eprintln!(
-        "bench: seeded {CUSTOMERS} customers (deepest chain {deepest}) in {:.1} s",
-        seed_time.as_secs_f64()
+        "bench: counting commands per checkout, per batch and per job at depths {COUNT_DEPTHS:?}"
     );
-
-    eprintln!("bench: counting commands per checkout and per job at depths {COUNT_DEPTHS:?}");
-    let counts = count_commands(uri, &database, &plain, &ids, product).await;
-
-    let figures = under_emulator(uri, &database, &plain, &buyers).await;
+    let counts = count_commands(uri).await;
+    eprintln!("bench: batch sizes {SWEEP:?} on the original's data, one in-process worker");
+    let sweep = batch_size_sweep(uri, &fixture).await;
+    let small = measure(uri, &fixture, "2k").await;
+    let large = measure(uri, &forest, "10k").await;
 
     eprintln!("bench: start-to-ready of each binary, {INIT_RUNS} starts each");
-    let release = target_dir().join("release");
+    let (_, init_database) = fixture.seed(uri, "init").await;
+    let release_dir = target_dir().join("release");
     let mut init_ms = vec![];
     for function in FUNCTIONS {
         let mut samples = vec![];
         for _ in 0..INIT_RUNS {
-            samples.push(start_to_ready(&release.join(function), uri, &database).await);
+            samples.push(start_to_ready(&release_dir.join(function), uri, &init_database).await);
         }
         samples.sort();
         let (low, high) = (samples[0], samples[samples.len() - 1]);
         init_ms.push((function, ms(median(samples)), ms(low), ms(high)));
     }
-
     let artifacts: Vec<Artifact> = FUNCTIONS.iter().map(|f| artifact(lambda_dir, f)).collect();
 
-    // ---- figures ----
-    let lat = &figures.latencies;
-    let p50 = ms(percentile(lat, 50.0));
-    let p95 = ms(percentile(lat, 95.0));
-    let p99 = ms(percentile(lat, 99.0));
-    let mean = ms(lat.iter().sum::<Duration>() / lat.len() as u32);
-    let concurrent_n = CLIENTS * PER_CLIENT;
-    let per_sec_8 = concurrent_n as f64 / figures.concurrent_wall.as_secs_f64();
-    let jobs_per_sec = JOBS as f64 / figures.drain_wall.as_secs_f64();
-    let cmds_per_checkout = counts.per_checkout.iter().copied().max().unwrap();
-    let job_max: Vec<usize> = counts
-        .per_job
-        .iter()
-        .map(|v| *v.iter().max().unwrap())
-        .collect();
-    let job_min: Vec<usize> = counts
-        .per_job
-        .iter()
-        .map(|v| *v.iter().min().unwrap())
-        .collect();
-    let init_checkout = init_ms[0].1;
-    let init_worker = init_ms[1].1;
-    let binary_max = artifacts.iter().map(|a| a.bytes).max().unwrap();
-    let rss_mb = figures.worker_hwm_kb as f64 / 1024.0;
-    let jobs_equal = job_max.iter().all(|&n| n == job_max[0]) && job_min == job_max;
-
     // ---- the table ----
-    let mib = |b: u64| b as f64 / (1024.0 * 1024.0);
     let row = |label: &str, value: String, rest: String| {
-        println!("{label:<50} {value:>12}  {rest}");
+        println!("{label:<52} {value:>12}  {rest}");
     };
-    println!();
     let server = std::env::var("MALL_BENCH_SERVER")
         .unwrap_or_else(|_| "the server at MALL_BENCH_MONGODB_URI".to_owned());
+    println!();
     println!(
-        "make bench: {CUSTOMERS} customers (deepest chain {deepest}, mean depth {forest_mean:.1}), \
-         {server}, {} cores",
+        "make bench: {server}, {} cores; the original's policy preset; WORKER_BATCH_SIZE={DEFAULT_BATCH_SIZE}",
         std::thread::available_parallelism().map_or(0, |n| n.get())
     );
-    println!("{}", "-".repeat(100));
-    println!(
-        "checkout, release binary under cargo lambda watch, over HTTP ({SEQUENTIAL} sequential)"
-    );
-    for (label, value) in [("p50", p50), ("p95", p95), ("p99", p99), ("mean", mean)] {
+    println!("{}", "-".repeat(110));
+    let mut json_fields: Vec<(String, Value)> = vec![];
+    for (work, figures, key, original_rate, original_p50, rate_factor) in [
+        (
+            &fixture,
+            &small,
+            "2k",
+            ORIGINAL_JOBS_PER_SEC_2K,
+            ORIGINAL_CHECKOUT_P50_2K,
+            5.0,
+        ),
+        (
+            &forest,
+            &large,
+            "10k",
+            ORIGINAL_JOBS_PER_SEC_10K,
+            ORIGINAL_CHECKOUT_P50_10K,
+            2.0,
+        ),
+    ] {
+        let lat = &figures.checkouts.latencies;
+        let p50 = ms(percentile(lat, 50.0));
+        let p95 = ms(percentile(lat, 95.0));
+        println!(
+            "{}: {} checkouts ({} refused: insufficient points), buyers' mean chain depth {:.1}",
+            work.name,
+            work.checkouts.len(),
+            figures.checkouts.refused,
+            work.mean_depth()
+        );
         row(
-            &format!("  {label}"),
-            format!("{value:.2} ms"),
+            "  checkout p50, release binary over HTTP",
+            format!("{p50:.1} ms"),
+            format!(
+                "≤ {:.0} ms (half the original's {original_p50:.0}) {}",
+                original_p50 / 2.0,
+                mark(p50 <= original_p50 / 2.0)
+            ),
+        );
+        row("  checkout p95", format!("{p95:.1} ms"), String::new());
+        let target_rate = original_rate * rate_factor;
+        for (label, drain) in [("1 worker", &figures.one), ("3 workers", &figures.three)] {
+            let ledger = if drain.ledger_mismatches == 0 {
+                format!("ledger exact ({} customers)", drain.ledger_checked)
+            } else {
+                format!(
+                    "LEDGER: {} of {} customers differ",
+                    drain.ledger_mismatches, drain.ledger_checked
+                )
+            };
+            row(
+                &format!("  jobs/s, {label}"),
+                format!("{:.1} /s", drain.jobs_per_sec()),
+                format!(
+                    "≥ {target_rate:.1} ({rate_factor}× the original's {original_rate}) {}   \
+                     {} jobs in {:.1} s, {} batches, {} invocations, {ledger}",
+                    mark(drain.jobs_per_sec() >= target_rate),
+                    drain.jobs,
+                    drain.wall.as_secs_f64(),
+                    drain.batches,
+                    drain.invocations,
+                ),
+            );
+            row(
+                &format!("    conflicts / splits / released per 100 jobs, {label}"),
+                format!(
+                    "{:.1} / {:.1} / {:.1}",
+                    drain.per_100(drain.conflicts),
+                    drain.per_100(drain.splits),
+                    drain.per_100(drain.released)
+                ),
+                String::new(),
+            );
+        }
+        row(
+            "  3 workers at least as fast as 1",
+            format!(
+                "{:.2}×",
+                figures.three.jobs_per_sec() / figures.one.jobs_per_sec()
+            ),
+            mark(figures.three.jobs_per_sec() >= figures.one.jobs_per_sec()).to_owned(),
+        );
+        json_fields.extend([
+            (format!("checkout_p50_ms_{key}"), json!(round2(p50))),
+            (format!("checkout_p95_ms_{key}"), json!(round2(p95))),
+            (
+                format!("jobs_per_sec_1w_{key}"),
+                json!(round2(figures.one.jobs_per_sec())),
+            ),
+            (
+                format!("jobs_per_sec_3w_{key}"),
+                json!(round2(figures.three.jobs_per_sec())),
+            ),
+            (
+                format!("conflicts_per_100_3w_{key}"),
+                json!(round2(figures.three.per_100(figures.three.conflicts))),
+            ),
+            (
+                format!("splits_per_100_3w_{key}"),
+                json!(round2(figures.three.per_100(figures.three.splits))),
+            ),
+            (
+                format!("ledger_exact_{key}"),
+                json!(figures.one.ledger_mismatches == 0 && figures.three.ledger_mismatches == 0),
+            ),
+        ]);
+    }
+
+    println!("jobs/s by WORKER_BATCH_SIZE, the original's data, one in-process worker");
+    for (batch_size, rate) in &sweep {
+        row(
+            &format!("  batch of {batch_size}"),
+            format!("{rate:.1} /s"),
             String::new(),
         );
     }
-    row(
-        "  max",
-        format!("{:.2} ms", ms(*lat.last().unwrap())),
-        String::new(),
-    );
-    row(
-        &format!("  checkouts/s, {CLIENTS} concurrent clients"),
-        format!("{per_sec_8:.1} /s"),
-        format!(
-            "{concurrent_n} in {:.2} s, {} instances",
-            figures.concurrent_wall.as_secs_f64(),
-            figures.checkout_instances
-        ),
-    );
-    println!(
-        "reward-worker, one release instance under cargo lambda watch (WORKER_CONCURRENCY={})",
-        worker_concurrency()
-    );
-    row(
-        "  jobs/s draining the checkouts' jobs",
-        format!("{jobs_per_sec:.1} /s"),
-        format!(
-            "{JOBS} jobs in {:.2} s, {} invocation(s), drains {:.2} s",
-            figures.drain_wall.as_secs_f64(),
-            figures.drain_invocations,
-            figures.drain_reported_ms as f64 / 1000.0
-        ),
-    );
-    row(
-        "  chain depth of those jobs' buyers",
-        format!("{mean_depth:.1}"),
-        format!("mean (max {max_buyer_depth})"),
-    );
-    println!(
-        "database commands, in-process store code with command monitoring \
-         ({COUNT_REPEATS} runs each)"
-    );
+    println!("database commands, in-process store code with command monitoring (claim included)");
     row(
         "  per checkout",
-        cmds_per_checkout.to_string(),
+        counts.per_checkout.to_string(),
         format!(
             "≤ {TARGET_CHECKOUT_CMDS} {}",
-            mark(cmds_per_checkout <= TARGET_CHECKOUT_CMDS)
+            mark(counts.per_checkout <= TARGET_CHECKOUT_CMDS)
         ),
     );
+    let same = counts.per_batch.iter().all(|&n| n == counts.per_batch[0]);
     for (i, depth) in COUNT_DEPTHS.iter().enumerate() {
-        let shown = if job_min[i] == job_max[i] {
-            job_max[i].to_string()
-        } else {
-            format!("{}-{}", job_min[i], job_max[i])
-        };
+        let per_job = counts.per_batch[i] as f64 / COUNT_BATCH as f64;
         row(
-            &format!("  per job, chain depth {depth} (claim included)"),
-            shown,
+            &format!("  chain depth {depth}: per batch of {COUNT_BATCH} / per job"),
+            format!("{} / {per_job:.3}", counts.per_batch[i]),
             format!(
-                "≤ {TARGET_JOB_CMDS}, equal {}   one job in {:.0} ms",
-                mark(job_max[i] <= TARGET_JOB_CMDS && jobs_equal),
-                ms(median(counts.job_time[i].clone()))
+                "≤ {TARGET_CMDS_PER_JOB} a job, the same at every depth {}   one job alone: {}",
+                mark(per_job <= TARGET_CMDS_PER_JOB && same),
+                counts.per_single_job[i]
             ),
         );
+        json_fields.push((
+            format!("cmds_per_batch_d{depth}"),
+            json!(counts.per_batch[i]),
+        ));
+        json_fields.push((format!("cmds_per_job_d{depth}"), json!(round2(per_job))));
     }
     println!("    checkout: {}", counts.checkout_names.join(" "));
-    println!("    job:      {}", counts.job_names.join(" "));
+    println!("    batch:    {}", counts.batch_names.join(" "));
     println!(
         "start to ready: spawn to first GET /runtime/invocation/next, median of {INIT_RUNS} \
          (connect + ensure indexes included)"
@@ -824,6 +1213,7 @@ async fn run(uri: &str, lambda_dir: &Path) {
         );
     }
     println!("arm64 binaries, cargo lambda build --release --arm64 (target/lambda/*/bootstrap)");
+    let mib = |b: u64| b as f64 / (1024.0 * 1024.0);
     for a in &artifacts {
         row(
             &format!("  {}", a.function),
@@ -842,46 +1232,47 @@ async fn run(uri: &str, lambda_dir: &Path) {
         );
     }
     println!("peak resident memory (VmHWM)");
+    let worker_mb = [&small.one, &small.three, &large.one, &large.three]
+        .iter()
+        .map(|d| d.hwm_kb)
+        .max()
+        .unwrap_or(0) as f64
+        / 1024.0;
     row(
-        "  reward-worker, after the drain",
-        format!("{rss_mb:.1} MiB"),
-        format!(
-            "≤ {TARGET_RSS_MB} MiB {}   {} instance",
-            mark(rss_mb <= TARGET_RSS_MB),
-            figures.worker_instances
-        ),
+        "  reward-worker, largest instance after its drains",
+        format!("{worker_mb:.1} MiB"),
+        format!("≤ {TARGET_RSS_MB} MiB {}", mark(worker_mb <= TARGET_RSS_MB)),
     );
+    let checkout_mb = small.checkouts.hwm_kb.max(large.checkouts.hwm_kb) as f64 / 1024.0;
     row(
-        "  checkout, after its checkouts (largest instance)",
-        format!("{:.1} MiB", figures.checkout_hwm_kb as f64 / 1024.0),
+        "  checkout, after its checkouts",
+        format!("{checkout_mb:.1} MiB"),
         String::new(),
     );
     row(
         "harness wall time",
         format!("{:.1} s", bench_started.elapsed().as_secs_f64()),
-        format!("seeding {:.1} s", seed_time.as_secs_f64()),
+        String::new(),
     );
     println!();
 
-    // ---- the JSON line, last ----
-    let fields: Vec<(&str, Value)> = vec![
-        ("checkout_p50_ms", json!(round2(p50))),
-        ("checkout_p95_ms", json!(round2(p95))),
-        ("checkout_p99_ms", json!(round2(p99))),
-        ("checkouts_per_sec_8", json!(round2(per_sec_8))),
-        ("jobs_per_sec", json!(round2(jobs_per_sec))),
-        ("cmds_per_checkout", json!(cmds_per_checkout)),
-        ("cmds_per_job_d5", json!(job_max[0])),
-        ("cmds_per_job_d50", json!(job_max[1])),
-        ("cmds_per_job_d500", json!(job_max[2])),
-        ("init_ms_checkout", json!(round2(init_checkout))),
-        ("init_ms_worker", json!(round2(init_worker))),
-        ("binary_bytes_max", json!(binary_max)),
-        ("worker_rss_mb", json!(round2(rss_mb))),
-    ];
-    let line: Vec<String> = fields
+    let binary_max = artifacts.iter().map(|a| a.bytes).max().unwrap();
+    json_fields.extend([
+        ("cmds_per_checkout".to_owned(), json!(counts.per_checkout)),
+        ("init_ms_checkout".to_owned(), json!(round2(init_ms[0].1))),
+        ("init_ms_worker".to_owned(), json!(round2(init_ms[1].1))),
+        ("binary_bytes_max".to_owned(), json!(binary_max)),
+        ("worker_rss_mb".to_owned(), json!(round2(worker_mb))),
+    ]);
+    let ledger_ok = small.one.ledger_mismatches
+        + small.three.ledger_mismatches
+        + large.one.ledger_mismatches
+        + large.three.ledger_mismatches
+        == 0;
+    let line: Vec<String> = json_fields
         .iter()
         .map(|(k, v)| format!("\"{k}\": {v}"))
         .collect();
     println!("{{{}}}", line.join(", "));
+    assert!(ledger_ok, "a ledger is not exact (see the table)");
 }
