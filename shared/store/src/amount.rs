@@ -100,8 +100,7 @@ pub fn wallet_from_bson(value: &Bson) -> Result<MilliPoints, AmountError> {
 }
 
 /// A wallet as the app reads it: a customer whose `points` were never written (or are null)
-/// has 0, mongoose's default; anything else as [`wallet_from_bson`]. A compare-and-set on such a
-/// wallet matches `{points: null}` (missing or null).
+/// has 0, mongoose's default; anything else as [`wallet_from_bson`].
 pub fn wallet_or_default(value: &Bson) -> Result<MilliPoints, AmountError> {
     match value {
         Bson::Null | Bson::Undefined => Ok(MilliPoints::ZERO),

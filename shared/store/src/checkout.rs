@@ -7,14 +7,16 @@
 //! wallet in points (Int32 or Double), the address in `Address`, the purchase as the app's
 //! transaction. The wallet is never changed by a server-side `$inc` of a Double (that addition
 //! would drift): the new balance is computed exactly from the balance read inside the
-//! transaction and written with a compare-and-set on the value read, so a concurrent write by
-//! the app (an admin top-up) is never lost.
+//! transaction's snapshot, and written by `_id`: a write by anyone else to that wallet since the
+//! snapshot (an admin top-up by the app, another checkout) makes the transaction's write conflict
+//! — mongod's and WiredTiger's rule for transactions, which a store test proves of the test
+//! server too — and the checkout reads again; so such a write is never lost.
 //!
 //! Guarantees:
 //! - a refused checkout (empty cart, unavailable product, low balance, …) writes nothing;
 //! - the wallet is never charged without its purchase and its job (the original system charged
 //!   first and could lose the job, and with it the rewards);
-//! - concurrent checkouts of one wallet cannot overdraw it: the charge is conditional on the
+//! - concurrent checkouts of one wallet cannot overdraw it: the charge is computed from the
 //!   balance read, and concurrent transactions on one customer conflict and retry;
 //! - one purchase per `(customer, Idempotency-Key)`: a unique index decides between concurrent
 //!   duplicates inside the transaction, and a repeat of a committed key gets the first receipt
@@ -93,8 +95,7 @@ pub enum CheckoutError {
 enum AttemptError {
     /// A business refusal: abort, nothing was written.
     Refused(CheckoutError),
-    /// The wallet changed between our read and our write (the compare-and-set did not match):
-    /// a fresh attempt reads the new balance.
+    /// The customer went away between our read and our write: a fresh attempt reads again.
     WalletChanged,
     /// Inserting the purchase with its `Idempotency-Key` conflicted: another request with the
     /// same key is in flight (or just committed, which the next attempt will replay).
@@ -127,7 +128,7 @@ impl crate::transaction::AttemptError for AttemptError {
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct CheckoutSnapshot {
-    /// The wallet exactly as stored: the compare-and-set matches this value.
+    /// The wallet exactly as stored.
     #[serde(default)]
     points: Bson,
     #[serde(default)]
@@ -287,7 +288,9 @@ impl Store {
                 _ => AttemptError::Database(err),
             })?;
 
-        // Charge (and save the address) in one update, conditional on the balance read.
+        // Charge (and save the address) in one update by `_id`: the new balance comes from the
+        // balance this transaction's snapshot read, and anyone writing the wallet since (another
+        // checkout, the worker, the app) makes this write conflict, so the checkout reads again.
         let mut set = doc! {
             "points": crate::amount::to_bson(new_balance).map_err(|e| internal(e.to_string()))?,
             "updatedAt": now,
@@ -297,10 +300,7 @@ impl Store {
         }
         let charged = self
             .customers()
-            .update_one(
-                doc! {"_id": customer, "points": snapshot.points.clone()},
-                doc! {"$set": set},
-            )
+            .update_one(doc! {"_id": customer}, doc! {"$set": set})
             .session(&mut *session)
             .await?;
         if charged.matched_count == 0 {

@@ -16,8 +16,10 @@
 //!
 //! Wallets are points as the app stores them (Int32 or Double). A credit is never a server-side
 //! `$inc` of a Double: each recipient's new balance is computed exactly from the balance read in
-//! this transaction plus all its credits in the batch, and written with a compare-and-set on the
-//! value read. Entries, the purchase's `treeDistribution` and its pools have the app's shapes.
+//! this transaction's snapshot plus all its credits in the batch, and written by `_id`: a write
+//! to that wallet by anyone since the snapshot makes the write conflict, and the batch is run
+//! again on fresh reads (every write of a batch is by `_id` alone: a primary-key probe on any
+//! server, fenced by what the snapshot read). Entries, the purchase's `treeDistribution` and its pools have the app's shapes.
 //!
 //! Promotions are serializable across concurrent batches: a batch that promotes a customer also
 //! writes that customer's parent, whose promotion depends on it, so two batches promoting
@@ -139,7 +141,7 @@ impl From<Error> for BatchError {
 struct ChainNode {
     #[serde(rename = "_id")]
     id: ObjectId,
-    /// The wallet exactly as stored: a credit's compare-and-set matches this value.
+    /// The wallet exactly as stored.
     #[serde(default)]
     points: Bson,
     #[serde(default)]
@@ -163,6 +165,21 @@ struct LoadedDoc {
     forest: Vec<ChainNode>,
     #[serde(default)]
     purchases: Vec<PurchaseRecord>,
+    /// The batch's jobs as this transaction's snapshot has them: the fence of every write.
+    #[serde(default)]
+    jobs: Vec<JobFence>,
+}
+
+/// Who holds a job, as the snapshot has it.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct JobFence {
+    #[serde(rename = "_id")]
+    id: ObjectId,
+    #[serde(default)]
+    status: Option<String>,
+    #[serde(default)]
+    claim_token: Option<ObjectId>,
 }
 
 /// What a purchase says about its rewards.
@@ -171,6 +188,9 @@ struct LoadedDoc {
 struct PurchaseRecord {
     #[serde(rename = "_id")]
     id: ObjectId,
+    /// `purchase`; an id of any other transaction is no purchase.
+    #[serde(default, rename = "type")]
+    kind: Option<String>,
     #[serde(default)]
     rewards_status: Option<String>,
     /// Lines of the app's payout list (the original's purchases have no status of ours).
@@ -198,7 +218,7 @@ impl PurchaseState {
     /// Whatever its status says: a purchase with payout lines or our log was paid, and so was
     /// the original's purchase whose (original) job had completed — even with no tree payout.
     fn of(record: Option<&PurchaseRecord>, job: &CheckoutJobDoc) -> Self {
-        match record {
+        match record.filter(|p| p.kind.as_deref() == Some("purchase")) {
             None => PurchaseState::Missing,
             Some(p)
                 if p.rewards_status.as_deref() == Some("completed")
@@ -218,7 +238,7 @@ impl PurchaseState {
 
 /// The purchase's state as the loads read it: `$lookup` and `$project` stages that project it.
 fn purchase_projection() -> Document {
-    doc! {"_id": 1, "rewardsStatus": 1,
+    doc! {"_id": 1, "type": 1, "rewardsStatus": 1,
     "logged": {"$ne": [{"$type": "$rewardLog"}, "missing"]},
     "paidLines": {"$cond": [
         {"$isArray": "$treeDistribution"}, {"$size": "$treeDistribution"}, 0,
@@ -255,6 +275,18 @@ struct Loaded {
     /// Customers whose level letter cannot be read: a job whose chain meets one fails alone.
     corrupt: HashMap<ObjectId, String>,
     purchases: HashMap<ObjectId, PurchaseRecord>,
+    /// Each job's holder (status, claim token) in this transaction's snapshot.
+    fences: HashMap<ObjectId, JobFence>,
+}
+
+/// How a job's write is fenced by its claim.
+#[derive(Clone, Copy)]
+enum Fenced {
+    /// The transaction's snapshot showed the claim (and a later claim would conflict): the
+    /// write is by `_id` alone.
+    BySnapshot,
+    /// The write's filter carries the claim token.
+    ByFilter,
 }
 
 /// Everything a batch writes, merged.
@@ -366,6 +398,19 @@ impl Store {
                 }
                 Err(TransactionFailure::Stopped(BatchError::LostLease)) => {
                     let held = self.still_held(jobs, &group).await?;
+                    if held.len() == group.len() {
+                        // The snapshot saw a claim lost that the database now shows held (a
+                        // claim moved twice meanwhile): contention; never loop on it.
+                        report.conflicts += 1;
+                        if group.len() > 1 {
+                            report.splits += 1;
+                            split(&mut group, &mut groups);
+                        } else {
+                            let released = self.release_contended(&jobs[group[0]], now).await?;
+                            outcomes[group[0]] = Some(outcome_of(released));
+                        }
+                        continue;
+                    }
                     for &i in group.iter().filter(|i| !held.contains(i)) {
                         outcomes[i] = Some(JobOutcome::LostLease);
                     }
@@ -516,7 +561,14 @@ impl Store {
                 &TransactionRetry::background().snapshotless(),
                 &mut (self, std::slice::from_ref(claimed), settings),
                 |session, (store, jobs, settings)| {
-                    Box::pin(store.complete_jobs(session, jobs, &[0], now, settings))
+                    Box::pin(store.complete_jobs(
+                        session,
+                        jobs,
+                        &[0],
+                        Fenced::ByFilter,
+                        now,
+                        settings,
+                    ))
                 },
             )
             .await;
@@ -568,6 +620,19 @@ impl Store {
         }
         let mut loaded = self.load_batch(session, jobs, group).await?;
         self.die_at(Failpoint::JobAfterChainLoaded)?;
+        // Every write below is by `_id` alone, fenced by this snapshot: a job claimed by another
+        // worker is seen here, and one claimed after this snapshot was taken makes the
+        // completion conflict (a transaction's write to a document written since its snapshot
+        // is refused), so this batch is retried and then sees it.
+        let held = |i: &usize| {
+            loaded.fences.get(&jobs[*i].job.id).is_some_and(|fence| {
+                fence.status.as_deref() == Some("processing")
+                    && fence.claim_token == Some(jobs[*i].token)
+            })
+        };
+        if !group.iter().all(held) {
+            return Err(BatchError::LostLease);
+        }
 
         let mut left = Vec::new();
         let mut writes = BatchWrites::default();
@@ -629,8 +694,15 @@ impl Store {
         self.die_at(Failpoint::JobAfterEntries)?;
         self.log_purchases(session, &mut writes).await?;
         self.die_at(Failpoint::JobBeforeCompletion)?;
-        self.complete_jobs(session, jobs, &writes.completed, now, settings)
-            .await?;
+        self.complete_jobs(
+            session,
+            jobs,
+            &writes.completed,
+            Fenced::BySnapshot,
+            now,
+            settings,
+        )
+        .await?;
         self.die_at(Failpoint::JobBeforeCommit)?;
         Ok(left)
     }
@@ -668,17 +740,27 @@ impl Store {
         session: &mut ClientSession,
         jobs: &[ClaimedJob],
         completed: &[usize],
+        fenced: Fenced,
         now: DateTime,
         settings: &QueueSettings,
     ) -> Result<(), BatchError> {
         if completed.is_empty() {
             return Ok(());
         }
-        let fences: Vec<Document> = completed.iter().map(|&i| jobs[i].fence()).collect();
+        let filter = match fenced {
+            Fenced::BySnapshot => {
+                let ids: Vec<ObjectId> = completed.iter().map(|&i| jobs[i].job.id).collect();
+                doc! {"_id": {"$in": ids}}
+            }
+            Fenced::ByFilter => {
+                let fences: Vec<Document> = completed.iter().map(|&i| jobs[i].fence()).collect();
+                doc! {"$or": fences}
+            }
+        };
         let done = self
             .checkout_jobs()
             .update_many(
-                doc! {"$or": fences},
+                filter,
                 doc! {
                     "$set": {"status": "completed", "completedAt": now, "processedAt": now,
                              "updatedAt": now, "expiresAt": add(now, settings.retention)},
@@ -717,13 +799,14 @@ impl Store {
             .iter()
             .map(|&i| jobs[i].job.checkout_transaction_id)
             .collect();
+        let job_ids: Vec<ObjectId> = group.iter().map(|&i| jobs[i].job.id).collect();
         let customers = self
             .database()
             .collection::<Document>(collections::CUSTOMERS);
         let pipeline = vec![
-            // One document to hang the lookups on; when no buyer exists there is none, and every
-            // job finds its buyer missing.
-            doc! {"$match": {"_id": {"$in": &buyers}}},
+            // One document to hang the lookups on: one of the batch's jobs. (When none is left,
+            // there is none, and every claim is found lost.)
+            doc! {"$match": {"_id": {"$in": &job_ids}}},
             doc! {"$limit": 1},
             // From all buyers at once: every customer on any of their chains, each once.
             doc! {"$graphLookup": {
@@ -734,17 +817,31 @@ impl Store {
                 "as": "forest",
                 "maxDepth": MAX_ANCESTORS,
             }},
+            // Every lookup by `_id` alone: a primary-key probe on any server.
             doc! {"$lookup": {
                 "from": collections::TRANSACTIONS,
                 "pipeline": [
-                    {"$match": {"_id": {"$in": &purchases}, "type": "purchase"}},
+                    {"$match": {"_id": {"$in": &purchases}}},
                     {"$project": purchase_projection()},
                 ],
                 "as": "purchases",
             }},
-            doc! {"$project": {"_id": 0, "forest": 1, "purchases": 1}},
+            doc! {"$lookup": {
+                "from": collections::CHECKOUT_JOBS,
+                "pipeline": [
+                    {"$match": {"_id": {"$in": &job_ids}}},
+                    {"$project": {"status": 1, "claimToken": 1}},
+                ],
+                "as": "jobs",
+            }},
+            doc! {"$project": {"_id": 0, "forest": 1, "purchases": 1, "jobs": 1}},
         ];
-        let mut cursor = customers.aggregate(pipeline).session(&mut *session).await?;
+        let mut cursor = self
+            .database()
+            .collection::<Document>(collections::CHECKOUT_JOBS)
+            .aggregate(pipeline)
+            .session(&mut *session)
+            .await?;
         let found = cursor.next(&mut *session).await.transpose()?;
         drop(cursor);
         let loaded: LoadedDoc = match found {
@@ -754,17 +851,20 @@ impl Store {
             None => LoadedDoc {
                 forest: vec![],
                 purchases: vec![],
+                jobs: vec![],
             },
         };
         let nodes: HashMap<ObjectId, ChainNode> =
             loaded.forest.into_iter().map(|n| (n.id, n)).collect();
         let purchases = loaded.purchases.into_iter().map(|p| (p.id, p)).collect();
+        let fences = loaded.jobs.into_iter().map(|j| (j.id, j)).collect();
         if nodes.is_empty() {
             return Ok(Loaded {
                 view: ForestView::new(),
                 nodes,
                 corrupt: HashMap::new(),
                 purchases,
+                fences,
             });
         }
 
@@ -833,6 +933,7 @@ impl Store {
             nodes,
             corrupt,
             purchases,
+            fences,
         })
     }
 
@@ -1005,13 +1106,10 @@ impl BatchWrites {
             }
         }
         for (id, balance) in &planned.balances {
-            let node = loaded
-                .nodes
-                .get(id)
-                .ok_or_else(|| format!("customer {id} left the chain"))?;
             let written = crate::amount::to_bson(*balance).map_err(|e| e.to_string())?;
-            let (filter, update) = self.customers.of(*id, now);
-            filter.insert("points", node.points.clone());
+            // The new balance from the balance this snapshot read: anyone writing the wallet
+            // since makes this write conflict, and the batch reads it again.
+            let (_, update) = self.customers.of(*id, now);
             if let Ok(set) = update.get_document_mut("$set") {
                 set.insert("points", written);
             }
@@ -1024,13 +1122,10 @@ impl BatchWrites {
         let distribution = mongodb::bson::to_bson(&tree_distribution(plan, &loaded.nodes))
             .map_err(|e| e.to_string())?;
         let gifts_final = crate::amount::to_bson(plan.gifts_final).map_err(|e| e.to_string())?;
+        // This snapshot read the purchase unpaid (PurchaseState::Open); a payment since would
+        // make this write conflict.
         self.purchases.push(doc! {
-            "q": {"_id": job.checkout_transaction_id, "type": "purchase",
-                  "treeDistribution.0": {"$exists": false}, "rewardLog": {"$exists": false},
-                  "$or": [
-                      {"rewardsStatus": rewards_status(RewardsStatus::Processing)},
-                      {"rewardsStatus": {"$exists": false}},
-                  ]},
+            "q": {"_id": job.checkout_transaction_id},
             "u": {"$set": {
                 "treeDistribution": distribution,
                 "rewardLog": log,

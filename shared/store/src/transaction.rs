@@ -3,7 +3,7 @@
 //!
 //! [`Store::in_transaction`] starts a transaction, runs the body, and commits. It guarantees:
 //! - **Bounded retries.** A body or commit that meets another writer (a write conflict, a
-//!   compare-and-set that did not match: whatever the caller's error calls a conflict) is
+//!   document gone from under it: whatever the caller's error calls a conflict) is
 //!   aborted and run again after a jittered exponential backoff, at most `max_attempts` times and
 //!   no longer than `max_elapsed`; then the last conflict is returned.
 //! - **Nothing half-done.** Every attempt that does not commit is aborted.

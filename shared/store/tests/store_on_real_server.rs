@@ -508,3 +508,57 @@ async fn a_purchase_and_a_job_round_trip_with_their_types() {
     assert_eq!(back.payload.paying_policy(), Ok(RewardPolicy::default()));
     assert_eq!(back, j);
 }
+
+/// The rule every wallet and job write of ours relies on (they are by `_id` alone, computed from
+/// what the transaction's snapshot read): a transaction may not overwrite a document that anyone
+/// wrote after its snapshot — here the app's own top-up, outside any transaction. The write
+/// conflicts (TransientTransactionError), and the top-up survives.
+#[tokio::test]
+async fn a_document_written_since_a_transactions_snapshot_cannot_be_overwritten_by_it() {
+    let store = fresh_store().await;
+    let buyer = customer(None);
+    store.customers().insert_one(&buyer).await.unwrap();
+    let wallets = store.database().collection::<Document>("customers");
+
+    let mut session = store.client().start_session().await.unwrap();
+    session
+        .start_transaction()
+        .read_concern(mongodb::options::ReadConcern::snapshot())
+        .await
+        .unwrap();
+    let read = wallets
+        .find_one(doc! {"_id": buyer.id})
+        .session(&mut session)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(read.get_f64("points").unwrap(), 5000.25);
+
+    // The app tops the wallet up meanwhile.
+    wallets
+        .update_one(doc! {"_id": buyer.id}, doc! {"$inc": {"points": 100.0}})
+        .await
+        .unwrap();
+
+    // Our write, from what the snapshot read: refused as a conflict.
+    let charged = wallets
+        .update_one(doc! {"_id": buyer.id}, doc! {"$set": {"points": 4000.25}})
+        .session(&mut session)
+        .await;
+    let err = charged.expect_err("the write must conflict");
+    assert!(
+        err.contains_label(mongodb::error::TRANSIENT_TRANSACTION_ERROR),
+        "{err}"
+    );
+    let _ = session.abort_transaction().await;
+    let after = wallets
+        .find_one(doc! {"_id": buyer.id})
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        after.get_f64("points").unwrap(),
+        5100.25,
+        "the top-up survives"
+    );
+}
