@@ -658,21 +658,18 @@ const DEMO_TREE: &[DemoCustomer] = &[
 const DEMO_BUYER: &str = "amal";
 
 fn demo_seed() -> anyhow::Result<()> {
-    use mall_store::bson::{doc, oid::ObjectId, DateTime};
+    use mall_store::bson::{oid::ObjectId, DateTime};
     use mall_store::documents::{CustomerDoc, ProductDoc};
+    use mall_store::seeding::DemoCartLine;
 
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     let store = connect_from_env(&runtime)?;
     let buyer = runtime.block_on(async {
         store.ensure_indexes().await?;
-        let existing = store
-            .customers()
-            .find_one(doc! {"username": DEMO_BUYER})
-            .await?;
+        let existing = store.customer_named(DEMO_BUYER).await?;
         let dates = match existing {
             Some(_) => store
-                .products()
-                .find_one(doc! {"name": "Khalas dates, 1 kg"})
+                .product_named("Khalas dates, 1 kg")
                 .await?
                 .map(|p| p.id)
                 .context("the demo product is missing; drop the database to reseed")?,
@@ -701,7 +698,7 @@ fn demo_seed() -> anyhow::Result<()> {
                         })
                     })
                     .collect::<anyhow::Result<Vec<_>>>()?;
-                store.customers().insert_many(customers).await?;
+                store.insert_customers(&customers).await?;
                 let products = [
                     ("Khalas dates, 1 kg", "تمر خلاص", "500", "50"),
                     ("Arabic coffee, 250 g", "قهوة عربية", "120", "12"),
@@ -720,38 +717,27 @@ fn demo_seed() -> anyhow::Result<()> {
                 })
                 .collect::<anyhow::Result<Vec<_>>>()?;
                 let dates = products[0].id;
-                store.products().insert_many(products).await?;
+                store.insert_products(&products).await?;
                 dates
             }
         };
         let buyer = store
-            .customers()
-            .find_one(doc! {"username": DEMO_BUYER})
+            .customer_named(DEMO_BUYER)
             .await?
             .context("the demo buyer is missing")?
             .id;
-        // A cart of two boxes of dates (1000 points, 100 reward points) unless it holds items,
-        // as the app's cart screen writes it (the product id as a hex string).
+        // A cart of two boxes of dates (1000 points, 100 reward points) unless it holds items.
         store
-            .carts()
-            .update_one(
-                doc! {"customerId": buyer, "items.0": {"$exists": false}},
-                doc! {"$set": {
-                    "items": [{"productId": dates.to_hex(), "productName": "Khalas dates, 1 kg",
-                               "price": 500, "quantity": 2}],
-                    "totalAmount": 1000, "totalItems": 2, "status": "active",
-                },
-                "$setOnInsert": {"_id": ObjectId::new(), "customerId": buyer}},
+            .fill_empty_cart(
+                buyer,
+                &[DemoCartLine {
+                    product: dates,
+                    product_name: "Khalas dates, 1 kg".into(),
+                    price: 500,
+                    quantity: 2,
+                }],
             )
-            .upsert(true)
-            .await
-            .or_else(|e| {
-                if mall_store::error::is_duplicate_key(&e) {
-                    Ok(Default::default())
-                } else {
-                    Err(e)
-                }
-            })?;
+            .await?;
         anyhow::Ok(buyer)
     })?;
     println!("{}", buyer.to_hex());

@@ -33,9 +33,8 @@ use mongodb::ClientSession;
 use serde::Deserialize;
 
 use crate::documents::{
-    reference_of, CheckoutJobDoc, JobPayloadDoc, JobStatus, ProductDoc, PurchaseDoc,
-    PurchaseLineDoc, RewardsStatus, ShippingAddressDoc, TransactionType, CURRENCY, ENTRY_COMPLETED,
-    PAID_FROM_WALLET,
+    reference_of, CheckoutJobDoc, ProductDoc, PurchaseDoc, PurchaseLineDoc, RewardsStatus,
+    ShippingAddressDoc, TransactionType, CURRENCY, ENTRY_COMPLETED, PAID_FROM_WALLET,
 };
 use crate::error::{is_topology_unknown, is_unreachable};
 use crate::failpoints::Failpoint;
@@ -317,7 +316,13 @@ impl Store {
         self.failpoints()
             .check(Failpoint::CheckoutBeforeJobInsert)?;
         self.checkout_jobs()
-            .insert_one(job_doc(command, &purchase, split, now))
+            .insert_one(crate::queue::enqueued(
+                &purchase,
+                split,
+                command.policy,
+                command.job_max_attempts,
+                now,
+            ))
             .session(&mut *session)
             .await?;
         self.failpoints().check(Failpoint::CheckoutBeforeCommit)?;
@@ -353,10 +358,13 @@ impl Store {
             doc! {"$project": {"productIds": 0}},
         ];
         if let Some(key) = key {
+            // Joined on `customerId` (an indexed field), then filtered: a server needs to read
+            // only this customer's transactions, never the whole collection.
             pipeline.push(doc! {"$lookup": {
                 "from": collections::TRANSACTIONS,
+                "localField": "_id", "foreignField": "customerId",
                 "pipeline": [
-                    {"$match": {"customerId": customer, "idempotencyKey": key.as_str()}},
+                    {"$match": {"idempotencyKey": key.as_str()}},
                     {"$limit": 1},
                 ],
                 "as": "existing",
@@ -492,42 +500,6 @@ fn purchase_doc(
         reward_log: None,
         created_at: now,
         updated_at: now,
-    }
-}
-
-fn job_doc(
-    command: &CheckoutCommand<'_>,
-    purchase: &PurchaseDoc,
-    split: RewardSplit,
-    now: DateTime,
-) -> CheckoutJobDoc {
-    CheckoutJobDoc {
-        id: purchase.job_id,
-        checkout_transaction_id: purchase.id,
-        customer_id: purchase.customer_id,
-        status: JobStatus::Pending,
-        attempts: 0,
-        max_attempts: command.job_max_attempts,
-        run_after: Some(now),
-        lease_until: None,
-        claim_token: None,
-        payload: JobPayloadDoc {
-            reward_points: purchase.reward_points_earned,
-            app_points_share: split.app,
-            gifts_points_share: split.gifts,
-            tree_points_share: split.tree,
-            policy: Some(command.policy.to_overrides()),
-        },
-        error: None,
-        errors: vec![],
-        redrives: vec![],
-        created_at: now,
-        updated_at: Some(now),
-        started_at: None,
-        completed_at: None,
-        processed_at: None,
-        failed_at: None,
-        expires_at: None,
     }
 }
 

@@ -11,8 +11,8 @@ use mongodb::bson::DateTime;
 use serde::Serialize;
 use tokio::task::JoinSet;
 
+use crate::queue::JobOutcome;
 use crate::queue::{Claim, FailureOutcome, QueueSettings};
-use crate::rewards::JobOutcome;
 use crate::Store;
 
 /// Where "now" comes from, so tests can move time (for example past a lease).
@@ -97,6 +97,8 @@ pub struct DrainSummary {
     pub failed: usize,
     /// Claims taken over by another worker (nothing written by this one).
     pub lost_lease: usize,
+    /// Jobs a test's simulated crash left claimed.
+    #[cfg(feature = "failpoints")]
     pub abandoned: usize,
     /// Batches committed or given up (a batch split in halves counts once).
     pub batches: usize,
@@ -142,7 +144,10 @@ impl Store {
             summary.retried += lane.summary.retried;
             summary.failed += lane.summary.failed;
             summary.lost_lease += lane.summary.lost_lease;
-            summary.abandoned += lane.summary.abandoned;
+            #[cfg(feature = "failpoints")]
+            {
+                summary.abandoned += lane.summary.abandoned;
+            }
             summary.batches += lane.summary.batches;
             summary.conflicts += lane.summary.conflicts;
             summary.splits += lane.summary.splits;
@@ -238,7 +243,9 @@ impl Store {
                     JobOutcome::Completed => Some(crate::telemetry::JOBS_COMPLETED),
                     JobOutcome::Retried { .. } => Some(crate::telemetry::JOBS_RETRIED),
                     JobOutcome::Failed => Some(crate::telemetry::JOBS_FAILED),
-                    JobOutcome::LostLease | JobOutcome::Abandoned => None,
+                    JobOutcome::LostLease => None,
+                    #[cfg(feature = "failpoints")]
+                    JobOutcome::Abandoned => None,
                 };
                 if let Some(name) = counter {
                     metrics::counter!(name).increment(1);
@@ -258,6 +265,7 @@ impl Store {
                     JobOutcome::Retried { .. } => summary.retried += 1,
                     JobOutcome::Failed => summary.failed += 1,
                     JobOutcome::LostLease => summary.lost_lease += 1,
+                    #[cfg(feature = "failpoints")]
                     JobOutcome::Abandoned => summary.abandoned += 1,
                 }
             }

@@ -18,6 +18,7 @@ pub mod indexes;
 pub mod ops;
 pub mod queue;
 pub mod rewards;
+pub mod seeding;
 mod store;
 pub mod telemetry;
 pub mod transaction;

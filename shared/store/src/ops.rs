@@ -16,9 +16,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::documents::{JobErrorDoc, JobStatus, RedriveDoc};
 use crate::error::StoreError;
-use crate::queue::rewards_status;
 use crate::store::collections;
-use crate::transaction::{DriverError, TransactionRetry};
+use crate::transaction::TransactionRetry;
 use crate::Store;
 
 /// How many jobs one re-drive may touch at most.
@@ -462,45 +461,6 @@ impl Store {
             .map(|job| job.status)
             .unwrap_or(JobStatus::Failed);
         Ok(Some(status))
-    }
-
-    /// The writes of one re-drive; `false` when the job was not `failed`.
-    async fn redrive_in(
-        &self,
-        session: &mut mongodb::ClientSession,
-        id: ObjectId,
-        entry: &Bson,
-        now: DateTime,
-    ) -> Result<bool, DriverError> {
-        let job = self
-            .checkout_jobs()
-            .find_one_and_update(
-                doc! {"_id": id, "status": "failed"},
-                doc! {
-                    "$set": {"status": "pending", "attempts": 0, "runAfter": now},
-                    "$unset": {"claimToken": "", "leaseUntil": "", "failedAt": "", "startedAt": ""},
-                    "$push": {"redrives": entry.clone()},
-                },
-            )
-            .session(&mut *session)
-            .await?;
-        let Some(job) = job else {
-            return Ok(false);
-        };
-        self.database()
-            .collection::<Document>(collections::TRANSACTIONS)
-            .update_one(
-                // A purchase that was paid stays as it is: the worker then completes the job
-                // without paying again.
-                doc! {"_id": job.checkout_transaction_id, "type": "purchase",
-                      "rewardsStatus": {"$ne": "completed"}, "rewardLog": {"$exists": false},
-                      "treeDistribution.0": {"$exists": false}},
-                doc! {"$set": {"rewardsStatus": rewards_status(crate::documents::RewardsStatus::Processing),
-                               "updatedAt": now}},
-            )
-            .session(&mut *session)
-            .await?;
-        Ok(true)
     }
 }
 

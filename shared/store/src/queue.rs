@@ -1,22 +1,43 @@
-//! The reward job queue on `checkoutjobs` (SPEC §6.1–6.2).
+//! The reward job's life on `checkoutjobs` (SPEC §6.1–6.2): every state change of a job, and
+//! its purchase's `rewardsStatus` mirror, is written here.
+//!
+//! ```text
+//!  enqueue (in the checkout's transaction; purchase: processing)
+//!     │
+//!     ▼            claim (token, lease, attempt + 1)
+//!  pending ──────────────────────────────▶ processing ──complete (in the batch's transaction)──▶ completed
+//!     ▲  ▲                                   │   │  │                         (purchase: completed)
+//!     │  └── retry after a backoff ──────────┘   │  └── fail: permanent, or attempts spent ──▶ failed
+//!     │  └── snooze after contention (no attempt)┘                         (purchase: failed)
+//!     └──────────── re-drive by an operator (purchase: processing again) ◀────────────── failed
+//! ```
+//!
+//! The job's body (a batch's transaction, [`crate::rewards`]) reports each job's [`Attempt`] —
+//! done, retryable, fatal, contended, or lost — and [`Store::settle`] is the one executor that
+//! turns it into the next state.
 //!
 //! Guarantees:
-//! - **Atomic claims.** One conditional `findOneAndUpdate` claims a job that is `pending` and due
-//!   (`runAfter ≤ now`), or `processing` with an expired lease (its worker died), oldest first. The
-//!   claim moves it to `processing`, stamps a fresh `claimToken`, sets `leaseUntil = now + lease`
-//!   and counts the attempt, so no two workers ever hold one job.
+//! - **Atomic claims.** A claim takes jobs that are `pending` and due (`runAfter ≤ now`), or
+//!   `processing` with an expired lease (their worker died), oldest first, and moves each to
+//!   `processing` under a fresh `claimToken`, `leaseUntil = now + lease`, its attempt counted,
+//!   with one conditional write, so no two workers ever hold one job. One job: one
+//!   `findOneAndUpdate`; a batch: its candidates' ids, one conditional `updateMany` carrying one
+//!   token, and a read-back of what carries it (SPEC 6.2).
 //! - **The original system's jobs.** A `pending` job without `runAfter` is due at once; a
 //!   `processing` job without a lease (the original's worker died) is claimable once its
 //!   `startedAt` is older than the lease. Their payload is read in points like ours.
 //! - **Unreadable jobs never block the queue.** The claim takes the document as it is, without
 //!   parsing it; one that is not a job we can read is then marked `failed` under the claim's
 //!   fence, with an error naming what is wrong — never left `processing`, never stopping a drain.
-//! - **Fencing.** Every later write for a claimed job — complete, retry, fail — matches
-//!   `{_id, claimToken, status: "processing"}`. A worker that lost its lease (and whose job was
+//! - **Fencing.** Every later write for a claimed job — complete, retry, fail — holds only while
+//!   `{_id, claimToken, status: "processing"}` does (in its filter, or, inside a batch's
+//!   transaction, in the snapshot it read). A worker that lost its lease (and whose job was
 //!   claimed again) cannot complete, retry or fail a job someone else now owns.
 //! - **Retries.** A retryable failure puts the job back to `pending` after a jittered
 //!   exponential backoff; after `maxAttempts` claims, or on a permanent error, it is `failed`
-//!   (dead), and so is its purchase's `rewardsStatus`. Each attempt's error is kept (the last 20).
+//!   (dead), and so is its purchase's `rewardsStatus` — never a purchase already paid. Each
+//!   attempt's error is kept (the last 20). Contention is not an error: a snoozed job spends no
+//!   attempt.
 //! - **Retention.** A completed job carries `expiresAt`; a TTL index removes it afterwards, so
 //!   the claim query does not grow slower with history.
 
@@ -24,11 +45,13 @@ use std::collections::hash_map::RandomState;
 use std::hash::{BuildHasher, Hasher};
 use std::time::Duration;
 
-use mall_domain::{RetryDecision, RetryPolicy};
+use mall_domain::{RetryDecision, RetryPolicy, RewardPolicy, RewardSplit};
 use mongodb::bson::{doc, oid::ObjectId, DateTime, Document};
 use mongodb::options::ReturnDocument;
 
-use crate::documents::{CheckoutJobDoc, JobErrorDoc, JobErrorKind, RewardsStatus};
+use crate::documents::{
+    CheckoutJobDoc, JobErrorDoc, JobErrorKind, JobPayloadDoc, JobStatus, PurchaseDoc, RewardsStatus,
+};
 use crate::error::StoreError;
 use crate::store::collections;
 use crate::transaction::{DriverError, TransactionRetry};
@@ -126,6 +149,53 @@ impl JobFailure {
     }
 }
 
+/// What became of one claimed job.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum JobOutcome {
+    Completed,
+    /// Failed this time, or snoozed after contention; back to `pending`, due at `run_after`.
+    Retried {
+        run_after: DateTime,
+    },
+    /// Dead (`failed`): out of attempts, or a permanent error.
+    Failed,
+    /// The claim was taken over by another worker: this worker wrote nothing.
+    LostLease,
+    /// This worker "died" mid-job (a test failpoint): it wrote nothing and left the job to be
+    /// claimed again after its lease.
+    #[cfg(feature = "failpoints")]
+    Abandoned,
+}
+
+/// What one attempt at a claimed job came to, as the job's body reports it.
+/// [`Store::settle`] turns it into the job's next state.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Attempt {
+    /// Applied, and completed in the same committed transaction.
+    Done,
+    /// Failed; a later attempt may succeed (back to `pending` after a backoff, or dead when
+    /// the job is out of attempts).
+    Retryable(String),
+    /// Failed for good: dead at once, with its purchase.
+    Fatal(String),
+    /// Kept conflicting with other writers of its customers: snoozed briefly, no attempt spent.
+    Contended,
+    /// Another worker holds it now: nothing is written.
+    Lost,
+    /// A test's simulated crash: nothing is written; the lease will expire.
+    #[cfg(feature = "failpoints")]
+    Died,
+}
+
+impl From<JobFailure> for Attempt {
+    fn from(failure: JobFailure) -> Self {
+        match failure.kind {
+            JobErrorKind::Retryable => Attempt::Retryable(failure.message),
+            JobErrorKind::Permanent => Attempt::Fatal(failure.message),
+        }
+    }
+}
+
 /// What became of a failed attempt.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum FailureOutcome {
@@ -135,6 +205,16 @@ pub enum FailureOutcome {
     Failed,
     /// The claim was no longer ours: nothing was written.
     LostLease,
+}
+
+impl From<FailureOutcome> for JobOutcome {
+    fn from(recorded: FailureOutcome) -> Self {
+        match recorded {
+            FailureOutcome::Retried { run_after } => JobOutcome::Retried { run_after },
+            FailureOutcome::Failed => JobOutcome::Failed,
+            FailureOutcome::LostLease => JobOutcome::LostLease,
+        }
+    }
 }
 
 /// The original worker resets a `processing` job after 5 minutes: one it holds is abandoned
@@ -156,6 +236,41 @@ pub(crate) fn add(now: DateTime, duration: Duration) -> DateTime {
 }
 
 impl Store {
+    /// The one executor of an attempt's outcome: nothing more to write for a job done (its
+    /// completion committed with its payouts) or lost; a snooze for a contended one; a retry
+    /// or death, fenced by the claim, for a failed one.
+    pub async fn settle(
+        &self,
+        claimed: &ClaimedJob,
+        attempt: Attempt,
+        now: DateTime,
+        settings: &QueueSettings,
+    ) -> Result<JobOutcome, StoreError> {
+        let failure = match attempt {
+            Attempt::Done => return Ok(JobOutcome::Completed),
+            Attempt::Lost => return Ok(JobOutcome::LostLease),
+            #[cfg(feature = "failpoints")]
+            Attempt::Died => return Ok(JobOutcome::Abandoned),
+            Attempt::Contended => {
+                tracing::info!(job_id = %claimed.job.id, "reward job snoozed: its customers are busy");
+                return Ok(self.release_contended(claimed, now).await?.into());
+            }
+            Attempt::Retryable(message) => JobFailure::retryable(message),
+            Attempt::Fatal(message) => JobFailure::permanent(message),
+        };
+        tracing::warn!(
+            job_id = %claimed.job.id,
+            attempt = claimed.attempt(),
+            kind = ?failure.kind,
+            error = %failure.message,
+            "reward job attempt failed"
+        );
+        Ok(self
+            .record_failure(claimed, &failure, now, &settings.retry)
+            .await?
+            .into())
+    }
+
     /// Claims the oldest claimable job, if any (one command). The document is read only after
     /// it is ours: one we cannot read comes back as [`Claim::Unreadable`].
     pub async fn claim_next(
@@ -407,11 +522,47 @@ impl Store {
         self.database()
             .collection::<Document>(collections::TRANSACTIONS)
             .update_one(
-                // A purchase that was paid (a job completed before, put back by hand) is never
-                // marked failed.
-                doc! {"_id": purchase, "type": "purchase", "rewardsStatus": {"$ne": "completed"},
-                      "rewardLog": {"$exists": false}, "treeDistribution.0": {"$exists": false}},
+                unpaid_purchase(purchase),
                 doc! {"$set": {"rewardsStatus": rewards_status(RewardsStatus::Failed), "updatedAt": now}},
+            )
+            .session(&mut *session)
+            .await?;
+        Ok(true)
+    }
+
+    /// Re-drive: a `failed` job back to `pending`, due now with its attempts reset and the
+    /// operator's reason kept, and its unpaid purchase to `processing` (in the re-drive's
+    /// transaction). `false` when the job was not `failed`.
+    pub(crate) async fn redrive_in(
+        &self,
+        session: &mut mongodb::ClientSession,
+        id: ObjectId,
+        entry: &mongodb::bson::Bson,
+        now: DateTime,
+    ) -> Result<bool, DriverError> {
+        let job = self
+            .checkout_jobs()
+            .find_one_and_update(
+                doc! {"_id": id, "status": "failed"},
+                doc! {
+                    "$set": {"status": "pending", "attempts": 0, "runAfter": now},
+                    "$unset": {"claimToken": "", "leaseUntil": "", "failedAt": "", "startedAt": ""},
+                    "$push": {"redrives": entry.clone()},
+                },
+            )
+            .session(&mut *session)
+            .await?;
+        let Some(job) = job else {
+            return Ok(false);
+        };
+        // A purchase that was paid stays as it is: the worker then completes the job without
+        // paying again.
+        self.database()
+            .collection::<Document>(collections::TRANSACTIONS)
+            .update_one(
+                unpaid_purchase(job.checkout_transaction_id),
+                doc! {"$set": {"rewardsStatus": rewards_status(RewardsStatus::Processing),
+                "updatedAt": now}},
             )
             .session(&mut *session)
             .await?;
@@ -448,6 +599,62 @@ impl Store {
     pub async fn job(&self, id: ObjectId) -> Result<Option<CheckoutJobDoc>, StoreError> {
         Ok(self.checkout_jobs().find_one(doc! {"_id": id}).await?)
     }
+}
+
+/// Enqueue: the job of a purchase being recorded (inserted in the checkout's transaction, with
+/// the purchase's `rewardsStatus: processing`), due now, with the policy its reward was split by.
+pub(crate) fn enqueued(
+    purchase: &PurchaseDoc,
+    split: RewardSplit,
+    policy: &RewardPolicy,
+    max_attempts: i32,
+    now: DateTime,
+) -> CheckoutJobDoc {
+    CheckoutJobDoc {
+        id: purchase.job_id,
+        checkout_transaction_id: purchase.id,
+        customer_id: purchase.customer_id,
+        status: JobStatus::Pending,
+        attempts: 0,
+        max_attempts,
+        run_after: Some(now),
+        lease_until: None,
+        claim_token: None,
+        payload: JobPayloadDoc {
+            reward_points: purchase.reward_points_earned,
+            app_points_share: split.app,
+            gifts_points_share: split.gifts,
+            tree_points_share: split.tree,
+            policy: Some(policy.to_overrides()),
+        },
+        error: None,
+        errors: vec![],
+        redrives: vec![],
+        created_at: now,
+        updated_at: Some(now),
+        started_at: None,
+        completed_at: None,
+        processed_at: None,
+        failed_at: None,
+        expires_at: None,
+    }
+}
+
+/// Complete: the update that ends a job's claim as `completed` (in the transaction that paid
+/// it, with its purchase's `rewardsStatus: completed`), kept for `retention`.
+pub(crate) fn completion(now: DateTime, retention: Duration) -> Document {
+    doc! {
+        "$set": {"status": "completed", "completedAt": now, "processedAt": now,
+                 "updatedAt": now, "expiresAt": add(now, retention)},
+        "$unset": {"claimToken": "", "leaseUntil": ""},
+    }
+}
+
+/// A purchase whose rewards were not paid: the only one a job may mark `failed` or a re-drive
+/// reopen (a job completed before and put back by hand leaves its paid purchase as it is).
+fn unpaid_purchase(purchase: ObjectId) -> Document {
+    doc! {"_id": purchase, "type": "purchase", "rewardsStatus": {"$ne": "completed"},
+    "rewardLog": {"$exists": false}, "treeDistribution.0": {"$exists": false}}
 }
 
 /// Rounds of a batch claim whose candidates were all stamped by other workers first.

@@ -54,7 +54,7 @@ use crate::documents::{
 };
 use crate::error::StoreError;
 use crate::failpoints::Failpoint;
-use crate::queue::{add, rewards_status, ClaimedJob, FailureOutcome, JobFailure, QueueSettings};
+use crate::queue::{add, rewards_status, Attempt, ClaimedJob, JobFailure, QueueSettings};
 use crate::store::collections;
 use crate::transaction::{AttemptError, TransactionFailure, TransactionRetry};
 use crate::Store;
@@ -66,22 +66,7 @@ pub const MAX_ANCESTORS: i64 = 10_000;
 /// Transaction attempts of a batch of several jobs before it is split in halves.
 const BATCH_ATTEMPTS_BEFORE_SPLIT: u32 = 4;
 
-/// What became of one claimed job.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum JobOutcome {
-    Completed,
-    /// Failed this time; back to `pending`, due at `run_after`.
-    Retried {
-        run_after: DateTime,
-    },
-    /// Dead (`failed`): out of attempts, or a permanent error.
-    Failed,
-    /// The claim was taken over by another worker: this worker wrote nothing.
-    LostLease,
-    /// This worker "died" mid-job (a test failpoint): it wrote nothing and left the job to be
-    /// claimed again after its lease.
-    Abandoned,
-}
+pub use crate::queue::JobOutcome;
 
 /// What became of a batch: each job's outcome (in the order given), and how hard it was.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -105,6 +90,7 @@ enum BatchError {
     /// Some fence failed: a claim is no longer ours.
     LostLease,
     /// A test failpoint simulated a crash.
+    #[cfg(feature = "failpoints")]
     Died,
 }
 
@@ -337,6 +323,7 @@ impl Store {
         settings: &QueueSettings,
     ) -> Result<BatchReport, StoreError> {
         let mut outcomes: Vec<Option<JobOutcome>> = vec![None; jobs.len()];
+        let mut attempts: Vec<Option<Attempt>> = vec![None; jobs.len()];
         let mut report = BatchReport::default();
         let mut live = Vec::with_capacity(jobs.len());
         for (i, claimed) in jobs.iter().enumerate() {
@@ -349,6 +336,11 @@ impl Store {
         // Groups still to run, the next at the end: splitting keeps the claim order.
         let mut groups = vec![live];
         let started = std::time::Instant::now();
+        let split = |group: &mut Vec<usize>, groups: &mut Vec<Vec<usize>>| {
+            let second = group.split_off(group.len() / 2);
+            groups.push(second);
+            groups.push(std::mem::take(group));
+        };
         while let Some(mut group) = groups.pop() {
             if group.is_empty() {
                 continue;
@@ -371,31 +363,21 @@ impl Store {
                     },
                 )
                 .await;
-            let split = |group: &mut Vec<usize>, groups: &mut Vec<Vec<usize>>| {
-                let second = group.split_off(group.len() / 2);
-                groups.push(second);
-                groups.push(std::mem::take(group));
+            let mut every = |attempt: Attempt, group: &[usize]| {
+                for &i in group {
+                    attempts[i] = Some(attempt.clone());
+                }
             };
             match ran {
                 Ok(committed) => {
                     report.conflicts += usize::try_from(committed.attempts - 1).unwrap_or(0);
-                    let left = committed.value;
-                    let failed: HashSet<usize> = left.iter().map(|(i, _)| *i).collect();
-                    for &i in group.iter().filter(|i| !failed.contains(i)) {
-                        outcomes[i] = Some(JobOutcome::Completed);
-                    }
-                    for (i, failure) in left {
-                        outcomes[i] = Some(
-                            self.finish_failed(&jobs[i], &failure, now, settings)
-                                .await?,
-                        );
+                    every(Attempt::Done, &group);
+                    for (i, failure) in committed.value {
+                        attempts[i] = Some(failure.into());
                     }
                 }
-                Err(TransactionFailure::Stopped(BatchError::Died)) => {
-                    for &i in &group {
-                        outcomes[i] = Some(JobOutcome::Abandoned);
-                    }
-                }
+                #[cfg(feature = "failpoints")]
+                Err(TransactionFailure::Stopped(BatchError::Died)) => every(Attempt::Died, &group),
                 Err(TransactionFailure::Stopped(BatchError::LostLease)) => {
                     let held = self.still_held(jobs, &group).await?;
                     if held.len() == group.len() {
@@ -406,14 +388,16 @@ impl Store {
                             report.splits += 1;
                             split(&mut group, &mut groups);
                         } else {
-                            let released = self.release_contended(&jobs[group[0]], now).await?;
-                            outcomes[group[0]] = Some(outcome_of(released));
+                            every(Attempt::Contended, &group);
                         }
                         continue;
                     }
-                    for &i in group.iter().filter(|i| !held.contains(i)) {
-                        outcomes[i] = Some(JobOutcome::LostLease);
-                    }
+                    let lost: Vec<usize> = group
+                        .iter()
+                        .copied()
+                        .filter(|i| !held.contains(i))
+                        .collect();
+                    every(Attempt::Lost, &lost);
                     group.retain(|i| held.contains(i));
                     groups.push(group);
                 }
@@ -427,53 +411,35 @@ impl Store {
                 }
                 Err(TransactionFailure::Stopped(
                     BatchError::Refused(failure) | BatchError::Unavailable(failure),
-                )) => {
-                    for &i in &group {
-                        outcomes[i] = Some(
-                            self.finish_failed(&jobs[i], &failure, now, settings)
-                                .await?,
-                        );
-                    }
-                }
+                )) => every(failure.into(), &group),
+                // The runner retries conflicts and never stops on one; were it to, the jobs
+                // would be tried again later.
                 Err(TransactionFailure::Stopped(BatchError::Conflict(why))) => {
-                    // The runner retries conflicts and never stops on one; were it to, the
-                    // jobs would be tried again later.
-                    let failure = JobFailure::retryable(why);
-                    for &i in &group {
-                        outcomes[i] = Some(
-                            self.finish_failed(&jobs[i], &failure, now, settings)
-                                .await?,
-                        );
-                    }
+                    every(Attempt::Retryable(why), &group)
                 }
-                Err(TransactionFailure::CommitUnknown(err)) => {
-                    // Committed or not: if it was, the jobs are completed and these fenced
-                    // writes find them so (lost lease); if not, they are retried.
-                    let failure =
-                        JobFailure::retryable(format!("the commit's outcome is unknown: {err}"));
-                    for &i in &group {
-                        outcomes[i] = Some(
-                            self.finish_failed(&jobs[i], &failure, now, settings)
-                                .await?,
-                        );
-                    }
-                }
-                Err(TransactionFailure::Exhausted { attempts, last }) => {
-                    report.conflicts += usize::try_from(attempts).unwrap_or(0);
+                // Committed or not: if it was, the jobs are completed and the fenced failure
+                // finds them so (a lost lease); if not, they are retried.
+                Err(TransactionFailure::CommitUnknown(err)) => every(
+                    Attempt::Retryable(format!("the commit's outcome is unknown: {err}")),
+                    &group,
+                ),
+                Err(TransactionFailure::Exhausted {
+                    attempts: tries, ..
+                }) => {
+                    report.conflicts += usize::try_from(tries).unwrap_or(0);
                     if group.len() > 1 {
                         report.splits += 1;
                         split(&mut group, &mut groups);
                     } else {
-                        let why = match last {
-                            Some(BatchError::Conflict(why)) => why,
-                            _ => String::new(),
-                        };
-                        tracing::info!(job_id = %jobs[group[0]].job.id, conflict = %why,
-                                       "reward job released: its customers are busy");
-                        let released = self.release_contended(&jobs[group[0]], now).await?;
-                        outcomes[group[0]] = Some(outcome_of(released));
+                        every(Attempt::Contended, &group);
                     }
                 }
+            }
+        }
+        for (i, claimed) in jobs.iter().enumerate() {
+            if outcomes[i].is_none() {
+                let attempt = attempts[i].take().unwrap_or(Attempt::Lost);
+                outcomes[i] = Some(self.settle(claimed, attempt, now, settings).await?);
             }
         }
         report.outcomes = outcomes
@@ -495,8 +461,8 @@ impl Store {
             return self.complete_applied(claimed, now, settings).await;
         }
         // Reclaimed after a worker died on its last attempt: the attempts are spent.
-        let failure = JobFailure::retryable("the worker's lease expired on the last attempt");
-        self.finish_failed(claimed, &failure, now, settings).await
+        let spent = Attempt::Retryable("the worker's lease expired on the last attempt".into());
+        self.settle(claimed, spent, now, settings).await
     }
 
     /// Which of the group's jobs this worker still holds (one command, after a fence failed).
@@ -575,32 +541,13 @@ impl Store {
         match ran {
             Ok(_) => Ok(JobOutcome::Completed),
             Err(TransactionFailure::Stopped(BatchError::LostLease)) => Ok(JobOutcome::LostLease),
+            #[cfg(feature = "failpoints")]
             Err(TransactionFailure::Stopped(BatchError::Died)) => Ok(JobOutcome::Abandoned),
             Err(TransactionFailure::CommitUnknown(err)) => Err(err.into()),
             Err(other) => Err(StoreError::Unreadable(format!(
                 "completing an applied job failed: {other:?}"
             ))),
         }
-    }
-
-    async fn finish_failed(
-        &self,
-        claimed: &ClaimedJob,
-        failure: &JobFailure,
-        now: DateTime,
-        settings: &QueueSettings,
-    ) -> Result<JobOutcome, StoreError> {
-        tracing::warn!(
-            job_id = %claimed.job.id,
-            attempt = claimed.attempt(),
-            kind = ?failure.kind,
-            error = %failure.message,
-            "reward job attempt failed"
-        );
-        let recorded = self
-            .record_failure(claimed, failure, now, &settings.retry)
-            .await?;
-        Ok(outcome_of(recorded))
     }
 
     /// One attempt of a group's transaction: load, plan job by job, write everything merged.
@@ -759,14 +706,7 @@ impl Store {
         };
         let done = self
             .checkout_jobs()
-            .update_many(
-                filter,
-                doc! {
-                    "$set": {"status": "completed", "completedAt": now, "processedAt": now,
-                             "updatedAt": now, "expiresAt": add(now, settings.retention)},
-                    "$unset": {"claimToken": "", "leaseUntil": ""},
-                },
-            )
+            .update_many(filter, crate::queue::completion(now, settings.retention))
             .session(&mut *session)
             .await?;
         if usize::try_from(done.matched_count).ok() != Some(completed.len()) {
@@ -775,10 +715,18 @@ impl Store {
         Ok(())
     }
 
+    /// A test's simulated crash at `point` (without the `failpoints` feature, nothing).
+    #[cfg(feature = "failpoints")]
     fn die_at(&self, point: Failpoint) -> Result<(), BatchError> {
         if self.failpoints().is_armed(point) {
             return Err(BatchError::Died);
         }
+        Ok(())
+    }
+
+    #[cfg(not(feature = "failpoints"))]
+    #[inline]
+    fn die_at(&self, _point: Failpoint) -> Result<(), BatchError> {
         Ok(())
     }
 
@@ -817,21 +765,20 @@ impl Store {
                 "as": "forest",
                 "maxDepth": MAX_ANCESTORS,
             }},
-            // Every lookup by `_id` alone: a primary-key probe on any server.
+            // Every lookup joins on `_id` (a primary-key probe on any server; a lookup with a
+            // pipeline alone would have a server read the whole collection).
+            doc! {"$set": {"purchaseIds": {"$literal": &purchases},
+            "jobIds": {"$literal": &job_ids}}},
             doc! {"$lookup": {
                 "from": collections::TRANSACTIONS,
-                "pipeline": [
-                    {"$match": {"_id": {"$in": &purchases}}},
-                    {"$project": purchase_projection()},
-                ],
+                "localField": "purchaseIds", "foreignField": "_id",
+                "pipeline": [{"$project": purchase_projection()}],
                 "as": "purchases",
             }},
             doc! {"$lookup": {
                 "from": collections::CHECKOUT_JOBS,
-                "pipeline": [
-                    {"$match": {"_id": {"$in": &job_ids}}},
-                    {"$project": {"status": 1, "claimToken": 1}},
-                ],
+                "localField": "jobIds", "foreignField": "_id",
+                "pipeline": [{"$project": {"status": 1, "claimToken": 1}}],
                 "as": "jobs",
             }},
             doc! {"$project": {"_id": 0, "forest": 1, "purchases": 1, "jobs": 1}},
@@ -972,14 +919,6 @@ impl Store {
             ));
         }
         Ok(())
-    }
-}
-
-fn outcome_of(recorded: FailureOutcome) -> JobOutcome {
-    match recorded {
-        FailureOutcome::Retried { run_after } => JobOutcome::Retried { run_after },
-        FailureOutcome::Failed => JobOutcome::Failed,
-        FailureOutcome::LostLease => JobOutcome::LostLease,
     }
 }
 

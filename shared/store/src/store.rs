@@ -25,6 +25,22 @@ pub mod collections {
     pub const SETTINGS: &str = "settings";
 }
 
+/// The store's raw handles: the crate's own, and public only to tests and test tools (the
+/// `test-support` feature), so that handlers and tools go through named operations.
+macro_rules! raw_handles {
+    ($($(#[$doc:meta])* fn $name:ident(&$this:ident) -> $ty:ty $body:block)*) => {
+        $(
+            $(#[$doc])*
+            #[cfg(feature = "test-support")]
+            pub fn $name(&$this) -> $ty $body
+
+            $(#[$doc])*
+            #[cfg(not(feature = "test-support"))]
+            pub(crate) fn $name(&$this) -> $ty $body
+        )*
+    };
+}
+
 #[derive(Clone, Debug)]
 pub struct Store {
     client: Client,
@@ -68,38 +84,40 @@ impl Store {
         &self.failpoints
     }
 
-    pub fn client(&self) -> &Client {
-        &self.client
-    }
+    raw_handles! {
+        fn client(&self) -> &Client {
+            &self.client
+        }
 
-    pub fn database(&self) -> &Database {
-        &self.db
-    }
+        fn database(&self) -> &Database {
+            &self.db
+        }
 
-    pub fn customers(&self) -> Collection<CustomerDoc> {
-        self.db.collection(collections::CUSTOMERS)
-    }
+        fn customers(&self) -> Collection<CustomerDoc> {
+            self.db.collection(collections::CUSTOMERS)
+        }
 
-    pub fn products(&self) -> Collection<ProductDoc> {
-        self.db.collection(collections::PRODUCTS)
-    }
+        fn products(&self) -> Collection<ProductDoc> {
+            self.db.collection(collections::PRODUCTS)
+        }
 
-    pub fn carts(&self) -> Collection<CartDoc> {
-        self.db.collection(collections::CARTS)
-    }
+        fn carts(&self) -> Collection<CartDoc> {
+            self.db.collection(collections::CARTS)
+        }
 
-    /// The `transactions` collection read as purchases (`type: "purchase"`).
-    pub fn purchases(&self) -> Collection<PurchaseDoc> {
-        self.db.collection(collections::TRANSACTIONS)
-    }
+        /// The `transactions` collection read as purchases (`type: "purchase"`).
+        fn purchases(&self) -> Collection<PurchaseDoc> {
+            self.db.collection(collections::TRANSACTIONS)
+        }
 
-    /// The `transactions` collection read as reward and pool entries.
-    pub fn reward_entries(&self) -> Collection<RewardEntryDoc> {
-        self.db.collection(collections::TRANSACTIONS)
-    }
+        /// The `transactions` collection read as reward and pool entries.
+        fn reward_entries(&self) -> Collection<RewardEntryDoc> {
+            self.db.collection(collections::TRANSACTIONS)
+        }
 
-    pub fn checkout_jobs(&self) -> Collection<CheckoutJobDoc> {
-        self.db.collection(collections::CHECKOUT_JOBS)
+        fn checkout_jobs(&self) -> Collection<CheckoutJobDoc> {
+            self.db.collection(collections::CHECKOUT_JOBS)
+        }
     }
 }
 
