@@ -103,7 +103,7 @@ enum Command {
         /// Batches in flight at once (default: WORKER_CONCURRENCY or 4).
         #[arg(long)]
         concurrency: Option<usize>,
-        /// Jobs per batch, 1 to 50 (default: WORKER_BATCH_SIZE or 16).
+        /// Jobs per batch, 1 to 50 (default: WORKER_BATCH_SIZE or 50).
         #[arg(long, value_parser = clap::value_parser!(u8).range(1..=50))]
         batch_size: Option<u8>,
         /// Stop after this many claims (default: WORKER_MAX_JOBS or 1000).

@@ -41,7 +41,7 @@ impl Clock for OffsetClock {
 }
 
 /// Jobs per batch unless `WORKER_BATCH_SIZE` says otherwise (measured by `make bench`).
-pub const DEFAULT_BATCH_SIZE: usize = 16;
+pub const DEFAULT_BATCH_SIZE: usize = 50;
 /// The largest batch: a batch's transaction must stay short.
 pub const MAX_BATCH_SIZE: usize = 50;
 
