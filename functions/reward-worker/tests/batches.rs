@@ -64,6 +64,11 @@ fn forest(n: usize) -> Value {
     json!({ "customers": customers })
 }
 
+/// The forest's names of customers `c{i}`.
+fn names(indexes: &[usize]) -> Vec<String> {
+    indexes.iter().map(|i| format!("c{i}")).collect()
+}
+
 /// Every customer by name: level and wallet.
 async fn ledger(world: &World) -> BTreeMap<String, (String, MilliPoints)> {
     world
@@ -218,18 +223,9 @@ async fn one_job_that_cannot_be_paid_fails_alone_and_the_rest_of_its_batch_commi
     let mut world = World::new().await;
     world.seed_customers(&forest(30), "100").await;
     let product = world.product("10", "10").await;
-    let mut receipts = Vec::new();
-    for buyer in [20, 21, 22, 23, 24, 25] {
-        receipts.push(
-            world
-                .checkout(
-                    world.id(&format!("c{buyer}")),
-                    product,
-                    &RewardPolicy::default(),
-                )
-                .await,
-        );
-    }
+    let receipts = world
+        .checkout_each(&names(&[20, 21, 22, 23, 24, 25]), product)
+        .await;
     // Job 1: its buyer is gone (permanent). Job 4: the server refuses its entries (a payout of
     // that kind to that customer for that purchase is already there), which only splitting the
     // batch can pin on it.
@@ -305,18 +301,9 @@ async fn a_job_whose_claim_was_lost_is_left_to_its_new_owner_and_the_rest_commit
     let mut world = World::new().await;
     world.seed_customers(&forest(20), "100").await;
     let product = world.product("10", "10").await;
-    let mut receipts = Vec::new();
-    for buyer in [10, 11, 12, 13] {
-        receipts.push(
-            world
-                .checkout(
-                    world.id(&format!("c{buyer}")),
-                    product,
-                    &RewardPolicy::default(),
-                )
-                .await,
-        );
-    }
+    world
+        .checkout_each(&names(&[10, 11, 12, 13]), product)
+        .await;
     let settings = QueueSettings::default();
     let claimed: Vec<_> = world
         .store
@@ -370,20 +357,7 @@ async fn a_job_whose_claim_was_lost_is_left_to_its_new_owner_and_the_rest_commit
 #[tokio::test]
 async fn two_jobs_promoting_siblings_in_one_batch_promote_their_parent() {
     let mut world = World::new().await;
-    world
-        .seed_customers(
-            &json!({"customers": [
-                {"id": "P", "parent": null, "level": "B", "active": false, "verified": true},
-                {"id": "X", "parent": "P", "level": "A", "active": true, "verified": true},
-                {"id": "Y", "parent": "P", "level": "A", "active": true, "verified": true},
-                {"id": "x1", "parent": "X", "level": "B", "active": true, "verified": true},
-                {"id": "x2", "parent": "X", "level": "B", "active": true, "verified": true},
-                {"id": "y1", "parent": "Y", "level": "B", "active": true, "verified": true},
-                {"id": "y2", "parent": "Y", "level": "B", "active": true, "verified": true},
-            ]}),
-            "100",
-        )
-        .await;
+    world.seed_customers(&siblings(), "100").await;
     let product = world.product("10", "10").await;
     world
         .checkout(world.id("x1"), product, &RewardPolicy::default())

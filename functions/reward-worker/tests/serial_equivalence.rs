@@ -12,23 +12,7 @@ use mall_store::bson::doc;
 use mall_store::documents::JobStatus;
 use mall_store::drain::{DrainLimits, SystemClock};
 use mall_store::queue::QueueSettings;
-use serde_json::json;
 use support::*;
-
-/// P (inactive, so never paid) has two directs X and Y at A; each of them has two directs at B.
-/// A job under X promotes X to C, one under Y promotes Y to C; only both together lift P (the
-/// second-highest of its directs' levels) from B to D — and neither job pays or promotes P alone.
-fn siblings() -> serde_json::Value {
-    json!({"customers": [
-        {"id": "P", "parent": null, "level": "B", "active": false, "verified": true},
-        {"id": "X", "parent": "P", "level": "A", "active": true, "verified": true},
-        {"id": "Y", "parent": "P", "level": "A", "active": true, "verified": true},
-        {"id": "x1", "parent": "X", "level": "B", "active": true, "verified": true},
-        {"id": "x2", "parent": "X", "level": "B", "active": true, "verified": true},
-        {"id": "y1", "parent": "Y", "level": "B", "active": true, "verified": true},
-        {"id": "y2", "parent": "Y", "level": "B", "active": true, "verified": true},
-    ]})
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_jobs_promoting_siblings_together_promote_their_parent() {

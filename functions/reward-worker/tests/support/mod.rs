@@ -148,6 +148,18 @@ impl World {
             .collect()
     }
 
+    /// One checkout by each of the named customers, in order.
+    pub async fn checkout_each(&self, names: &[String], product: ObjectId) -> Vec<CheckoutReceipt> {
+        let mut receipts = Vec::new();
+        for name in names {
+            receipts.push(
+                self.checkout(self.id(name), product, &RewardPolicy::default())
+                    .await,
+            );
+        }
+        receipts
+    }
+
     /// Σ of every wallet, in milli-points.
     pub async fn total_wallets(&self) -> i128 {
         self.customers()
@@ -156,6 +168,21 @@ impl World {
             .map(|c| i128::from(c.points.as_milli()))
             .sum()
     }
+}
+
+/// P (inactive, so never paid) has two directs X and Y at A; each of them has two directs at B.
+/// A job under X promotes X to C, one under Y promotes Y to C; only both together lift P (the
+/// second-highest of its directs' levels) from B to D — and neither job pays or promotes P alone.
+pub fn siblings() -> Value {
+    serde_json::json!({"customers": [
+        {"id": "P", "parent": null, "level": "B", "active": false, "verified": true},
+        {"id": "X", "parent": "P", "level": "A", "active": true, "verified": true},
+        {"id": "Y", "parent": "P", "level": "A", "active": true, "verified": true},
+        {"id": "x1", "parent": "X", "level": "B", "active": true, "verified": true},
+        {"id": "x2", "parent": "X", "level": "B", "active": true, "verified": true},
+        {"id": "y1", "parent": "Y", "level": "B", "active": true, "verified": true},
+        {"id": "y2", "parent": "Y", "level": "B", "active": true, "verified": true},
+    ]})
 }
 
 /// Checks that a completed purchase's entries and pools add up to its R, to the milli-point.
