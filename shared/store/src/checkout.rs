@@ -95,7 +95,7 @@ enum AttemptError {
     /// A business refusal: abort, nothing was written.
     Refused(CheckoutError),
     /// The customer went away between our read and our write: a fresh attempt reads again.
-    WalletChanged,
+    CustomerGone,
     /// Inserting the purchase with its `Idempotency-Key` conflicted: another request with the
     /// same key is in flight (or just committed, which the next attempt will replay).
     KeyConflict(Error),
@@ -116,7 +116,7 @@ impl crate::transaction::AttemptError for AttemptError {
     /// purchase and replays it).
     fn is_conflict(&self) -> bool {
         match self {
-            AttemptError::KeyConflict(_) | AttemptError::WalletChanged => true,
+            AttemptError::KeyConflict(_) | AttemptError::CustomerGone => true,
             AttemptError::Database(err) => is_retryable_conflict(err),
             _ => false,
         }
@@ -207,7 +207,7 @@ impl Store {
             Err(TransactionFailure::Stopped(AttemptError::KeyConflict(err))) => {
                 Err(classify_failure(err))
             }
-            Err(TransactionFailure::Stopped(AttemptError::WalletChanged)) => Err(
+            Err(TransactionFailure::Stopped(AttemptError::CustomerGone)) => Err(
                 CheckoutError::Unavailable("the checkout kept conflicting".into()),
             ),
             Err(TransactionFailure::CommitUnknown(err)) => Err(CheckoutError::Unavailable(
@@ -303,7 +303,7 @@ impl Store {
             .session(&mut *session)
             .await?;
         if charged.matched_count == 0 {
-            return Err(AttemptError::WalletChanged);
+            return Err(AttemptError::CustomerGone);
         }
         self.carts()
             .update_one(

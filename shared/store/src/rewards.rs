@@ -1020,7 +1020,7 @@ impl BatchWrites {
     ) -> Result<(), String> {
         let plan = &planned.plan;
         for promotion in &plan.promotions {
-            let (_, update) = self.customers.of(promotion.id, now);
+            let update = self.customers.of(promotion.id, now);
             let letter = promotion.to.to_string();
             let higher = match update
                 .get_document("$max")
@@ -1048,7 +1048,7 @@ impl BatchWrites {
             let written = crate::amount::to_bson(*balance).map_err(|e| e.to_string())?;
             // The new balance from the balance this snapshot read: anyone writing the wallet
             // since makes this write conflict, and the batch reads it again.
-            let (_, update) = self.customers.of(*id, now);
+            let update = self.customers.of(*id, now);
             if let Ok(set) = update.get_document_mut("$set") {
                 set.insert("points", written);
             }
@@ -1081,15 +1081,15 @@ impl BatchWrites {
 #[derive(Default)]
 struct CustomerUpdates {
     order: Vec<ObjectId>,
-    by_customer: HashMap<ObjectId, (Document, Document)>,
+    by_customer: HashMap<ObjectId, Document>,
 }
 
 impl CustomerUpdates {
-    /// The customer's `(filter, update)`, created on first use.
-    fn of(&mut self, id: ObjectId, now: DateTime) -> &mut (Document, Document) {
+    /// The customer's update (by `_id`), created on first use.
+    fn of(&mut self, id: ObjectId, now: DateTime) -> &mut Document {
         self.by_customer.entry(id).or_insert_with(|| {
             self.order.push(id);
-            (doc! {"_id": id}, doc! {"$set": {"updatedAt": now}})
+            doc! {"$set": {"updatedAt": now}}
         })
     }
 
@@ -1099,7 +1099,7 @@ impl CustomerUpdates {
             .filter_map(|id| {
                 self.by_customer
                     .remove(id)
-                    .map(|(q, u)| doc! {"q": q, "u": u})
+                    .map(|u| doc! {"q": {"_id": id}, "u": u})
             })
             .collect()
     }
