@@ -19,7 +19,7 @@ use crate::chain::{ChainError, ChainMember, ReferralChain};
 use crate::level::{Level, LevelCounts};
 use crate::money::MilliPoints;
 use crate::policy::RewardPolicy;
-use crate::reward::{plan_rewards, RewardError, RewardPlan};
+use crate::reward::{plan_job, JobTerms, RewardError, RewardPlan};
 
 /// What the rules know of one customer of the view.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -78,15 +78,27 @@ impl<Id: Clone + Eq + Hash + std::fmt::Debug> ForestView<Id> {
         })
     }
 
-    /// Plans one job on the view as it is now, without changing it.
+    /// Plans one job of a fixed split on the view as it is now, without changing it.
     pub fn plan(
         &self,
         policy: &RewardPolicy,
         reward: MilliPoints,
         buyer: &Id,
     ) -> Result<RewardPlan<Id>, BatchPlanError<Id>> {
+        self.plan_job(&JobTerms::Split(*policy), reward, buyer, MilliPoints::ZERO)
+    }
+
+    /// Plans one job under its terms on the view as it is now, the gifts pool holding `pool`,
+    /// without changing either.
+    pub fn plan_job(
+        &self,
+        terms: &JobTerms,
+        reward: MilliPoints,
+        buyer: &Id,
+        pool: MilliPoints,
+    ) -> Result<RewardPlan<Id>, BatchPlanError<Id>> {
         let chain = self.chain(buyer)?;
-        let plan = plan_rewards(policy, reward, &chain)?;
+        let plan = plan_job(terms, reward, &chain, pool)?;
         if !plan.conserves() {
             return Err(BatchPlanError::NotConserved);
         }

@@ -14,6 +14,7 @@ pub mod policy;
 pub mod retry;
 pub mod reward;
 pub mod scenario;
+pub mod settings;
 
 pub use batch::{BatchPlanError, ForestView, ViewMember};
 pub use chain::{ChainEnd, ChainError, ChainMember, ReferralChain};
@@ -22,6 +23,9 @@ pub use money::{MilliPoints, MoneyError, ParseAmountError, RoundAmountError};
 pub use policy::{BasisPoints, PolicyError, PolicyOverrides, PolicyPreset, RewardPolicy};
 pub use retry::{RetryDecision, RetryPolicy};
 pub use reward::{
-    plan_rewards, Payout, PayoutKind, Promotion, RewardError, RewardPlan, RewardSplit, SkipReason,
-    Skipped,
+    plan_job, plan_rewards, DirectKind, DirectReward, GiftKind, JobTerms, Payout, PayoutKind,
+    PoolGift, Promotion, RewardError, RewardPlan, RewardSplit, SkipReason, Skipped, TodayTerms,
+};
+pub use settings::{
+    AppSettings, LevelGifts, RawSettings, RawValue, SettingsProblem, Share, ShareError,
 };

@@ -56,6 +56,11 @@ pub enum PolicyPreset {
     Default,
     /// What the original Node.js system ran: app 35 %, gifts 15 %, tree 50 %, 10 % per level.
     Original,
+    /// The app's current economy (its 2026-01 version): the split comes from the admin's
+    /// `rewardsettings` at each checkout; the tree is paid 10 % per letter and 10 % for the J
+    /// bucket. The basis-point split of this preset (the app's defaults with the direct-referral
+    /// share counted in the app's 35 %) only serves where no settings apply.
+    Current,
 }
 
 /// A validated reward policy.
@@ -164,7 +169,7 @@ impl RewardPolicy {
     pub fn preset(preset: PolicyPreset) -> Self {
         let (app, gifts, tree, level, j_shared) = match preset {
             PolicyPreset::Default => (5000, 1500, 3500, 500, 500),
-            PolicyPreset::Original => (3500, 1500, 5000, 1000, 1000),
+            PolicyPreset::Original | PolicyPreset::Current => (3500, 1500, 5000, 1000, 1000),
         };
         RewardPolicy {
             app_bps: BasisPoints(app),

@@ -12,14 +12,18 @@ use crate::chain::{ChainEnd, ReferralChain};
 use crate::level::{promoted_level, Level};
 use crate::money::{MilliPoints, MoneyError};
 use crate::policy::RewardPolicy;
+use crate::settings::LevelGifts;
 
-/// The top-level split of `R` made at checkout: `tree` and `gifts` are floored shares and `app`
-/// takes what flooring left, so the three always add up to `R`.
+/// The top-level split of `R` made at checkout: `tree`, `gifts` (and, in the app's current
+/// economy, the direct-referral share `referral`) are floored shares and `app` takes what
+/// flooring left, so the parts always add up to `R`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 pub struct RewardSplit {
     pub app: MilliPoints,
     pub gifts: MilliPoints,
     pub tree: MilliPoints,
+    /// D, the direct-referral share (zero under a fixed basis-point policy).
+    pub referral: MilliPoints,
 }
 
 impl RewardSplit {
@@ -30,11 +34,16 @@ impl RewardSplit {
         let tree = reward.share(policy.tree_bps());
         let gifts = reward.share(policy.gifts_bps());
         let app = reward.checked_sub(tree)?.checked_sub(gifts)?;
-        Ok(RewardSplit { app, gifts, tree })
+        Ok(RewardSplit {
+            app,
+            gifts,
+            tree,
+            referral: MilliPoints::ZERO,
+        })
     }
 
     pub fn total(&self) -> Result<MilliPoints, MoneyError> {
-        MilliPoints::checked_sum([self.app, self.gifts, self.tree])
+        MilliPoints::checked_sum([self.app, self.gifts, self.tree, self.referral])
     }
 }
 
@@ -90,6 +99,75 @@ pub struct Skipped<Id> {
     pub reason: SkipReason,
 }
 
+/// Who receives the direct-referral share D of the app's current economy.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DirectKind {
+    /// A first purchase: the buyer's parent, active and verified, is paid for referring it.
+    Referral,
+    /// A repeat purchase: the buyer gets D back.
+    Cashback,
+}
+
+/// The direct-referral share paid to a wallet (`direct_referral_reward`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DirectReward<Id> {
+    pub id: Id,
+    pub kind: DirectKind,
+    pub amount: MilliPoints,
+}
+
+/// A gift paid from the gifts pool, outside R.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GiftKind {
+    /// The signup gift, at the buyer's first purchase (`signup_gifts_reward`).
+    Signup,
+    /// Reaching a letter (`level_gift_reward`).
+    Level(Level),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PoolGift<Id> {
+    pub id: Id,
+    pub kind: GiftKind,
+    pub amount: MilliPoints,
+}
+
+/// What a job of the app's current economy pays by, fixed at its checkout (or, for a job the
+/// app's own checkout queued, read when it runs, as the app does).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TodayTerms {
+    /// The tree rules: the bucket of each letter, the J bucket, the promotion rule.
+    pub rules: RewardPolicy,
+    /// R split at checkout; its parts add up to R.
+    pub split: RewardSplit,
+    /// The buyer had no earlier purchase when it checked out.
+    pub first_purchase: bool,
+    /// The signup gift, when enabled.
+    pub signup_gift: Option<MilliPoints>,
+    /// The level gifts, when enabled.
+    pub level_gifts: Option<LevelGifts>,
+}
+
+/// What a job pays by.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum JobTerms {
+    /// A fixed basis-point split (the documents' rules, or the seed era's `original`):
+    /// promotions first, unused tree points to the gifts pool.
+    Split(RewardPolicy),
+    /// The app's current economy: distribution at the letters before this job's promotions,
+    /// unused tree points to the app, the direct-referral share, gifts from the pool.
+    Today(TodayTerms),
+}
+
+impl JobTerms {
+    pub fn rules(&self) -> &RewardPolicy {
+        match self {
+            JobTerms::Split(policy) => policy,
+            JobTerms::Today(terms) => &terms.rules,
+        }
+    }
+}
+
 /// Everything one reward job does, decided before anything is written.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RewardPlan<Id> {
@@ -109,21 +187,44 @@ pub struct RewardPlan<Id> {
     pub tree_unused: MilliPoints,
     /// The part of `tree_unused` left by dividing the J bucket among its members.
     pub j_remainder: MilliPoints,
-    /// `gifts + tree_unused`: the one `gifts_reward` entry.
+    /// The one `gifts_reward` entry: `gifts + tree_unused` under a fixed split, the gifts share
+    /// alone in the app's current economy.
     pub gifts_final: MilliPoints,
-    /// The one `app_reward` entry.
+    /// The one `app_reward` entry: the app's share, plus (current economy) the unused tree points
+    /// and a direct-referral share nobody could be paid.
     pub app_final: MilliPoints,
+    /// The direct-referral share paid to a wallet (current economy).
+    pub direct: Option<DirectReward<Id>>,
+    /// Gifts paid from the gifts pool, in order (current economy): outside R.
+    pub gifts: Vec<PoolGift<Id>>,
+    /// Gifts due that the pool could not cover: not paid.
+    pub gifts_uncovered: Vec<PoolGift<Id>>,
     /// How the walk ended (a missing parent is worth a log line).
     pub chain_end: ChainEnd<Id>,
 }
 
 impl<Id> RewardPlan<Id> {
-    /// `appFinal + giftsFinal + Σ payouts == R`, to the milli-point.
+    /// `appFinal + giftsFinal + Σ payouts + direct == R`, to the milli-point.
     pub fn conserves(&self) -> bool {
         let payouts = MilliPoints::checked_sum(self.payouts.iter().map(|p| p.amount));
-        let total = payouts
-            .and_then(|paid| MilliPoints::checked_sum([self.app_final, self.gifts_final, paid]));
+        let direct = self.direct.as_ref().map_or(MilliPoints::ZERO, |d| d.amount);
+        let total = payouts.and_then(|paid| {
+            MilliPoints::checked_sum([self.app_final, self.gifts_final, paid, direct])
+        });
         total == Ok(self.reward) && payouts == Ok(self.tree_distributed)
+    }
+
+    /// Σ of the gifts paid from the pool.
+    pub fn pool_spent(&self) -> Result<MilliPoints, MoneyError> {
+        MilliPoints::checked_sum(self.gifts.iter().map(|g| g.amount))
+    }
+
+    /// The gifts pool after this job: `before + giftsFinal − spent` (never below zero when
+    /// `before` was not).
+    pub fn pool_after(&self, before: MilliPoints) -> Result<MilliPoints, MoneyError> {
+        before
+            .checked_add(self.gifts_final)?
+            .checked_sub(self.pool_spent()?)
     }
 }
 
@@ -137,20 +238,172 @@ pub enum RewardError {
     InconsistentDirects { position: usize },
     #[error("the J group has more members than can be counted")]
     TooManyJMembers,
+    #[error("the recorded split does not add up to R = {reward} (or has a negative part)")]
+    SplitNotWhole { reward: MilliPoints },
 }
 
 /// Decides the promotions and payouts of one purchase with reward `reward` made by the chain's
-/// buyer, under `policy`.
+/// buyer, under a fixed split `policy`.
 pub fn plan_rewards<Id: Clone>(
     policy: &RewardPolicy,
     reward: MilliPoints,
     chain: &ReferralChain<Id>,
 ) -> Result<RewardPlan<Id>, RewardError> {
-    let split = RewardSplit::of(reward, policy)?;
-    let (levels, promotions) = promote(policy, chain)?;
+    plan_job(&JobTerms::Split(*policy), reward, chain, MilliPoints::ZERO)
+}
 
-    let level_bucket = split.tree.share(policy.level_bps());
-    let j_bucket = split.tree.share(policy.j_shared_bps());
+/// Decides everything one job does under its terms, the gifts pool holding `pool` before it.
+pub fn plan_job<Id: Clone>(
+    terms: &JobTerms,
+    reward: MilliPoints,
+    chain: &ReferralChain<Id>,
+    pool: MilliPoints,
+) -> Result<RewardPlan<Id>, RewardError> {
+    if reward.is_negative() {
+        return Err(RewardError::NegativeReward(reward));
+    }
+    let rules = terms.rules();
+    let split = match terms {
+        JobTerms::Split(policy) => RewardSplit::of(reward, policy)?,
+        JobTerms::Today(today) => {
+            let parts = [
+                today.split.app,
+                today.split.gifts,
+                today.split.tree,
+                today.split.referral,
+            ];
+            if parts.iter().any(|p| p.is_negative()) || today.split.total() != Ok(reward) {
+                return Err(RewardError::SplitNotWhole { reward });
+            }
+            today.split
+        }
+    };
+    let (promoted, promotions) = promote(rules, chain)?;
+    // The current economy distributes at the letters before this job's promotions.
+    let stored: Vec<Level> = chain.members().iter().map(|m| m.level).collect();
+    let levels = match terms {
+        JobTerms::Split(_) => &promoted,
+        JobTerms::Today(_) => &stored,
+    };
+    let walk = distribute(rules, split.tree, chain, levels)?;
+    let tree_distributed = MilliPoints::checked_sum(walk.payouts.iter().map(|p| p.amount))?;
+    let tree_unused = split.tree.checked_sub(tree_distributed)?;
+    let mut plan = RewardPlan {
+        reward,
+        split,
+        promotions,
+        payouts: walk.payouts,
+        skipped: walk.skipped,
+        tree_distributed,
+        tree_unused,
+        j_remainder: walk.j_remainder,
+        gifts_final: split.gifts.checked_add(tree_unused)?,
+        app_final: split.app,
+        direct: None,
+        gifts: vec![],
+        gifts_uncovered: vec![],
+        chain_end: chain.end().clone(),
+    };
+    if let JobTerms::Today(today) = terms {
+        pay_today(&mut plan, today, chain, pool)?;
+    }
+    Ok(plan)
+}
+
+/// The current economy's part after the tree walk: unused tree points to the app, D to the
+/// parent (first purchase) or back to the buyer (repeat), then the gifts the pool covers.
+fn pay_today<Id: Clone>(
+    plan: &mut RewardPlan<Id>,
+    today: &TodayTerms,
+    chain: &ReferralChain<Id>,
+    pool: MilliPoints,
+) -> Result<(), RewardError> {
+    let buyer = &chain.members()[0];
+    plan.gifts_final = plan.split.gifts;
+    let mut app = plan.split.app.checked_add(plan.tree_unused)?;
+    let referral = plan.split.referral;
+    if !referral.is_zero() {
+        let recipient = if today.first_purchase {
+            chain
+                .ancestors()
+                .first()
+                .filter(|parent| parent.active && parent.verified)
+                .map(|parent| (parent.id.clone(), DirectKind::Referral))
+        } else {
+            Some((buyer.id.clone(), DirectKind::Cashback))
+        };
+        match recipient {
+            Some((id, kind)) => {
+                plan.direct = Some(DirectReward {
+                    id,
+                    kind,
+                    amount: referral,
+                })
+            }
+            // No eligible parent: D stays with the mall, in its entry.
+            None => app = app.checked_add(referral)?,
+        }
+    }
+    plan.app_final = app;
+
+    // The gifts pool, this job's gifts share in, spent gift by gift while it covers them.
+    let mut available = pool.checked_add(plan.gifts_final)?;
+    let mut due = Vec::new();
+    if today.first_purchase {
+        if let Some(amount) = today.signup_gift.filter(|a| !a.is_zero()) {
+            due.push(PoolGift {
+                id: buyer.id.clone(),
+                kind: GiftKind::Signup,
+                amount,
+            });
+        }
+    }
+    if let Some(level_gifts) = &today.level_gifts {
+        for promotion in &plan.promotions {
+            // Every letter reached on the way up, as one step at a time would have paid.
+            for level in Level::ALL
+                .iter()
+                .filter(|l| **l > promotion.from && **l <= promotion.to)
+            {
+                let amount = level_gifts.of(*level);
+                if !amount.is_zero() {
+                    due.push(PoolGift {
+                        id: promotion.id.clone(),
+                        kind: GiftKind::Level(*level),
+                        amount,
+                    });
+                }
+            }
+        }
+    }
+    for gift in due {
+        if gift.amount <= available {
+            available = available.checked_sub(gift.amount)?;
+            plan.gifts.push(gift);
+        } else {
+            plan.gifts_uncovered.push(gift);
+        }
+    }
+    Ok(())
+}
+
+/// The tree walk's result.
+struct Walk<Id> {
+    payouts: Vec<Payout<Id>>,
+    skipped: Vec<Skipped<Id>>,
+    j_remainder: MilliPoints,
+}
+
+/// Pays the tree pool up the chain at `levels` (one per chain member, the buyer's first): one
+/// level bucket per letter A–I to the nearest eligible ancestor holding it, the J bucket shared.
+fn distribute<Id: Clone>(
+    rules: &RewardPolicy,
+    tree: MilliPoints,
+    chain: &ReferralChain<Id>,
+    levels: &[Level],
+) -> Result<Walk<Id>, RewardError> {
+    let level_bucket = tree.share(rules.level_bps());
+    let j_bucket = tree.share(rules.j_shared_bps());
     let mut paid_letters = [false; Level::ALL.len()];
     let mut payouts = Vec::new();
     let mut skipped = Vec::new();
@@ -201,22 +454,10 @@ pub fn plan_rewards<Id: Clone>(
             }));
         }
     }
-
-    let tree_distributed = MilliPoints::checked_sum(payouts.iter().map(|p| p.amount))?;
-    let tree_unused = split.tree.checked_sub(tree_distributed)?;
-    let gifts_final = split.gifts.checked_add(tree_unused)?;
-    Ok(RewardPlan {
-        reward,
-        split,
-        promotions,
+    Ok(Walk {
         payouts,
         skipped,
-        tree_distributed,
-        tree_unused,
         j_remainder,
-        gifts_final,
-        app_final: split.app,
-        chain_end: chain.end().clone(),
     })
 }
 
@@ -440,5 +681,189 @@ mod tests {
                 reason: SkipReason::DuplicateLevel
             }]
         );
+    }
+
+    fn today(first_purchase: bool) -> TodayTerms {
+        let settings = crate::settings::AppSettings::app_defaults();
+        TodayTerms {
+            rules: RewardPolicy::preset(crate::policy::PolicyPreset::Current),
+            split: settings.split(points("100")),
+            first_purchase,
+            signup_gift: settings.signup_gift,
+            level_gifts: settings.payable_level_gifts(),
+        }
+    }
+
+    /// R = 100 under the app's defaults: tree 50 (5 per letter), gifts 15, D 5, app 30.
+    #[test]
+    fn the_current_economy_on_a_first_purchase() {
+        let chain = line(&[Level::A, Level::B, Level::C, Level::J, Level::J]);
+        let terms = JobTerms::Today(today(true));
+        let plan = plan_job(&terms, points("100"), &chain, points("100")).unwrap();
+        let paid: Vec<_> = plan
+            .payouts
+            .iter()
+            .map(|p| (p.id, p.amount.to_string()))
+            .collect();
+        assert_eq!(
+            paid,
+            [
+                (1, "5.000".to_owned()),
+                (2, "5.000".to_owned()),
+                (3, "2.500".to_owned()),
+                (4, "2.500".to_owned())
+            ]
+        );
+        assert_eq!(plan.tree_unused, points("35"));
+        assert_eq!(
+            plan.app_final,
+            points("65"),
+            "the app's 30 and the unused 35"
+        );
+        assert_eq!(plan.gifts_final, points("15"), "the gifts share alone");
+        assert_eq!(
+            plan.direct,
+            Some(DirectReward {
+                id: 1,
+                kind: DirectKind::Referral,
+                amount: points("5")
+            })
+        );
+        assert_eq!(
+            plan.gifts,
+            [PoolGift {
+                id: 0,
+                kind: GiftKind::Signup,
+                amount: points("50")
+            }]
+        );
+        assert_eq!(plan.pool_after(points("100")), Ok(points("65")));
+        assert!(plan.conserves());
+    }
+
+    #[test]
+    fn a_repeat_purchase_pays_the_buyer_its_cashback() {
+        let chain = line(&[Level::A, Level::B]);
+        let plan = plan_job(
+            &JobTerms::Today(today(false)),
+            points("100"),
+            &chain,
+            points("0"),
+        )
+        .unwrap();
+        assert_eq!(
+            plan.direct,
+            Some(DirectReward {
+                id: 0,
+                kind: DirectKind::Cashback,
+                amount: points("5")
+            })
+        );
+        assert!(plan.gifts.is_empty() && plan.gifts_uncovered.is_empty());
+        assert!(plan.conserves());
+    }
+
+    #[test]
+    fn without_an_eligible_parent_the_direct_share_stays_with_the_app() {
+        let mut members = vec![member(0, Some(1), Level::A), member(1, None, Level::B)];
+        members[1].verified = false;
+        let chain = ReferralChain::walk(&0, |id| members.get(*id as usize).cloned()).unwrap();
+        let plan = plan_job(
+            &JobTerms::Today(today(true)),
+            points("100"),
+            &chain,
+            points("0"),
+        )
+        .unwrap();
+        assert_eq!(plan.direct, None);
+        // 30 app + 50 tree unused (the only ancestor is unverified) + 5 D.
+        assert_eq!(plan.app_final, points("85"));
+        // The pool holds only this job's 15: the signup gift of 50 is not covered.
+        assert!(plan.gifts.is_empty());
+        assert_eq!(plan.gifts_uncovered.len(), 1);
+        assert!(plan.conserves());
+    }
+
+    #[test]
+    fn the_current_economy_pays_at_the_letters_before_its_promotions_then_level_gifts() {
+        // The buyer (A) has two directs at C: promoted to D. Its parent stays at B.
+        let mut buyer = member(0, Some(1), Level::A);
+        buyer.directs = LevelCounts::from_levels([Level::C, Level::C]);
+        let mut parent = member(1, None, Level::B);
+        parent.directs = LevelCounts::from_levels([Level::A]);
+        let members = [buyer, parent];
+        let chain = ReferralChain::walk(&0, |id| members.get(*id as usize).cloned()).unwrap();
+        let plan = plan_job(
+            &JobTerms::Today(today(false)),
+            points("100"),
+            &chain,
+            points("1000"),
+        )
+        .unwrap();
+        assert_eq!(plan.promotions.len(), 1);
+        assert_eq!(plan.payouts[0].level, Level::B);
+        // A → D passes B (10) and D (20).
+        let gifts: Vec<_> = plan.gifts.iter().map(|g| (g.kind, g.amount)).collect();
+        assert_eq!(
+            gifts,
+            [
+                (GiftKind::Level(Level::B), points("10")),
+                (GiftKind::Level(Level::D), points("20"))
+            ]
+        );
+        let mut off = today(false);
+        off.level_gifts = None;
+        let plan = plan_job(&JobTerms::Today(off), points("100"), &chain, points("1000")).unwrap();
+        assert!(plan.gifts.is_empty());
+    }
+
+    #[test]
+    fn a_recorded_split_that_is_not_r_is_refused() {
+        let chain = line(&[Level::A]);
+        let mut terms = today(true);
+        terms.split.app = points("31");
+        assert_eq!(
+            plan_job(&JobTerms::Today(terms), points("100"), &chain, points("0")),
+            Err(RewardError::SplitNotWhole {
+                reward: points("100")
+            })
+        );
+    }
+
+    proptest::proptest! {
+        /// Every job of the current economy conserves R, and never spends more than the pool holds.
+        #[test]
+        fn the_current_economy_conserves_r_and_never_overdraws_the_pool(
+            levels in proptest::collection::vec(0usize..10, 1..12),
+            reward in 0i64..10_000_000,
+            pool in 0i64..200_000,
+            first in proptest::bool::ANY,
+            inactive in proptest::collection::vec(proptest::bool::weighted(0.2), 12),
+        ) {
+            let levels: Vec<Level> = levels.iter().map(|&i| Level::ALL[i]).collect();
+            let n = u32::try_from(levels.len()).unwrap();
+            let members: Vec<_> = levels.iter().enumerate().map(|(i, &level)| {
+                let i = u32::try_from(i).unwrap();
+                let mut m = member(i, (i + 1 < n).then_some(i + 1), level);
+                m.active = !inactive[i as usize];
+                if i > 0 {
+                    m.directs = LevelCounts::from_levels([levels[i as usize - 1], Level::J]);
+                }
+                m
+            }).collect();
+            let chain = ReferralChain::walk(&0, |id| members.get(*id as usize).cloned()).unwrap();
+            let reward = MilliPoints::from_milli(reward);
+            let mut terms = today(first);
+            terms.split = crate::settings::AppSettings::app_defaults().split(reward);
+            let pool = MilliPoints::from_milli(pool);
+            let plan = plan_job(&JobTerms::Today(terms), reward, &chain, pool).unwrap();
+            proptest::prop_assert!(plan.conserves());
+            let after = plan.pool_after(pool).unwrap();
+            proptest::prop_assert!(!after.is_negative());
+            proptest::prop_assert_eq!(
+                after.checked_add(plan.pool_spent().unwrap()).unwrap(),
+                pool.checked_add(plan.gifts_final).unwrap()
+            );
+        }
     }
 }
