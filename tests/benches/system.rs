@@ -477,6 +477,7 @@ async fn direct_checkouts(store: &Store, work: &Workload) -> usize {
                 request: &request,
                 idempotency_key: Some(&key),
                 policy: &policy,
+                economy: mall_store::checkout::Economy::Split,
                 job_max_attempts: 3,
             })
             .await;
@@ -800,6 +801,7 @@ async fn count_commands(uri: &str) -> CommandCounts {
                     request: &request,
                     idempotency_key: Some(&key),
                     policy: &policy,
+                    economy: mall_store::checkout::Economy::Split,
                     job_max_attempts: 3,
                 })
                 .await

@@ -40,6 +40,7 @@ pub async fn checkout(store: &Store, buyer: ObjectId) -> mall_store::CheckoutRec
             request: &mall_domain::checkout::CheckoutRequest::default(),
             idempotency_key: None,
             policy: &mall_domain::RewardPolicy::default(),
+            economy: mall_store::checkout::Economy::Split,
             job_max_attempts: 3,
         })
         .await

@@ -86,6 +86,7 @@ async fn checkout_binary_under_cargo_lambda_watch_charges_once_and_serves_the_pu
             "appShare": 50,
             "giftsShare": 15,
             "treeShare": 35,
+            "referralShare": 0,
             "status": "processing"
         })
     );

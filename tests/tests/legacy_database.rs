@@ -195,7 +195,7 @@ async fn the_original_systems_database_is_served_exactly_once_and_exactly() {
     // The cutover check, read-only, before anything of ours ran.
     let untouched = mall_testkit::db::snapshot(&store).await;
     let check = store
-        .cutover_check(DateTime::now(), QueueSettings::default().lease)
+        .cutover_check(DateTime::now(), QueueSettings::default().lease, true)
         .await
         .unwrap();
     assert_eq!(mall_testkit::db::snapshot(&store).await, untouched);
@@ -512,7 +512,7 @@ async fn the_original_systems_database_is_served_exactly_once_and_exactly() {
     // switch.
     let running = mall_testkit::seed::original_job_in_progress(&store).await;
     let check = store
-        .cutover_check(DateTime::now(), QueueSettings::default().lease)
+        .cutover_check(DateTime::now(), QueueSettings::default().lease, true)
         .await
         .unwrap();
     assert!(!check.ready);

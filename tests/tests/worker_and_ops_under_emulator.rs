@@ -49,6 +49,7 @@ async fn checkout(
             request: &CheckoutRequest::default(),
             idempotency_key: None,
             policy: &RewardPolicy::default(),
+            economy: mall_store::checkout::Economy::Split,
             job_max_attempts: 3,
         })
         .await

@@ -112,6 +112,17 @@ impl ApiError {
         }
     }
 
+    /// The message the phone shows (it reads the top-level `message`): the app's own wording
+    /// where the app has one for this case, ours otherwise.
+    pub fn app_message(&self) -> String {
+        match self {
+            ApiError::CartEmpty => "Cart is empty or not found".into(),
+            ApiError::Unauthenticated => "Invalid token.".into(),
+            ApiError::Internal => "Internal server error".into(),
+            other => other.to_string(),
+        }
+    }
+
     pub fn into_response(self) -> Response<Body> {
         #[derive(Serialize)]
         struct ErrorBody<'a> {
@@ -122,6 +133,8 @@ impl ApiError {
         #[serde(rename_all = "camelCase")]
         struct Envelope<'a> {
             success: bool,
+            /// As the app's own errors carry it.
+            message: String,
             error: ErrorBody<'a>,
             #[serde(skip_serializing_if = "Option::is_none")]
             required: Option<ApiAmount>,
@@ -143,6 +156,7 @@ impl ApiError {
         };
         let envelope = Envelope {
             success: false,
+            message: self.app_message(),
             error: ErrorBody {
                 code: self.code(),
                 message: self.to_string(),
@@ -234,6 +248,8 @@ struct CheckoutBody {
 #[serde(rename_all = "camelCase")]
 struct CheckoutData {
     transaction_id: String,
+    /// The purchase's `TXN…` reference, as the app shows it.
+    reference: String,
     job_id: String,
     cart_total: ApiAmount,
     points_deducted: ApiAmount,
@@ -249,6 +265,8 @@ struct RewardsBody {
     app_share: ApiAmount,
     gifts_share: ApiAmount,
     tree_share: ApiAmount,
+    /// D, the direct-referral share (0 under a fixed split).
+    referral_share: ApiAmount,
     status: RewardsStatus,
 }
 
@@ -259,6 +277,7 @@ pub fn checkout_response(receipt: &CheckoutReceipt) -> Response<Body> {
         message: "Checkout successful",
         data: CheckoutData {
             transaction_id: receipt.transaction_id.to_hex(),
+            reference: receipt.reference.clone(),
             job_id: receipt.job_id.to_hex(),
             cart_total: ApiAmount(receipt.cart_total),
             points_deducted: ApiAmount(receipt.cart_total),
@@ -268,6 +287,7 @@ pub fn checkout_response(receipt: &CheckoutReceipt) -> Response<Body> {
                 app_share: ApiAmount(receipt.split.app),
                 gifts_share: ApiAmount(receipt.split.gifts),
                 tree_share: ApiAmount(receipt.split.tree),
+                referral_share: ApiAmount(receipt.split.referral),
                 status: RewardsStatus::Processing,
             },
             note: BACKGROUND_NOTE,
@@ -335,12 +355,8 @@ struct DistributionBody {
 /// `200` for `GET /api/cart/checkout/{transactionId}`: the buyer's view of one purchase.
 pub fn purchase_response(view: &PurchaseWithJob) -> Response<Body> {
     let p = &view.purchase;
-    // The checkout split: app and tree never change, gifts is what is left of R.
-    let initial_gifts = p
-        .reward_points_earned
-        .checked_sub(p.app_points_share)
-        .and_then(|rest| rest.checked_sub(p.tree_points_share))
-        .unwrap_or(p.gifts_points_share);
+    // The checkout split as the buyer was told it.
+    let split = view.checkout_split();
     let body = PurchaseBody {
         success: true,
         data: PurchaseData {
@@ -361,9 +377,10 @@ pub fn purchase_response(view: &PurchaseWithJob) -> Response<Body> {
             delivery_address: p.shipping_address.as_ref().map(|a| a.street.clone()),
             rewards: RewardsBody {
                 total_reward_points: ApiAmount(p.reward_points_earned),
-                app_share: ApiAmount(p.app_points_share),
-                gifts_share: ApiAmount(initial_gifts),
-                tree_share: ApiAmount(p.tree_points_share),
+                app_share: ApiAmount(split.app),
+                gifts_share: ApiAmount(split.gifts),
+                tree_share: ApiAmount(split.tree),
+                referral_share: ApiAmount(split.referral),
                 status: p.rewards_status,
             },
             job: view.job().map(|job| JobBody {
@@ -441,6 +458,28 @@ mod tests {
             .unwrap()
             .to_owned();
         assert!(!body.contains("E11000"), "{body}");
+    }
+
+    #[test]
+    fn errors_carry_the_apps_message_where_it_has_one() {
+        let body = |error: ApiError| -> serde_json::Value {
+            let response = error.into_response();
+            serde_json::from_slice(response.body().as_ref()).unwrap()
+        };
+        let empty = body(ApiError::CartEmpty);
+        assert_eq!(empty["message"], "Cart is empty or not found");
+        assert_eq!(empty["error"]["code"], "CART_EMPTY");
+        let low = body(ApiError::InsufficientBalance {
+            required: MilliPoints::from_milli(1_500),
+            available: MilliPoints::from_milli(500),
+        });
+        assert_eq!(low["message"], "Insufficient wallet balance");
+        assert_eq!(
+            (low["required"].as_f64(), low["available"].as_f64()),
+            (Some(1.5), Some(0.5))
+        );
+        let ours = body(ApiError::IdempotencyKeyReused);
+        assert_eq!(ours["message"], ours["error"]["message"]);
     }
 
     #[test]

@@ -44,6 +44,7 @@ pub struct CheckoutConfig {
     pub event_bus_name: Option<String>,
     pub job_max_attempts: i32,
     pub reward_policy: RewardPolicy,
+    pub economy: mall_store::checkout::Economy,
 }
 
 impl CheckoutConfig {
@@ -87,6 +88,7 @@ impl CheckoutConfig {
             event_bus_name: non_empty("EVENT_BUS_NAME"),
             job_max_attempts: config::job_max_attempts(&lookup)?,
             reward_policy: config::reward_policy(&lookup)?,
+            economy: config::economy(&lookup)?,
         })
     }
 }

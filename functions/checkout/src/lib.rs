@@ -31,6 +31,9 @@ pub struct App {
     pub events: Option<JobQueuedPublisher>,
     /// The reward policy in force (see [`PolicySource`]).
     pub policy: PolicySource,
+    /// The economy the checkout splits by (`REWARD_POLICY`'s `current` preset: the admin's
+    /// settings, read at every checkout).
+    pub economy: mall_store::checkout::Economy,
     pub job_max_attempts: i32,
 }
 
@@ -98,6 +101,7 @@ impl App {
                 request: &body,
                 idempotency_key: idempotency_key.as_ref(),
                 policy: &policy,
+                economy: self.economy,
                 job_max_attempts: self.job_max_attempts,
             })
             .await?;

@@ -76,6 +76,7 @@ async fn main() -> Result<(), lambda_http::Error> {
         auth,
         events,
         policy,
+        economy: config.economy,
         job_max_attempts: config.job_max_attempts,
     });
     let metrics = emf_metrics("checkout")?;

@@ -51,8 +51,13 @@ async fn a_checkout_charges_records_clears_saves_and_enqueues_in_six_commands() 
     assert_eq!(
         data["rewards"],
         json!({"totalRewardPoints": 100, "appShare": 50, "giftsShare": 15, "treeShare": 35,
-               "status": "processing"})
+               "referralShare": 0, "status": "processing"})
     );
+    let reference = format!(
+        "TXN{}",
+        data["transactionId"].as_str().unwrap().to_uppercase()
+    );
+    assert_eq!(data["reference"], json!(reference));
     assert_eq!(
         data["note"],
         json!("Tree rewards and level upgrades are being processed in the background")

@@ -30,6 +30,8 @@ fn job(status: JobStatus, created: DateTime) -> CheckoutJobDoc {
         customer_id: ObjectId::new(),
         status,
         attempts: 0,
+        claims: Some(0),
+        claimed_at: None,
         max_attempts: 3,
         run_after: Some(created),
         lease_until: None,
@@ -39,7 +41,11 @@ fn job(status: JobStatus, created: DateTime) -> CheckoutJobDoc {
             app_points_share: "50".parse().unwrap(),
             gifts_points_share: "15".parse().unwrap(),
             tree_points_share: "35".parse().unwrap(),
+            direct_referral_share: Some(mall_domain::MilliPoints::ZERO),
             policy: Some(RewardPolicy::default().to_overrides()),
+            economy: None,
+            first_purchase: None,
+            settings: None,
         },
         error: None,
         errors: vec![],
@@ -387,6 +393,7 @@ async fn a_redriven_job_is_then_completed_by_the_worker_exactly_once() {
             request: &CheckoutRequest::default(),
             idempotency_key: None,
             policy: &RewardPolicy::default(),
+            economy: mall_store::checkout::Economy::Split,
             job_max_attempts: 3,
         })
         .await

@@ -114,6 +114,7 @@ pub async fn handle(
         retried = summary.retried,
         failed = summary.failed,
         lost_lease = summary.lost_lease,
+        foreign_claims = summary.foreign_claims,
         duration_ms = summary.duration_ms,
         stopped = ?summary.stopped,
         "drain finished"

@@ -366,8 +366,11 @@ fn cutover_check(json: bool) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     let store = connect_from_env(&runtime)?;
     let queue = mall_store::config::queue_settings(|name| std::env::var(name).ok())?;
-    let report =
-        runtime.block_on(store.cutover_check(mall_store::bson::DateTime::now(), queue.lease))?;
+    let report = runtime.block_on(store.cutover_check(
+        mall_store::bson::DateTime::now(),
+        queue.lease,
+        queue.level_gifts_allowed,
+    ))?;
     if json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
@@ -474,13 +477,63 @@ mod tables {
                 types.join(", ")
             );
         }
-        let _ = writeln!(out, "\nTHE ORIGINAL'S JOBS");
+        let _ = writeln!(out, "\nTHE APP'S OWN JOBS");
         if r.legacy_jobs.is_empty() {
             let _ = writeln!(out, "  none");
         }
         for j in &r.legacy_jobs {
-            let _ = writeln!(out, "  {:<11} {:>6}  {}", j.status, j.count, j.fate);
+            let _ = writeln!(
+                out,
+                "  {:<9} {:<11} {:>6}  {}",
+                j.era, j.status, j.count, j.fate
+            );
         }
+        if !r.seed_era_jobs.is_empty() {
+            let _ = writeln!(out, "\nOPEN SEED-ERA JOBS (oldest first)");
+            for j in &r.seed_era_jobs {
+                let _ = writeln!(
+                    out,
+                    "  {}  {:<10} age {:>9} s  R {:>12}  attempts {}",
+                    j.id, j.status, j.age_seconds, j.reward_points, j.attempts
+                );
+            }
+        }
+        let s = &r.settings;
+        let _ = writeln!(
+            out,
+            "\nREWARD SETTINGS  {}",
+            match (s.found, s.invalid_fields.is_empty()) {
+                (false, _) => "no document: the app's defaults".to_owned(),
+                (true, true) => "the admin's document".to_owned(),
+                (true, false) => format!(
+                    "UNUSABLE ({}): the app's defaults apply",
+                    s.invalid_fields.join(", ")
+                ),
+            }
+        );
+        let _ = writeln!(
+            out,
+            "  tree {}   gifts {}   direct referral {}   app {} (configured {})",
+            s.tree_share,
+            s.gifts_share,
+            s.referral_share,
+            s.app_share_applied,
+            s.app_share_configured
+        );
+        let _ = writeln!(
+            out,
+            "  signup gift {}   level gifts paid {}",
+            s.signup_gift.as_deref().unwrap_or("off"),
+            if s.level_gifts_paid.is_empty() {
+                "none".to_owned()
+            } else {
+                s.level_gifts_paid
+                    .iter()
+                    .map(|(l, p)| format!("{l} {p}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            }
+        );
         let _ = writeln!(out, "\nINDEXES");
         for i in &r.indexes {
             let state = match &i.state {

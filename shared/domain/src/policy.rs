@@ -181,6 +181,13 @@ impl RewardPolicy {
         }
     }
 
+    /// The preset a `REWARD_POLICY` text names, when it parses.
+    pub fn preset_named_in(text: &str) -> Option<PolicyPreset> {
+        serde_json::from_str::<PolicyOverrides>(text)
+            .ok()
+            .and_then(|o| o.preset)
+    }
+
     /// Parses the `REWARD_POLICY` form: a JSON object of [`PolicyOverrides`].
     pub fn from_json(text: &str) -> Result<Self, PolicyError> {
         serde_json::from_str::<PolicyOverrides>(text)

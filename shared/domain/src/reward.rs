@@ -765,7 +765,7 @@ mod tests {
 
     #[test]
     fn without_an_eligible_parent_the_direct_share_stays_with_the_app() {
-        let mut members = vec![member(0, Some(1), Level::A), member(1, None, Level::B)];
+        let mut members = [member(0, Some(1), Level::A), member(1, None, Level::B)];
         members[1].verified = false;
         let chain = ReferralChain::walk(&0, |id| members.get(*id as usize).cloned()).unwrap();
         let plan = plan_job(

@@ -10,7 +10,13 @@
 //!   entries at all (nothing half-written);
 //! - no two entries of one kind to one recipient (customer or pool) for one purchase;
 //! - no wallet below zero;
-//! - every `failed` job carries its errors.
+//! - every `failed` job carries its errors;
+//! - the gifts pool's document (once a batch built it) holds what the app's formula gives over
+//!   the whole ledger (Σ completed `gifts_reward` − Σ `signup_gifts_reward` − Σ
+//!   `level_gift_reward`), and is never below zero.
+//!
+//! In the current economy a purchase's R is its tree payouts, its direct-referral reward and
+//! its two pool entries; its signup and level gifts come out of the gifts pool, outside R.
 //!
 //! The original system's purchases (no `rewardsStatus`: paid, if at all, by its own float rules)
 //! and its reward entries (no link to their purchase) cannot be held to these promises: they are
@@ -33,11 +39,14 @@ use crate::ops::plain;
 use crate::Store;
 
 /// The transaction types that are reward entries (everything but the purchase).
-const ENTRY_TYPES: [TransactionType; 4] = [
+const ENTRY_TYPES: [TransactionType; 7] = [
     TransactionType::TreeReward,
     TransactionType::TreeRewardShared,
     TransactionType::GiftsReward,
     TransactionType::AppReward,
+    TransactionType::DirectReferralReward,
+    TransactionType::SignupGiftsReward,
+    TransactionType::LevelGiftReward,
 ];
 
 /// A purchase as the audit sees it.
@@ -82,6 +91,10 @@ pub struct AuditFacts {
     pub entries: Vec<AuditEntry>,
     /// The original system's reward entries (no `relatedTransaction`).
     pub legacy_entries: u64,
+    /// The gifts pool's document balance, milli-points, once built.
+    pub gifts_pool: Option<i64>,
+    /// The app's formula over the whole ledger, milli-points.
+    pub gifts_ledger: i128,
 }
 
 /// One broken promise.
@@ -150,6 +163,13 @@ pub enum Violation {
         #[serde(serialize_with = "plain::id")]
         job_id: ObjectId,
     },
+    GiftsPoolMismatch {
+        pool_milli: i64,
+        ledger_milli: String,
+    },
+    GiftsPoolNegative {
+        pool_milli: i64,
+    },
 }
 
 /// What the audit read and what it found.
@@ -170,6 +190,10 @@ pub struct AuditReport {
     pub jobs_by_status: JobsByStatus,
     /// Σ R of completed purchases, milli-points.
     pub rewards_completed_milli: String,
+    /// The gifts pool's document balance (absent until a batch built it), milli-points.
+    pub gifts_pool_milli: Option<String>,
+    /// The app's gifts pool formula over the ledger, milli-points.
+    pub gifts_ledger_milli: String,
     pub violations: Vec<Violation>,
 }
 
@@ -241,7 +265,11 @@ pub fn check(facts: &AuditFacts) -> AuditReport {
         let entries = entries_of.get(&purchase.id).map_or(&[][..], Vec::as_slice);
         if rewards_status == RewardsStatus::Completed {
             rewards_completed += i128::from(purchase.reward_points);
-            let credited: i128 = entries.iter().map(|e| i128::from(e.amount)).sum();
+            let credited: i128 = entries
+                .iter()
+                .filter(|e| !e.kind.spends_the_gifts_pool())
+                .map(|e| i128::from(e.amount))
+                .sum();
             if credited != i128::from(purchase.reward_points) {
                 violations.push(Violation::RewardNotConserved {
                     purchase_id: purchase.id,
@@ -314,6 +342,18 @@ pub fn check(facts: &AuditFacts) -> AuditReport {
         });
     }
 
+    if let Some(pool) = facts.gifts_pool {
+        if i128::from(pool) != facts.gifts_ledger {
+            violations.push(Violation::GiftsPoolMismatch {
+                pool_milli: pool,
+                ledger_milli: facts.gifts_ledger.to_string(),
+            });
+        }
+        if pool < 0 {
+            violations.push(Violation::GiftsPoolNegative { pool_milli: pool });
+        }
+    }
+
     let mut by_status = JobsByStatus::default();
     for job in &facts.jobs {
         match job.status {
@@ -334,6 +374,8 @@ pub fn check(facts: &AuditFacts) -> AuditReport {
         legacy_entries: facts.legacy_entries,
         jobs_by_status: by_status,
         rewards_completed_milli: rewards_completed.to_string(),
+        gifts_pool_milli: facts.gifts_pool.map(|p| p.to_string()),
+        gifts_ledger_milli: facts.gifts_ledger.to_string(),
         violations,
     }
 }
@@ -392,6 +434,7 @@ impl Store {
                 "rewardLog.treeDistributed": 1,
                 "rewardLog.giftsFinal": 1,
                 "rewardLog.appFinal": 1,
+                "rewardLog.direct.amount": 1,
             })
             .await?;
         while let Some(purchase) = cursor.try_next().await? {
@@ -399,10 +442,16 @@ impl Store {
                 .get_document("rewardLog")
                 .ok()
                 .map(|log| {
+                    let direct = log
+                        .get_document("direct")
+                        .ok()
+                        .and_then(|d| milli(d, "amount"))
+                        .map_or(0, i128::from);
                     ["treeDistributed", "giftsFinal", "appFinal"]
                         .iter()
                         .map(|key| field(log, key, milli).map(i128::from))
                         .sum::<Result<i128, StoreError>>()
+                        .map(|sum| sum + direct)
                 })
                 .transpose()?;
             // The original's purchases are counted, not checked: their amounts are not read.
@@ -474,6 +523,31 @@ impl Store {
             });
         }
 
+        // The gifts pool as the app computes it, over every completed entry (the app's too),
+        // added up exactly here.
+        let pool_types: Vec<&str> = crate::rewards::GIFTS_POOL_TYPES
+            .iter()
+            .map(|t| t.as_str())
+            .collect();
+        let mut gifts_ledger: i128 = 0;
+        let mut cursor = raw(crate::collections::TRANSACTIONS)
+            .find(doc! {"type": {"$in": pool_types}, "status": "completed"})
+            .projection(doc! {"type": 1, "amount": 1})
+            .await?;
+        while let Some(entry) = cursor.try_next().await? {
+            let amount = i128::from(field(&entry, "amount", milli)?);
+            if entry.get_str("type") == Ok(TransactionType::GiftsReward.as_str()) {
+                gifts_ledger += amount;
+            } else {
+                gifts_ledger -= amount;
+            }
+        }
+        let gifts_pool = raw(crate::collections::REWARD_POOLS)
+            .find_one(doc! {"_id": crate::rewards::GIFTS_POOL_ID})
+            .await?
+            .map(|pool| field(&pool, "balance", milli))
+            .transpose()?;
+
         Ok(check(&AuditFacts {
             customers,
             negative_wallets,
@@ -481,6 +555,8 @@ impl Store {
             jobs,
             entries,
             legacy_entries,
+            gifts_pool,
+            gifts_ledger,
         }))
     }
 }
@@ -543,7 +619,35 @@ mod tests {
                 entry(1, TransactionType::AppReward, "pool:app", 150),
             ],
             legacy_entries: 0,
+            gifts_pool: None,
+            gifts_ledger: 250,
         }
+    }
+
+    #[test]
+    fn pool_gifts_are_outside_r_and_the_pool_must_match_the_ledger() {
+        let mut facts = healthy();
+        // A signup gift of 50 to the buyer, from the pool: R is still conserved.
+        facts
+            .entries
+            .push(entry(1, TransactionType::SignupGiftsReward, "c0", 50));
+        facts.gifts_ledger = 200;
+        facts.gifts_pool = Some(200);
+        assert!(check(&facts).is_clean(), "{:?}", check(&facts).violations);
+        facts.gifts_pool = Some(250);
+        assert_eq!(
+            check(&facts).violations,
+            [Violation::GiftsPoolMismatch {
+                pool_milli: 250,
+                ledger_milli: "200".into()
+            }]
+        );
+        facts.gifts_pool = Some(-1);
+        facts.gifts_ledger = -1;
+        assert_eq!(
+            check(&facts).violations,
+            [Violation::GiftsPoolNegative { pool_milli: -1 }]
+        );
     }
 
     #[test]

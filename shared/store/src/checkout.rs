@@ -26,7 +26,7 @@ use mall_domain::checkout::{
     price_cart, CartError, CartLine, CheckoutRequest, IdempotencyKey, Offer, PricedCart,
     RawQuantity,
 };
-use mall_domain::{MilliPoints, RewardPolicy, RewardSplit};
+use mall_domain::{AppSettings, MilliPoints, RewardPolicy, RewardSplit};
 use mongodb::bson::{doc, oid::ObjectId, Bson, DateTime, Document};
 use mongodb::error::Error;
 use mongodb::ClientSession;
@@ -38,9 +38,23 @@ use crate::documents::{
 };
 use crate::error::{is_topology_unknown, is_unreachable};
 use crate::failpoints::Failpoint;
+use crate::settings::SettingsReading;
 use crate::store::collections;
 use crate::transaction::{TransactionFailure, TransactionRetry};
 use crate::Store;
+
+/// Which economy a checkout splits by.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Economy {
+    /// A fixed basis-point split: the command's policy (the documents' rules, or `original`).
+    Split,
+    /// The app's current economy: R split by the admin's `rewardsettings`, read inside the
+    /// transaction; the job records them and whether this is the buyer's first purchase.
+    Current {
+        /// The deployment lets jobs pay level gifts (`REWARD_LEVEL_GIFTS`).
+        level_gifts_allowed: bool,
+    },
+}
 
 /// What one checkout asks for, validated.
 #[derive(Clone, Copy, Debug)]
@@ -49,15 +63,25 @@ pub struct CheckoutCommand<'a> {
     pub customer_id: ObjectId,
     pub request: &'a CheckoutRequest,
     pub idempotency_key: Option<&'a IdempotencyKey>,
-    /// The policy that splits the reward now; the job keeps a copy.
+    /// The tree rules (and, for a fixed split, the split) in force now; the job keeps a copy.
     pub policy: &'a RewardPolicy,
+    pub economy: Economy,
     pub job_max_attempts: i32,
+}
+
+/// What a job of the current economy is paid by, fixed at its checkout.
+#[derive(Clone, Debug)]
+pub(crate) struct CurrentTerms {
+    pub settings: AppSettings,
+    pub first_purchase: bool,
 }
 
 /// What the buyer is told: the same for the first request and for every replay of its key.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CheckoutReceipt {
     pub transaction_id: ObjectId,
+    /// The purchase's `TXN…` reference, as the app shows it.
+    pub reference: String,
     pub job_id: ObjectId,
     pub cart_total: MilliPoints,
     pub new_wallet_balance: MilliPoints,
@@ -142,6 +166,12 @@ struct CheckoutSnapshot {
     products: Vec<Document>,
     #[serde(default)]
     existing: Vec<PurchaseDoc>,
+    /// The admin's settings document (the oldest), in the current economy.
+    #[serde(default)]
+    settings: Vec<Document>,
+    /// One earlier completed purchase of the buyer, if any (current economy).
+    #[serde(default)]
+    earlier_purchases: Vec<Document>,
 }
 
 #[derive(Deserialize)]
@@ -238,7 +268,7 @@ impl Store {
         let customer = command.customer_id;
         let fingerprint = command.request.fingerprint();
         let snapshot = self
-            .read_checkout_snapshot(session, customer, command.idempotency_key)
+            .read_checkout_snapshot(session, customer, command.idempotency_key, command.economy)
             .await?
             .ok_or(AttemptError::Refused(CheckoutError::CustomerNotFound))?;
 
@@ -260,8 +290,28 @@ impl Store {
                 available: balance,
             }));
         }
-        let split = RewardSplit::of(cart.reward_points, command.policy)
-            .map_err(|e| internal(e.to_string()))?;
+        let (split, terms) = match command.economy {
+            Economy::Split => (
+                RewardSplit::of(cart.reward_points, command.policy)
+                    .map_err(|e| internal(e.to_string()))?,
+                None,
+            ),
+            Economy::Current {
+                level_gifts_allowed,
+            } => {
+                let reading = SettingsReading::of(snapshot.settings.first());
+                reading.report_problems();
+                let mut settings = reading.settings;
+                settings.level_gifts_enabled &= level_gifts_allowed;
+                (
+                    settings.split(cart.reward_points),
+                    Some(CurrentTerms {
+                        settings,
+                        first_purchase: snapshot.earlier_purchases.is_empty(),
+                    }),
+                )
+            }
+        };
         let new_balance = balance
             .checked_sub(cart.total)
             .map_err(|e| internal(e.to_string()))?;
@@ -316,13 +366,17 @@ impl Store {
         self.failpoints()
             .check(Failpoint::CheckoutBeforeJobInsert)?;
         self.checkout_jobs()
-            .insert_one(crate::queue::enqueued(
-                &purchase,
-                split,
-                command.policy,
-                command.job_max_attempts,
-                now,
-            ))
+            .insert_one(
+                crate::queue::enqueued(
+                    &purchase,
+                    split,
+                    command.policy,
+                    terms.as_ref(),
+                    command.job_max_attempts,
+                    now,
+                )
+                .map_err(|e| internal(e.to_string()))?,
+            )
             .session(&mut *session)
             .await?;
         self.failpoints().check(Failpoint::CheckoutBeforeCommit)?;
@@ -336,6 +390,7 @@ impl Store {
         session: &mut ClientSession,
         customer: ObjectId,
         key: Option<&IdempotencyKey>,
+        economy: Economy,
     ) -> Result<Option<CheckoutSnapshot>, AttemptError> {
         let mut pipeline = vec![
             doc! {"$match": {"_id": customer}},
@@ -368,6 +423,21 @@ impl Store {
                     {"$limit": 1},
                 ],
                 "as": "existing",
+            }});
+        }
+        if let Economy::Current { .. } = economy {
+            // The settings in force, and whether the buyer has bought before (as the app
+            // counts it: a completed purchase), read in this transaction's snapshot.
+            pipeline.push(crate::settings::lookup_settings("settings"));
+            pipeline.push(doc! {"$lookup": {
+                "from": collections::TRANSACTIONS,
+                "localField": "_id", "foreignField": "customerId",
+                "pipeline": [
+                    {"$match": {"type": "purchase", "status": ENTRY_COMPLETED}},
+                    {"$limit": 1},
+                    {"$project": {"_id": 1}},
+                ],
+                "as": "earlierPurchases",
             }});
         }
         let mut cursor = self
@@ -492,6 +562,7 @@ fn purchase_doc(
         gifts_points_share: split.gifts,
         tree_points_share: split.tree,
         tree_distribution: vec![],
+        reward_split: Some(split.into()),
         rewards_status: RewardsStatus::Processing,
         job_id: ObjectId::new(),
         wallet_balance_after: balance_after,
@@ -503,25 +574,31 @@ fn purchase_doc(
     }
 }
 
-/// The receipt of a recorded purchase. The gifts share is derived (`R − app − tree`) because the
-/// job later overwrites `giftsPointsShare` with the final pool, while app and tree never change.
+/// The receipt of a recorded purchase: the split as made at checkout (`rewardSplit`; the job
+/// later rewrites the app's share fields with the final pools). A purchase from before that
+/// field derives its gifts share (`R − app − tree`): its job rewrote only `giftsPointsShare`.
 fn receipt_of(purchase: &PurchaseDoc, replayed: bool) -> Result<CheckoutReceipt, AttemptError> {
-    let gifts = purchase
-        .reward_points_earned
-        .checked_sub(purchase.app_points_share)
-        .and_then(|rest| rest.checked_sub(purchase.tree_points_share))
-        .map_err(|e| AttemptError::Refused(CheckoutError::Internal(e.to_string())))?;
+    let split = match purchase.reward_split {
+        Some(split) => split.into(),
+        None => RewardSplit {
+            app: purchase.app_points_share,
+            gifts: purchase
+                .reward_points_earned
+                .checked_sub(purchase.app_points_share)
+                .and_then(|rest| rest.checked_sub(purchase.tree_points_share))
+                .map_err(|e| AttemptError::Refused(CheckoutError::Internal(e.to_string())))?,
+            tree: purchase.tree_points_share,
+            referral: MilliPoints::ZERO,
+        },
+    };
     Ok(CheckoutReceipt {
         transaction_id: purchase.id,
+        reference: purchase.reference.clone(),
         job_id: purchase.job_id,
         cart_total: purchase.cart_total,
         new_wallet_balance: purchase.wallet_balance_after,
         reward_points: purchase.reward_points_earned,
-        split: RewardSplit {
-            app: purchase.app_points_share,
-            gifts,
-            tree: purchase.tree_points_share,
-        },
+        split,
         replayed,
     })
 }
@@ -570,6 +647,19 @@ pub struct PurchaseWithJob {
 impl PurchaseWithJob {
     pub fn job(&self) -> Option<&CheckoutJobDoc> {
         self.jobs.first()
+    }
+
+    /// The split as made at checkout, whatever the job rewrote since.
+    pub fn checkout_split(&self) -> RewardSplit {
+        match receipt_of(&self.purchase, false) {
+            Ok(receipt) => receipt.split,
+            Err(_) => RewardSplit {
+                app: self.purchase.app_points_share,
+                gifts: self.purchase.gifts_points_share,
+                tree: self.purchase.tree_points_share,
+                referral: MilliPoints::ZERO,
+            },
+        }
     }
 }
 

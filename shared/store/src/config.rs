@@ -68,7 +68,9 @@ pub fn integer<F: Fn(&str) -> Option<String>>(
 }
 
 /// The queue's settings: `JOB_LEASE_SECONDS` (default 300), `JOB_BACKOFF_BASE_SECONDS` (30),
-/// `JOB_MAX_ATTEMPTS` (3) and `JOB_RETENTION_DAYS` (7, how long completed jobs are kept).
+/// `JOB_MAX_ATTEMPTS` (3), `JOB_RETENTION_DAYS` (unset: completed jobs are kept for good, as the
+/// app's jobs dashboard expects; a number of days opts in to their removal) and
+/// `REWARD_LEVEL_GIFTS` (`on`, the default, or `off`).
 pub fn queue_settings<F: Fn(&str) -> Option<String>>(
     lookup: F,
 ) -> Result<crate::queue::QueueSettings, ConfigError> {
@@ -82,7 +84,44 @@ pub fn queue_settings<F: Fn(&str) -> Option<String>>(
             base: seconds(integer(&lookup, "JOB_BACKOFF_BASE_SECONDS", 30, 0, 86_400)?),
             cap: defaults.retry.cap,
         },
-        retention: seconds(integer(&lookup, "JOB_RETENTION_DAYS", 7, 1, 3_650)? * 86_400),
+        retention: match lookup("JOB_RETENTION_DAYS").filter(|v| !v.trim().is_empty()) {
+            None => None,
+            Some(_) => Some(seconds(
+                integer(&lookup, "JOB_RETENTION_DAYS", 7, 1, 3_650)? * 86_400,
+            )),
+        },
+        level_gifts_allowed: level_gifts_allowed(&lookup)?,
+    })
+}
+
+/// `REWARD_LEVEL_GIFTS`: `on` (the default) or `off`. The app never paid its level gifts; a
+/// deployment that must not start paying them at cutover turns them off.
+pub fn level_gifts_allowed<F: Fn(&str) -> Option<String>>(lookup: F) -> Result<bool, ConfigError> {
+    match lookup("REWARD_LEVEL_GIFTS").as_deref().map(str::trim) {
+        None | Some("") | Some("on") => Ok(true),
+        Some("off") => Ok(false),
+        Some(other) => Err(ConfigError::Invalid {
+            name: "REWARD_LEVEL_GIFTS",
+            reason: format!("{other:?} is neither on nor off"),
+        }),
+    }
+}
+
+/// The checkout's economy: the app's current one when `REWARD_POLICY` names the `current`
+/// preset, else the policy's fixed split.
+pub fn economy<F: Fn(&str) -> Option<String>>(
+    lookup: F,
+) -> Result<crate::checkout::Economy, ConfigError> {
+    let current = lookup("REWARD_POLICY")
+        .filter(|v| !v.trim().is_empty())
+        .and_then(|json| RewardPolicy::preset_named_in(&json))
+        == Some(mall_domain::PolicyPreset::Current);
+    Ok(if current {
+        crate::checkout::Economy::Current {
+            level_gifts_allowed: level_gifts_allowed(&lookup)?,
+        }
+    } else {
+        crate::checkout::Economy::Split
     })
 }
 
@@ -216,7 +255,14 @@ mod tests {
         ]))
         .unwrap();
         assert_eq!(queue.lease.as_secs(), 60);
-        assert_eq!(queue.retention.as_secs(), 2 * 86_400);
+        assert_eq!(queue.retention.map(|r| r.as_secs()), Some(2 * 86_400));
+        assert_eq!(queue_settings(vars(&[])).unwrap().retention, None);
+        assert!(
+            !queue_settings(vars(&[("REWARD_LEVEL_GIFTS", "off")]))
+                .unwrap()
+                .level_gifts_allowed
+        );
+        assert!(queue_settings(vars(&[("REWARD_LEVEL_GIFTS", "maybe")])).is_err());
         assert_eq!(queue.retry.base.as_secs(), 30);
         assert!(queue_settings(vars(&[("JOB_LEASE_SECONDS", "0")])).is_err());
         assert_eq!(job_max_attempts(vars(&[("JOB_MAX_ATTEMPTS", "5")])), Ok(5));

@@ -14,7 +14,7 @@ use futures_util::TryStreamExt;
 use mongodb::bson::{doc, Bson, DateTime, Document};
 use serde::Serialize;
 
-use crate::documents::CheckoutJobDoc;
+use crate::documents::{CheckoutJobDoc, JobEra, JobPayloadDoc};
 use crate::error::StoreError;
 use crate::indexes::{IndexState, IndexStatus};
 use crate::store::collections;
@@ -49,9 +49,11 @@ pub struct FieldTypes {
     pub types: Vec<(String, u64)>,
 }
 
-/// The original system's jobs in one state, and what the functions will do with them.
+/// The app's own jobs of one era in one state, and what the functions will do with them.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct LegacyJobs {
+    /// `seed era` (no `payload.directReferralShare`) or `app today` (the app's current checkout).
+    pub era: &'static str,
     pub status: String,
     pub count: u64,
     pub fate: String,
@@ -65,6 +67,40 @@ pub struct UnreadableRecord {
     pub problem: String,
 }
 
+/// An open job of the seed era's app (the oldest first): paid under the `original` preset.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SeedEraJob {
+    pub id: String,
+    pub status: String,
+    pub age_seconds: i64,
+    /// R, in points.
+    pub reward_points: String,
+    /// As the app's workers counted them (the app's current worker parks such jobs at 3).
+    pub attempts: i32,
+}
+
+/// The admin's reward settings as the checkout will apply them.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SettingsView {
+    /// A `rewardsettings` document exists (else the app's defaults apply).
+    pub found: bool,
+    /// Fields that cannot be used: the app's defaults apply instead of the whole document.
+    pub invalid_fields: Vec<String>,
+    pub tree_share: String,
+    pub gifts_share: String,
+    pub referral_share: String,
+    /// `appShare` as configured.
+    pub app_share_configured: String,
+    /// What the app really keeps of R: 1 − tree − gifts − referral.
+    pub app_share_applied: String,
+    /// Points, or none when disabled.
+    pub signup_gift: Option<String>,
+    /// Letter and points of every level gift that will be paid (none when turned off).
+    pub level_gifts_paid: Vec<(String, String)>,
+}
+
 /// Everything `mall cutover check` reports.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -74,6 +110,11 @@ pub struct CutoverReport {
     pub warnings: Vec<String>,
     pub amount_types: Vec<FieldTypes>,
     pub legacy_jobs: Vec<LegacyJobs>,
+    /// The seed era's open jobs, oldest first.
+    pub seed_era_jobs: Vec<SeedEraJob>,
+    /// Jobs claimed by a worker that is not ours within the last lease.
+    pub foreign_claims: u64,
+    pub settings: SettingsView,
     pub indexes: Vec<IndexStatus>,
     pub unreadable_count: u64,
     /// The first [`LISTED_UNREADABLE`] of them.
@@ -110,11 +151,13 @@ impl Unreadable {
 
 impl Store {
     /// Reads the database and reports what the cutover meets; `lease` is the worker's
-    /// (`JOB_LEASE_SECONDS`), which decides when an original `processing` job is abandoned.
+    /// (`JOB_LEASE_SECONDS`), which decides when an original `processing` job is abandoned, and
+    /// `level_gifts_allowed` its `REWARD_LEVEL_GIFTS`.
     pub async fn cutover_check(
         &self,
         now: DateTime,
         lease: Duration,
+        level_gifts_allowed: bool,
     ) -> Result<CutoverReport, StoreError> {
         let mut blockers = Vec::new();
         let mut warnings = Vec::new();
@@ -208,21 +251,46 @@ impl Store {
             }
         }
 
-        // The original's jobs carry no policy of ours; every open job must be readable.
+        // The app's own jobs carry no policy of ours; every open job must be readable.
+        let window = lease.max(crate::queue::ORIGINAL_STALE_AFTER);
         let stale_before = crate::queue::original_worker_gone_before(now, lease);
-        let mut legacy: Vec<(String, u64)> = Vec::new();
+        let defaults = crate::documents::RunTimeFacts {
+            first_purchase: false,
+            settings: mall_domain::AppSettings::app_defaults(),
+            level_gifts_allowed,
+        };
+        let mut legacy: Vec<(&'static str, String, u64)> = Vec::new();
+        let mut seed_era_jobs = Vec::new();
         let mut fresh_processing = 0u64;
         let mut stale_processing = 0u64;
+        let mut foreign_claims = 0u64;
+        let mut app_split_differs = 0u64;
         let mut jobs = raw(collections::CHECKOUT_JOBS)
-            .find(doc! {"status": {"$ne": "completed"}})
+            .find(doc! {"$or": [
+                {"status": {"$ne": "completed"}},
+                {"startedAt": {"$gte": stale_before}},
+            ]})
             .await?;
         while let Some(job) = jobs.try_next().await? {
+            let status = job.get_str("status").unwrap_or("?").to_owned();
+            // A claim by another worker: a `startedAt` within the window that our claim (which
+            // writes `claimedAt` beside it) did not write.
+            if let Ok(started) = job.get_datetime("startedAt") {
+                if *started >= stale_before && job.get_datetime("claimedAt").ok() != Some(started) {
+                    foreign_claims += 1;
+                }
+            }
+            if status == "completed" {
+                continue;
+            }
             let parsed = crate::documents::read_document::<CheckoutJobDoc>(job.clone());
-            let is_legacy = match &parsed {
-                Ok(parsed) => parsed.is_legacy(),
-                Err(_) => job
-                    .get_document("payload")
-                    .map_or(true, |p| !p.contains_key("policy")),
+            let era = match &parsed {
+                Ok(parsed) => parsed.payload.era(),
+                Err(_) => match job.get_document("payload") {
+                    Ok(p) if p.contains_key("policy") => JobEra::OursSplit,
+                    Ok(p) if p.contains_key("directReferralShare") => JobEra::AppCurrent,
+                    _ => JobEra::SeedEra,
+                },
             };
             match &parsed {
                 Err(e) => unreadable.add(
@@ -231,20 +299,35 @@ impl Store {
                     format!("{e}: the worker will fail it"),
                 ),
                 Ok(parsed) if parsed.status != crate::documents::JobStatus::Failed => {
-                    if let Err(e) = parsed.payload.paying_policy() {
+                    if let Err(e) = parsed.payload.paying_terms(&defaults) {
                         unreadable.add(
                             collections::CHECKOUT_JOBS,
                             &job,
                             format!("{e}: the worker will fail it"),
                         );
                     }
+                    if era == JobEra::AppCurrent && app_share_differs(&parsed.payload) {
+                        app_split_differs += 1;
+                    }
+                    if era == JobEra::SeedEra {
+                        seed_era_jobs.push(SeedEraJob {
+                            id: parsed.id.to_hex(),
+                            status: status.clone(),
+                            age_seconds: (now.timestamp_millis()
+                                - parsed.created_at.timestamp_millis())
+                                / 1000,
+                            reward_points: parsed.payload.reward_points.to_string(),
+                            attempts: parsed.attempts,
+                        });
+                    }
                 }
                 Ok(_) => {}
             }
-            if !is_legacy {
-                continue;
-            }
-            let status = job.get_str("status").unwrap_or("?").to_owned();
+            let era_name = match era {
+                JobEra::SeedEra => "seed era",
+                JobEra::AppCurrent => "app today",
+                JobEra::OursSplit | JobEra::OursCurrent => continue,
+            };
             if status == "processing" && !job.contains_key("claimToken") {
                 // As the claim decides: `startedAt`, or `updatedAt` when it never said.
                 let touched = job
@@ -255,45 +338,105 @@ impl Store {
                     _ => fresh_processing += 1,
                 }
             }
-            match legacy.iter_mut().find(|(s, _)| *s == status) {
-                Some((_, n)) => *n += 1,
-                None => legacy.push((status, 1)),
+            match legacy
+                .iter_mut()
+                .find(|(e, s, _)| *e == era_name && *s == status)
+            {
+                Some((_, _, n)) => *n += 1,
+                None => legacy.push((era_name, status, 1)),
             }
         }
-        let completed = raw(collections::CHECKOUT_JOBS)
-            .count_documents(doc! {"status": "completed", "payload.policy": {"$exists": false}})
-            .await?;
-        if completed > 0 {
-            legacy.push(("completed".into(), completed));
+        seed_era_jobs.sort_by_key(|j| std::cmp::Reverse(j.age_seconds));
+        for (era_name, with_share) in [("seed era", false), ("app today", true)] {
+            let completed = raw(collections::CHECKOUT_JOBS)
+                .count_documents(
+                    doc! {"status": "completed", "payload.policy": {"$exists": false},
+                    "payload.directReferralShare": {"$exists": with_share}},
+                )
+                .await?;
+            if completed > 0 {
+                legacy.push((era_name, "completed".into(), completed));
+            }
         }
         legacy.sort();
         let legacy_jobs = legacy
             .into_iter()
-            .map(|(status, count)| {
-                let fate = match status.as_str() {
-                    "pending" => "paid once by the worker, under the original's split (policy preset \"original\")".to_owned(),
-                    "processing" => format!(
-                        "{stale_processing} abandoned by a dead original worker: reclaimed and paid once by the worker (review its partial writes: the original's worker was not transactional); {fresh_processing} started less than {} s ago",
-                        lease.max(crate::queue::ORIGINAL_STALE_AFTER).as_secs()
+            .map(|(era, status, count)| {
+                let fate = match (era, status.as_str()) {
+                    ("seed era", "pending") => "paid once by the worker, under the seed era's split (policy preset \"original\"), whatever attempts the app's workers counted".to_owned(),
+                    (_, "pending") => "paid once by the worker, under the current economy from the split the app recorded (first purchase and gifts decided when the job runs, as the app does)".to_owned(),
+                    (_, "processing") => format!(
+                        "{stale_processing} abandoned by a dead worker of the app: reclaimed and paid once by the worker (review its partial writes: the app's worker is not transactional); {fresh_processing} started less than {} s ago",
+                        window.as_secs()
                     ),
-                    "failed" => "left failed; re-drivable with `mall jobs redrive`".to_owned(),
-                    "completed" => "kept as history; their purchases are audited as legacy".to_owned(),
+                    (_, "failed") => "left failed; re-drivable with `mall jobs redrive`".to_owned(),
+                    (_, "completed") => "kept as history; their purchases are audited as legacy".to_owned(),
                     _ => "not a status the worker knows: left alone".to_owned(),
                 };
-                LegacyJobs { status, count, fate }
+                LegacyJobs { era, status, count, fate }
             })
             .collect();
-        if fresh_processing > 0 {
+        if fresh_processing > 0 || foreign_claims > 0 {
             blockers.push(format!(
-                "{fresh_processing} original job(s) went `processing` less than {} s ago (or carry no time at all): an original worker is still running; stop it (pm2 stop checkout-worker) and check again",
-                lease.max(crate::queue::ORIGINAL_STALE_AFTER).as_secs()
+                "{} job(s) were claimed less than {} s ago by a worker that is not ours (or carry no time at all): an original worker is still running — the app starts its worker from app.js in every API process; turn it off there and redeploy (runbook step 2), then check again",
+                fresh_processing.max(foreign_claims),
+                window.as_secs()
             ));
         }
         if stale_processing > 0 {
             warnings.push(format!(
-                "{stale_processing} original job(s) were left `processing` by a killed worker; the worker pays them again in full, after any reward entries the original wrote before it died"
+                "{stale_processing} job(s) of the app were left `processing` by a killed worker; the worker pays them again in full, after any reward entries the app's worker wrote before it died"
             ));
         }
+        if app_split_differs > 0 {
+            warnings.push(format!(
+                "{app_split_differs} pending job(s) of the app record shares that do not add up to R (its appShare plus the others is not 1): they are paid as recorded, the app's entry taking what tree, gifts and the direct-referral share leave of R"
+            ));
+        }
+
+        let reading = self.reward_settings().await?;
+        let applied = reading
+            .settings
+            .split(mall_domain::MilliPoints::from_milli(1_000_000_000));
+        let as_share = |part: mall_domain::MilliPoints| {
+            mall_domain::Share::parse(&format!("{}e-9", part.as_milli()))
+                .map(|s| s.to_string())
+                .unwrap_or_default()
+        };
+        let level_gifts_paid: Vec<(String, String)> = reading
+            .settings
+            .payable_level_gifts()
+            .filter(|_| level_gifts_allowed)
+            .map(|gifts| {
+                gifts
+                    .iter()
+                    .map(|(level, amount)| (level.to_string(), amount.to_string()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        if !reading.problems.is_empty() {
+            warnings.push(format!(
+                "the reward settings cannot be used ({}): checkouts apply the app's defaults and count InvalidRewardSettings",
+                reading.problems.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")
+            ));
+        }
+        if !level_gifts_paid.is_empty() {
+            warnings.push(format!(
+                "level gifts will start being paid from the gifts pool ({}): the app never paid them; set REWARD_LEVEL_GIFTS=off to keep its behaviour",
+                level_gifts_paid.iter().map(|(l, p)| format!("{l} {p}")).collect::<Vec<_>>().join(", ")
+            ));
+        }
+        let settings = SettingsView {
+            found: reading.found,
+            invalid_fields: reading.problems.iter().map(|p| p.field.clone()).collect(),
+            tree_share: reading.settings.tree_share.to_string(),
+            gifts_share: reading.settings.gifts_share.to_string(),
+            referral_share: reading.settings.referral_share.to_string(),
+            app_share_configured: reading.settings.app_share.to_string(),
+            app_share_applied: as_share(applied.app),
+            signup_gift: reading.settings.signup_gift.map(|g| g.to_string()),
+            level_gifts_paid,
+        };
 
         let indexes = self.inspect_indexes().await?;
         for index in &indexes {
@@ -327,9 +470,22 @@ impl Store {
             warnings,
             amount_types,
             legacy_jobs,
+            seed_era_jobs,
+            foreign_claims,
+            settings,
             indexes,
             unreadable_count: unreadable.count,
             unreadable: unreadable.listed,
         })
     }
+}
+
+/// The app's recorded share of R differs from what the other three leave (its shares do not add
+/// up to 1) by more than rounding.
+fn app_share_differs(payload: &JobPayloadDoc) -> bool {
+    let rest = payload.reward_points.as_milli()
+        - payload.tree_points_share.as_milli()
+        - payload.gifts_points_share.as_milli()
+        - payload.direct_referral_share.unwrap_or_default().as_milli();
+    (rest - payload.app_points_share.as_milli()).abs() > 2
 }

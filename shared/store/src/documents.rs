@@ -8,8 +8,8 @@
 
 use mall_domain::reward::SkipReason;
 use mall_domain::{
-    ChainEnd, Level, MilliPoints, PayoutKind, PolicyOverrides, PolicyPreset, RewardPlan,
-    RewardPolicy, RewardSplit,
+    ChainEnd, DirectKind, GiftKind, JobTerms, Level, MilliPoints, PayoutKind, PolicyOverrides,
+    PolicyPreset, PoolGift, RewardPlan, RewardPolicy, RewardSplit, TodayTerms,
 };
 use mongodb::bson::{oid::ObjectId, Bson, DateTime, Document};
 use serde::{Deserialize, Serialize};
@@ -125,6 +125,36 @@ pub enum TransactionType {
     TreeRewardShared,
     GiftsReward,
     AppReward,
+    /// The app's current economy: D to the parent (first purchase) or the buyer (cashback).
+    DirectReferralReward,
+    /// The signup gift, from the gifts pool.
+    SignupGiftsReward,
+    /// A level gift, from the gifts pool.
+    LevelGiftReward,
+}
+
+impl TransactionType {
+    /// The app's type string.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            TransactionType::Purchase => "purchase",
+            TransactionType::TreeReward => "tree_reward",
+            TransactionType::TreeRewardShared => "tree_reward_shared",
+            TransactionType::GiftsReward => "gifts_reward",
+            TransactionType::AppReward => "app_reward",
+            TransactionType::DirectReferralReward => "direct_referral_reward",
+            TransactionType::SignupGiftsReward => "signup_gifts_reward",
+            TransactionType::LevelGiftReward => "level_gift_reward",
+        }
+    }
+
+    /// Paid out of the gifts pool (outside R).
+    pub const fn spends_the_gifts_pool(self) -> bool {
+        matches!(
+            self,
+            TransactionType::SignupGiftsReward | TransactionType::LevelGiftReward
+        )
+    }
 }
 
 /// `transactions.rewardsStatus` of a purchase.
@@ -186,6 +216,10 @@ pub struct PurchaseDoc {
     #[serde(default)]
     pub tree_distribution: Vec<TreeDistributionEntryDoc>,
     // Ours.
+    /// The split as made at checkout (the job later rewrites the app's share fields with the
+    /// final pools; this stays what the buyer was told).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reward_split: Option<RewardSplitDoc>,
     pub rewards_status: RewardsStatus,
     /// The reward job created with this purchase.
     pub job_id: ObjectId,
@@ -204,6 +238,42 @@ pub struct PurchaseDoc {
     pub reward_log: Option<TreeDistributionDoc>,
     pub created_at: DateTime,
     pub updated_at: DateTime,
+}
+
+/// The split of R made at checkout, in points.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RewardSplitDoc {
+    #[serde(with = "crate::amount::points")]
+    pub app: MilliPoints,
+    #[serde(with = "crate::amount::points")]
+    pub gifts: MilliPoints,
+    #[serde(with = "crate::amount::points")]
+    pub tree: MilliPoints,
+    #[serde(with = "crate::amount::points")]
+    pub referral: MilliPoints,
+}
+
+impl From<RewardSplit> for RewardSplitDoc {
+    fn from(split: RewardSplit) -> Self {
+        RewardSplitDoc {
+            app: split.app,
+            gifts: split.gifts,
+            tree: split.tree,
+            referral: split.referral,
+        }
+    }
+}
+
+impl From<RewardSplitDoc> for RewardSplit {
+    fn from(split: RewardSplitDoc) -> Self {
+        RewardSplit {
+            app: split.app,
+            gifts: split.gifts,
+            tree: split.tree,
+            referral: split.referral,
+        }
+    }
 }
 
 /// A cart line as bought, in the app's shape, with the unit reward beside it.
@@ -286,7 +356,11 @@ impl RewardEntryDoc {
     pub fn credits_a_wallet(&self) -> bool {
         matches!(
             self.kind,
-            TransactionType::TreeReward | TransactionType::TreeRewardShared
+            TransactionType::TreeReward
+                | TransactionType::TreeRewardShared
+                | TransactionType::DirectReferralReward
+                | TransactionType::SignupGiftsReward
+                | TransactionType::LevelGiftReward
         )
     }
 }
@@ -322,7 +396,53 @@ pub struct TreeDistributionDoc {
     /// The policy that paid the job (a legacy job's is the original's preset).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub policy: Option<PolicyOverrides>,
+    /// The direct-referral share paid to a wallet (the current economy).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub direct: Option<DirectLogDoc>,
+    /// Gifts paid from the gifts pool (outside R).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub gifts: Vec<GiftLogDoc>,
+    /// Gifts due that the pool did not cover (not paid).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub gifts_uncovered: Vec<GiftLogDoc>,
     pub processed_at: DateTime,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DirectLogDoc {
+    pub customer_id: ObjectId,
+    /// `referral` (the parent, at a first purchase) or `cashback` (the buyer).
+    pub kind: String,
+    #[serde(with = "crate::amount::points")]
+    pub amount: MilliPoints,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GiftLogDoc {
+    pub customer_id: ObjectId,
+    /// `signup` or `level`.
+    pub kind: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub level: Option<Level>,
+    #[serde(with = "crate::amount::points")]
+    pub amount: MilliPoints,
+}
+
+impl GiftLogDoc {
+    fn of(gift: &PoolGift<ObjectId>) -> Self {
+        let (kind, level) = match gift.kind {
+            GiftKind::Signup => ("signup", None),
+            GiftKind::Level(level) => ("level", Some(level)),
+        };
+        GiftLogDoc {
+            customer_id: gift.id,
+            kind: kind.to_owned(),
+            level,
+            amount: gift.amount,
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -406,6 +526,17 @@ impl TreeDistributionDoc {
                 ChainEnd::MissingParent(id) => Some(id),
             },
             policy: Some(policy.to_overrides()),
+            direct: plan.direct.as_ref().map(|d| DirectLogDoc {
+                customer_id: d.id,
+                kind: match d.kind {
+                    DirectKind::Referral => "referral",
+                    DirectKind::Cashback => "cashback",
+                }
+                .to_owned(),
+                amount: d.amount,
+            }),
+            gifts: plan.gifts.iter().map(GiftLogDoc::of).collect(),
+            gifts_uncovered: plan.gifts_uncovered.iter().map(GiftLogDoc::of).collect(),
             processed_at,
         }
     }
@@ -436,8 +567,17 @@ pub struct CheckoutJobDoc {
     /// The buyer.
     pub customer_id: ObjectId,
     pub status: JobStatus,
-    /// Claims so far, counted when a claim is made.
+    /// Claims so far by any worker (the app's jobs dashboard reads it; the app's own worker adds
+    /// two per claim).
     pub attempts: i32,
+    /// Our own claims so far: what `maxAttempts` counts. Absent until our first claim of a job the
+    /// app queued (its attempts are the app's worker's, not ours).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub claims: Option<i32>,
+    /// When our last claim was made (it also sets `startedAt`: a `startedAt` that differs was
+    /// written by another worker).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub claimed_at: Option<DateTime>,
     #[serde(default = "default_max_attempts")]
     pub max_attempts: i32,
     /// When the job is due; absent on the original's jobs (due at once).
@@ -479,13 +619,15 @@ fn default_max_attempts() -> i32 {
 }
 
 impl CheckoutJobDoc {
-    /// Written by the original system (it carries no policy of ours).
+    /// Written by the app's own checkout, of either era (it carries no policy of ours).
     pub fn is_legacy(&self) -> bool {
         self.payload.policy.is_none()
     }
 }
 
-/// What checkout computed, in points, so the job pays exactly what the buyer was shown.
+/// What checkout computed, in points, so the job pays exactly what the buyer was shown. Every
+/// job we write satisfies the app's current job schema (its five payload numbers), so the app's
+/// jobs dashboard — and, after a rollback, its worker — can read and pay it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct JobPayloadDoc {
@@ -498,22 +640,166 @@ pub struct JobPayloadDoc {
     pub gifts_points_share: MilliPoints,
     #[serde(with = "crate::amount::points")]
     pub tree_points_share: MilliPoints,
-    /// The policy in force at checkout, every field set; absent on the original's jobs, which
-    /// are paid under its own split (the `original` preset).
+    /// D, the direct-referral share: required by the app's current job schema (0 under a fixed
+    /// split); absent on the seed era's jobs.
+    #[serde(
+        default,
+        with = "crate::amount::optional_points",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub direct_referral_share: Option<MilliPoints>,
+    /// The tree rules in force at checkout, every field set; absent on the app's own jobs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub policy: Option<PolicyOverrides>,
+    /// `current`: a job of the app's current economy made by our checkout.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub economy: Option<String>,
+    /// The buyer had no earlier purchase (decided in the checkout's transaction).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_purchase: Option<bool>,
+    /// The admin's settings at checkout, in the app's `rewardsettings` shape: the gifts this job
+    /// pays, whatever the admin changes later.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub settings: Option<Document>,
+}
+
+/// `payload.economy` of a job of the app's current economy.
+pub const ECONOMY_CURRENT: &str = "current";
+
+/// Who wrote a job, and so what it pays by.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum JobEra {
+    /// Ours, with a fixed basis-point split (`payload.policy`).
+    OursSplit,
+    /// Ours, in the app's current economy (`payload.economy: current`).
+    OursCurrent,
+    /// The app's current checkout (`payload.directReferralShare`, no policy of ours): the current
+    /// economy from its recorded payload, first purchase and gifts decided when it runs.
+    AppCurrent,
+    /// The seed era's app (neither): the `original` preset.
+    SeedEra,
+}
+
+/// What a job of the app's own checkout is paid with that it did not record: decided when the
+/// job runs, as the app decides it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RunTimeFacts {
+    /// The buyer has no other completed purchase.
+    pub first_purchase: bool,
+    /// The settings in force now.
+    pub settings: mall_domain::AppSettings,
+    /// The deployment allows level gifts.
+    pub level_gifts_allowed: bool,
 }
 
 impl JobPayloadDoc {
-    /// The policy that pays this job: the one recorded at checkout, or for the original's jobs
-    /// the original's preset, checked against the split the original charged.
-    pub fn paying_policy(&self) -> Result<RewardPolicy, String> {
-        let policy = match &self.policy {
+    pub fn era(&self) -> JobEra {
+        match (
+            &self.policy,
+            self.economy.as_deref(),
+            self.direct_referral_share,
+        ) {
+            (Some(_), Some(ECONOMY_CURRENT), _) => JobEra::OursCurrent,
+            (Some(_), _, _) => JobEra::OursSplit,
+            (None, _, Some(_)) => JobEra::AppCurrent,
+            (None, _, None) => JobEra::SeedEra,
+        }
+    }
+
+    /// What pays this job: the terms recorded at checkout, or for the app's own jobs its
+    /// era's rules (the facts of `at_run_time` for the app's current jobs).
+    pub fn paying_terms(&self, at_run_time: &RunTimeFacts) -> Result<JobTerms, String> {
+        match self.era() {
+            JobEra::OursSplit | JobEra::SeedEra => self.paying_policy().map(JobTerms::Split),
+            JobEra::OursCurrent => {
+                let rules = self.recorded_policy()?;
+                let settings = match &self.settings {
+                    Some(copy) => crate::settings::raw_settings(copy).resolve().map_err(|p| {
+                        format!(
+                            "the job's settings cannot be read: {}",
+                            p.iter()
+                                .map(ToString::to_string)
+                                .collect::<Vec<_>>()
+                                .join("; ")
+                        )
+                    })?,
+                    None => return Err("the job records no settings".into()),
+                };
+                Ok(JobTerms::Today(TodayTerms {
+                    rules,
+                    split: self.recorded_split(true)?,
+                    first_purchase: self
+                        .first_purchase
+                        .ok_or("the job does not record whether it was a first purchase")?,
+                    signup_gift: settings.signup_gift,
+                    level_gifts: settings.payable_level_gifts(),
+                }))
+            }
+            JobEra::AppCurrent => Ok(JobTerms::Today(TodayTerms {
+                rules: RewardPolicy::preset(PolicyPreset::Current),
+                split: self.recorded_split(false)?,
+                first_purchase: at_run_time.first_purchase,
+                signup_gift: at_run_time.settings.signup_gift,
+                level_gifts: at_run_time
+                    .settings
+                    .payable_level_gifts()
+                    .filter(|_| at_run_time.level_gifts_allowed),
+            })),
+        }
+    }
+
+    /// The split a job of the current economy recorded. Ours add up to R exactly; the app's
+    /// checkout multiplied doubles by shares that need not add up to 1, so for its jobs the
+    /// app's part is what the other three leave of R (never below zero).
+    fn recorded_split(&self, exact: bool) -> Result<RewardSplit, String> {
+        let referral = self.direct_referral_share.unwrap_or_default();
+        let parts = [
+            self.tree_points_share,
+            self.gifts_points_share,
+            referral,
+            self.app_points_share,
+        ];
+        if parts.iter().any(|p| p.is_negative()) || self.reward_points.is_negative() {
+            return Err("the job's payload has a negative amount".into());
+        }
+        let rest = self
+            .reward_points
+            .checked_sub(self.tree_points_share)
+            .and_then(|r| r.checked_sub(self.gifts_points_share))
+            .and_then(|r| r.checked_sub(referral))
+            .map_err(|e| e.to_string())?;
+        if rest.is_negative() || (exact && rest != self.app_points_share) {
+            return Err(format!(
+                "the job's split (tree {} + gifts {} + direct referral {} + app {}) does not \
+                 add up to R = {}",
+                self.tree_points_share,
+                self.gifts_points_share,
+                referral,
+                self.app_points_share,
+                self.reward_points
+            ));
+        }
+        Ok(RewardSplit {
+            app: rest,
+            gifts: self.gifts_points_share,
+            tree: self.tree_points_share,
+            referral,
+        })
+    }
+
+    fn recorded_policy(&self) -> Result<RewardPolicy, String> {
+        match &self.policy {
             Some(policy) => policy
                 .resolve()
-                .map_err(|e| format!("the job's policy is invalid: {e}"))?,
-            None => RewardPolicy::preset(PolicyPreset::Original),
-        };
+                .map_err(|e| format!("the job's policy is invalid: {e}")),
+            None => Ok(RewardPolicy::preset(PolicyPreset::Original)),
+        }
+    }
+
+    /// The policy that pays a job of a fixed split: the one recorded at checkout, or for the
+    /// seed era's jobs the original's preset, checked against the split the original charged.
+    pub fn paying_policy(&self) -> Result<RewardPolicy, String> {
+        let policy = self.recorded_policy()?;
         let split = RewardSplit::of(self.reward_points, &policy).map_err(|e| e.to_string())?;
         let recorded = (
             self.app_points_share,

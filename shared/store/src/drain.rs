@@ -106,6 +106,8 @@ pub struct DrainSummary {
     pub conflicts: usize,
     /// Times a batch was split in halves (it kept conflicting, or one of its jobs was refused).
     pub splits: usize,
+    /// Claimed jobs of ours that another worker (the app's own) had claimed meanwhile.
+    pub foreign_claims: usize,
     pub duration_ms: u64,
     pub stopped: Option<StopReason>,
 }
@@ -151,6 +153,7 @@ impl Store {
             summary.batches += lane.summary.batches;
             summary.conflicts += lane.summary.conflicts;
             summary.splits += lane.summary.splits;
+            summary.foreign_claims += lane.summary.foreign_claims;
             reasons.push(lane.stopped);
         }
         // The most telling reason: a database error, then the deadline, then the cap.
@@ -202,7 +205,17 @@ impl Store {
             let mut database_failed = false;
             for claim in claims {
                 match claim {
-                    Claim::Job(claimed) => jobs.push(*claimed),
+                    Claim::Job(claimed) => {
+                        if claimed.touched_by_another_worker() {
+                            // The app's own worker is still running beside us: say so loudly.
+                            tracing::error!(job_id = %claimed.job.id, attempts = claimed.job.attempts,
+                                            claims = claimed.attempt(),
+                                            "another worker claimed this job too: stop the app's worker");
+                            metrics::counter!(crate::telemetry::FOREIGN_CLAIMS).increment(1);
+                            summary.foreign_claims += 1;
+                        }
+                        jobs.push(*claimed)
+                    }
                     Claim::Unreadable(unreadable) => {
                         match self.fail_unreadable(&unreadable, clock.now()).await {
                             Ok(FailureOutcome::Failed) => {

@@ -19,6 +19,7 @@ pub mod ops;
 pub mod queue;
 pub mod rewards;
 pub mod seeding;
+pub mod settings;
 mod store;
 pub mod telemetry;
 pub mod transaction;

@@ -66,8 +66,11 @@ pub struct QueueSettings {
     /// How long a claim lasts before another worker may take the job over (`JOB_LEASE_SECONDS`).
     pub lease: Duration,
     pub retry: RetryPolicy,
-    /// How long a completed job is kept (`JOB_RETENTION_DAYS`).
-    pub retention: Duration,
+    /// How long a completed job is kept (`JOB_RETENTION_DAYS`); `None`: kept for good (the
+    /// app's jobs dashboard shows a customer's history).
+    pub retention: Option<Duration>,
+    /// Jobs may pay level gifts (`REWARD_LEVEL_GIFTS`, default on): the app never paid them.
+    pub level_gifts_allowed: bool,
 }
 
 impl Default for QueueSettings {
@@ -75,7 +78,8 @@ impl Default for QueueSettings {
         QueueSettings {
             lease: Duration::from_secs(300),
             retry: RetryPolicy::default(),
-            retention: Duration::from_secs(7 * 24 * 3600),
+            retention: None,
+            level_gifts_allowed: true,
         }
     }
 }
@@ -115,9 +119,20 @@ pub struct ClaimedJob {
 }
 
 impl ClaimedJob {
-    /// The attempt this claim is (1 for the first).
+    /// The attempt this claim is (1 for the first): our own claims, whatever another worker
+    /// (the app's) counted in `attempts`.
     pub fn attempt(&self) -> i32 {
-        self.job.attempts
+        self.job.claims.unwrap_or(self.job.attempts)
+    }
+
+    /// Another worker claimed this job since we enqueued it: `attempts` counts more claims than
+    /// ours. (Only for jobs we enqueued: the app's own jobs carry its worker's attempts.)
+    pub fn touched_by_another_worker(&self) -> bool {
+        self.job.payload.policy.is_some()
+            && self
+                .job
+                .claims
+                .is_some_and(|claims| self.job.attempts > claims)
     }
 
     /// The filter every write of this claim is fenced by.
@@ -434,7 +449,7 @@ impl Store {
         self.back_to_pending(
             claimed,
             add(now, pause),
-            doc! {"$inc": {"attempts": -1}, "$set": {}},
+            doc! {"$inc": {"attempts": -1, "claims": -1}, "$set": {}},
         )
         .await
     }
@@ -545,7 +560,7 @@ impl Store {
             .find_one_and_update(
                 doc! {"_id": id, "status": "failed"},
                 doc! {
-                    "$set": {"status": "pending", "attempts": 0, "runAfter": now},
+                    "$set": {"status": "pending", "attempts": 0, "claims": 0, "runAfter": now},
                     "$unset": {"claimToken": "", "leaseUntil": "", "failedAt": "", "startedAt": ""},
                     "$push": {"redrives": entry.clone()},
                 },
@@ -602,20 +617,24 @@ impl Store {
 }
 
 /// Enqueue: the job of a purchase being recorded (inserted in the checkout's transaction, with
-/// the purchase's `rewardsStatus: processing`), due now, with the policy its reward was split by.
+/// the purchase's `rewardsStatus: processing`), due now, with the policy its reward was split by
+/// and, in the current economy, the settings and first-purchase decision it pays by.
 pub(crate) fn enqueued(
     purchase: &PurchaseDoc,
     split: RewardSplit,
     policy: &RewardPolicy,
+    current: Option<&crate::checkout::CurrentTerms>,
     max_attempts: i32,
     now: DateTime,
-) -> CheckoutJobDoc {
-    CheckoutJobDoc {
+) -> Result<CheckoutJobDoc, StoreError> {
+    Ok(CheckoutJobDoc {
         id: purchase.job_id,
         checkout_transaction_id: purchase.id,
         customer_id: purchase.customer_id,
         status: JobStatus::Pending,
         attempts: 0,
+        claims: Some(0),
+        claimed_at: None,
         max_attempts,
         run_after: Some(now),
         lease_until: None,
@@ -625,7 +644,13 @@ pub(crate) fn enqueued(
             app_points_share: split.app,
             gifts_points_share: split.gifts,
             tree_points_share: split.tree,
+            direct_referral_share: Some(split.referral),
             policy: Some(policy.to_overrides()),
+            economy: current.map(|_| crate::documents::ECONOMY_CURRENT.to_owned()),
+            first_purchase: current.map(|c| c.first_purchase),
+            settings: current
+                .map(|c| crate::settings::settings_document(&c.settings))
+                .transpose()?,
         },
         error: None,
         errors: vec![],
@@ -637,17 +662,18 @@ pub(crate) fn enqueued(
         processed_at: None,
         failed_at: None,
         expires_at: None,
-    }
+    })
 }
 
 /// Complete: the update that ends a job's claim as `completed` (in the transaction that paid
-/// it, with its purchase's `rewardsStatus: completed`), kept for `retention`.
-pub(crate) fn completion(now: DateTime, retention: Duration) -> Document {
-    doc! {
-        "$set": {"status": "completed", "completedAt": now, "processedAt": now,
-                 "updatedAt": now, "expiresAt": add(now, retention)},
-        "$unset": {"claimToken": "", "leaseUntil": ""},
+/// it, with its purchase's `rewardsStatus: completed`), kept for `retention` (for good: none).
+pub(crate) fn completion(now: DateTime, retention: Option<Duration>) -> Document {
+    let mut set = doc! {"status": "completed", "completedAt": now, "processedAt": now,
+    "updatedAt": now};
+    if let Some(retention) = retention {
+        set.insert("expiresAt", add(now, retention));
     }
+    doc! {"$set": set, "$unset": {"claimToken": "", "leaseUntil": ""}}
 }
 
 /// A purchase whose rewards were not paid: the only one a job may mark `failed` or a re-drive
@@ -689,9 +715,10 @@ fn claim_update(token: ObjectId, now: DateTime, lease: Duration) -> Document {
             "claimToken": token,
             "leaseUntil": add(now, lease),
             "startedAt": now,
+            "claimedAt": now,
             "updatedAt": now,
         },
-        "$inc": {"attempts": 1},
+        "$inc": {"attempts": 1, "claims": 1},
     }
 }
 

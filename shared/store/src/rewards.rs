@@ -39,8 +39,8 @@
 use std::collections::{HashMap, HashSet};
 
 use mall_domain::{
-    BatchPlanError, ChainEnd, ChainError, ForestView, Level, LevelCounts, MilliPoints, PayoutKind,
-    RewardPlan, RewardPolicy, ViewMember,
+    BatchPlanError, ChainEnd, ChainError, DirectKind, ForestView, GiftKind, JobTerms, Level,
+    LevelCounts, MilliPoints, PayoutKind, RewardPlan, ViewMember,
 };
 use mongodb::bson::{doc, oid::ObjectId, Bson, DateTime, Document};
 use mongodb::error::{Error, ErrorKind};
@@ -48,9 +48,9 @@ use mongodb::ClientSession;
 use serde::Deserialize;
 
 use crate::documents::{
-    reference_of, CheckoutJobDoc, Pool, RewardEntryDoc, RewardsStatus, TransactionType,
-    TreeDistributionDoc, TreeDistributionEntryDoc, CURRENCY, ENTRY_COMPLETED, REFERRAL_ACTIVE,
-    SYSTEM_USER_EMAIL, SYSTEM_USER_NAME,
+    reference_of, CheckoutJobDoc, JobEra, Pool, RewardEntryDoc, RewardsStatus, RunTimeFacts,
+    TransactionType, TreeDistributionDoc, TreeDistributionEntryDoc, CURRENCY, ENTRY_COMPLETED,
+    REFERRAL_ACTIVE, SYSTEM_USER_EMAIL, SYSTEM_USER_NAME,
 };
 use crate::error::StoreError;
 use crate::failpoints::Failpoint;
@@ -154,7 +154,37 @@ struct LoadedDoc {
     /// The batch's jobs as this transaction's snapshot has them: the fence of every write.
     #[serde(default)]
     jobs: Vec<JobFence>,
+    /// The gifts pool's document, once some batch built it.
+    #[serde(default)]
+    pool: Vec<Document>,
+    /// The admin's settings (only when the batch holds jobs of the app's own current checkout).
+    #[serde(default)]
+    settings: Vec<Document>,
+    /// Completed purchases per buyer of those jobs (`{_id: buyer, n, first}`).
+    #[serde(default)]
+    buyer_purchases: Vec<BuyerPurchases>,
 }
+
+/// How many completed purchases a buyer has, and its oldest.
+#[derive(Deserialize)]
+struct BuyerPurchases {
+    #[serde(rename = "_id")]
+    buyer: ObjectId,
+    #[serde(default)]
+    n: i64,
+    #[serde(default)]
+    first: Option<ObjectId>,
+}
+
+/// The gifts pool's document: its balance in points.
+pub const GIFTS_POOL_ID: &str = "gifts";
+
+/// The ledger types of the app's gifts pool formula: income, then the two spends.
+pub const GIFTS_POOL_TYPES: [TransactionType; 3] = [
+    TransactionType::GiftsReward,
+    TransactionType::SignupGiftsReward,
+    TransactionType::LevelGiftReward,
+];
 
 /// Who holds a job, as the snapshot has it.
 #[derive(Deserialize)]
@@ -263,6 +293,12 @@ struct Loaded {
     purchases: HashMap<ObjectId, PurchaseRecord>,
     /// Each job's holder (status, claim token) in this transaction's snapshot.
     fences: HashMap<ObjectId, JobFence>,
+    /// The gifts pool's balance as stored, if its document exists.
+    pool: Option<Result<MilliPoints, String>>,
+    /// The admin's settings now (for the app's own current jobs).
+    settings: crate::settings::SettingsReading,
+    /// Completed purchases per buyer of the app's own current jobs.
+    buyer_purchases: HashMap<ObjectId, BuyerPurchases>,
 }
 
 /// How a job's write is fenced by its claim.
@@ -285,12 +321,14 @@ struct BatchWrites {
     purchases: Vec<Document>,
     /// Jobs to complete (indexes into the batch).
     completed: Vec<usize>,
+    /// The gifts pool's balance after the batch's jobs so far, when the batch keeps it.
+    pool: Option<MilliPoints>,
 }
 
 /// One job planned, before it joins the batch's writes.
 struct PlannedJob {
     plan: RewardPlan<ObjectId>,
-    policy: RewardPolicy,
+    terms: JobTerms,
     /// The new balances of the job's recipients, counting the batch's earlier credits.
     balances: Vec<(ObjectId, MilliPoints)>,
 }
@@ -583,6 +621,26 @@ impl Store {
 
         let mut left = Vec::new();
         let mut writes = BatchWrites::default();
+        // The gifts pool is kept once it exists, and built from the ledger by the first batch
+        // whose jobs may spend it (the current economy's gifts).
+        let spends = group.iter().any(|&i| {
+            matches!(
+                jobs[i].job.payload.era(),
+                JobEra::OursCurrent | JobEra::AppCurrent
+            )
+        });
+        let pool_built = loaded.pool.is_none() && spends;
+        writes.pool = match loaded.pool.take() {
+            Some(Ok(balance)) => Some(balance),
+            Some(Err(problem)) => {
+                return Err(BatchError::Refused(JobFailure::retryable(format!(
+                    "the gifts pool's document cannot be read: {problem}"
+                ))))
+            }
+            None if spends => Some(self.gifts_pool_from_ledger(session).await?),
+            None => None,
+        };
+        let pool_before = writes.pool;
         for &i in group {
             let job = &jobs[i].job;
             let state = PurchaseState::of(loaded.purchases.get(&job.checkout_transaction_id), job);
@@ -612,7 +670,7 @@ impl Store {
                     continue;
                 }
             }
-            let planned = match plan_job(&loaded, &writes.balances, job) {
+            let planned = match plan_job(&loaded, &writes.balances, writes.pool, job, settings) {
                 Ok(planned) => planned,
                 Err(message) => {
                     left.push((i, JobFailure::permanent(message)));
@@ -632,6 +690,13 @@ impl Store {
 
         self.credit_and_promote(session, &mut writes).await?;
         self.die_at(Failpoint::JobAfterCredits)?;
+        if let Some(after) = writes
+            .pool
+            .filter(|after| pool_built || Some(*after) != pool_before)
+        {
+            self.keep_gifts_pool(session, after, pool_built, now)
+                .await?;
+        }
         if !writes.entries.is_empty() {
             self.reward_entries()
                 .insert_many(std::mem::take(&mut writes.entries))
@@ -768,7 +833,12 @@ impl Store {
             // Every lookup joins on `_id` (a primary-key probe on any server; a lookup with a
             // pipeline alone would have a server read the whole collection).
             doc! {"$set": {"purchaseIds": {"$literal": &purchases},
-            "jobIds": {"$literal": &job_ids}}},
+            "jobIds": {"$literal": &job_ids}, "poolIds": [GIFTS_POOL_ID]}},
+            doc! {"$lookup": {
+                "from": collections::REWARD_POOLS,
+                "localField": "poolIds", "foreignField": "_id",
+                "as": "pool",
+            }},
             doc! {"$lookup": {
                 "from": collections::TRANSACTIONS,
                 "localField": "purchaseIds", "foreignField": "_id",
@@ -781,8 +851,32 @@ impl Store {
                 "pipeline": [{"$project": {"status": 1, "claimToken": 1}}],
                 "as": "jobs",
             }},
-            doc! {"$project": {"_id": 0, "forest": 1, "purchases": 1, "jobs": 1}},
         ];
+        // Jobs the app's own current checkout queued are paid by the settings and the
+        // first-purchase rule as they are when the job runs (the app's way): read them here.
+        let app_buyers: Vec<ObjectId> = group
+            .iter()
+            .filter(|&&i| jobs[i].job.payload.era() == JobEra::AppCurrent)
+            .map(|&i| jobs[i].job.customer_id)
+            .collect();
+        let mut pipeline = pipeline;
+        if !app_buyers.is_empty() {
+            pipeline.push(crate::settings::lookup_settings("settings"));
+            pipeline.push(doc! {"$set": {"appBuyers": {"$literal": &app_buyers}}});
+            pipeline.push(doc! {"$lookup": {
+                "from": collections::TRANSACTIONS,
+                "localField": "appBuyers", "foreignField": "customerId",
+                "pipeline": [
+                    {"$match": {"type": "purchase", "status": ENTRY_COMPLETED}},
+                    {"$group": {"_id": "$customerId", "n": {"$sum": 1}, "first": {"$min": "$_id"}}},
+                ],
+                "as": "buyerPurchases",
+            }});
+        }
+        pipeline.push(
+            doc! {"$project": {"_id": 0, "forest": 1, "purchases": 1, "jobs": 1,
+            "pool": 1, "settings": 1, "buyerPurchases": 1}},
+        );
         let mut cursor = self
             .database()
             .collection::<Document>(collections::CHECKOUT_JOBS)
@@ -799,8 +893,22 @@ impl Store {
                 forest: vec![],
                 purchases: vec![],
                 jobs: vec![],
+                pool: vec![],
+                settings: vec![],
+                buyer_purchases: vec![],
             },
         };
+        let pool = loaded.pool.first().map(|pool| {
+            pool.get("balance")
+                .ok_or_else(|| "no balance".to_owned())
+                .and_then(|b| crate::amount::from_bson(b).map_err(|e| e.to_string()))
+        });
+        let settings = crate::settings::SettingsReading::of(loaded.settings.first());
+        let buyer_purchases = loaded
+            .buyer_purchases
+            .into_iter()
+            .map(|p| (p.buyer, p))
+            .collect();
         let nodes: HashMap<ObjectId, ChainNode> =
             loaded.forest.into_iter().map(|n| (n.id, n)).collect();
         let purchases = loaded.purchases.into_iter().map(|p| (p.id, p)).collect();
@@ -812,6 +920,9 @@ impl Store {
                 corrupt: HashMap::new(),
                 purchases,
                 fences,
+                pool,
+                settings,
+                buyer_purchases,
             });
         }
 
@@ -881,7 +992,75 @@ impl Store {
             corrupt,
             purchases,
             fences,
+            pool,
+            settings,
+            buyer_purchases,
         })
+    }
+
+    /// The gifts pool as the app computes it from the ledger (Σ completed `gifts_reward` −
+    /// Σ completed `signup_gifts_reward` − Σ completed `level_gift_reward`), added up here
+    /// exactly (never by the server in floating point). Read once, by the first batch that needs
+    /// the pool, in its transaction's snapshot; the pool's document keeps it from then on.
+    async fn gifts_pool_from_ledger(
+        &self,
+        session: &mut ClientSession,
+    ) -> Result<MilliPoints, BatchError> {
+        let types: Vec<&str> = GIFTS_POOL_TYPES.iter().map(|t| t.as_str()).collect();
+        let mut cursor = self
+            .database()
+            .collection::<Document>(collections::TRANSACTIONS)
+            .find(doc! {"type": {"$in": types}, "status": ENTRY_COMPLETED})
+            .projection(doc! {"_id": 0, "type": 1, "amount": 1})
+            .session(&mut *session)
+            .await?;
+        let mut balance = MilliPoints::ZERO;
+        while let Some(entry) = cursor.next(&mut *session).await.transpose()? {
+            let amount = entry
+                .get("amount")
+                .map(crate::amount::from_bson)
+                .transpose()
+                .map_err(|e| {
+                    BatchError::Refused(JobFailure::retryable(format!(
+                        "a gifts pool entry's amount cannot be read: {e}"
+                    )))
+                })?
+                .unwrap_or_default();
+            let income = entry.get_str("type") == Ok(TransactionType::GiftsReward.as_str());
+            balance = if income {
+                balance.checked_add(amount)
+            } else {
+                balance.checked_sub(amount)
+            }
+            .map_err(|e| BatchError::Refused(JobFailure::retryable(e.to_string())))?;
+        }
+        tracing::info!(balance = %balance, "the gifts pool was built from the ledger");
+        Ok(balance)
+    }
+
+    /// The gifts pool's new balance, in the batch's transaction: two batches that move it
+    /// conflict, and one of them plans again on the other's balance, so no concurrency can
+    /// overdraw it.
+    async fn keep_gifts_pool(
+        &self,
+        session: &mut ClientSession,
+        balance: MilliPoints,
+        built: bool,
+        now: DateTime,
+    ) -> Result<(), BatchError> {
+        let amount = crate::amount::to_bson(balance)
+            .map_err(|e| BatchError::Refused(JobFailure::retryable(e.to_string())))?;
+        let mut set = doc! {"balance": amount, "updatedAt": now};
+        if built {
+            set.insert("builtAt", now);
+        }
+        self.database()
+            .collection::<Document>(collections::REWARD_POOLS)
+            .update_one(doc! {"_id": GIFTS_POOL_ID}, doc! {"$set": set})
+            .upsert(true)
+            .session(&mut *session)
+            .await?;
+        Ok(())
     }
 
     /// Every customer's merged write of the batch in one `update` command: a promotion (`$max`
@@ -939,14 +1118,26 @@ fn refused_unless_all_matched(
     Ok(())
 }
 
-/// Plans one job on the batch's view; every reason it cannot be paid is its own, permanent.
+/// Plans one job on the batch's view, the gifts pool holding `pool` (when the batch keeps it);
+/// every reason it cannot be paid is its own, permanent.
 fn plan_job(
     loaded: &Loaded,
     balances: &HashMap<ObjectId, MilliPoints>,
+    pool: Option<MilliPoints>,
     job: &CheckoutJobDoc,
+    settings: &QueueSettings,
 ) -> Result<PlannedJob, String> {
-    let policy = job.payload.paying_policy()?;
     let buyer = job.customer_id;
+    let facts = RunTimeFacts {
+        first_purchase: match loaded.buyer_purchases.get(&buyer) {
+            None => true,
+            // No completed purchase other than this one (the app's own rule).
+            Some(p) => p.n == 0 || (p.n == 1 && p.first == Some(job.checkout_transaction_id)),
+        },
+        settings: loaded.settings.settings.clone(),
+        level_gifts_allowed: settings.level_gifts_allowed,
+    };
+    let terms = job.payload.paying_terms(&facts)?;
     let chain = loaded.view.chain(&buyer).map_err(|e| match e {
         ChainError::Cycle(id) => format!("the referral chain has a cycle through {id}"),
         ChainError::UnknownBuyer(id) => format!("the buyer {id} does not exist"),
@@ -968,7 +1159,12 @@ fn plan_job(
     }
     let plan = loaded
         .view
-        .plan(&policy, job.payload.reward_points, &buyer)
+        .plan_job(
+            &terms,
+            job.payload.reward_points,
+            &buyer,
+            pool.unwrap_or_default(),
+        )
         .map_err(|e| match e {
             BatchPlanError::Chain(e) => e.to_string(),
             other => other.to_string(),
@@ -977,35 +1173,44 @@ fn plan_job(
         tracing::warn!(job_id = %job.id, %parent, "the referral chain ends at a missing parent");
     }
     let mut new_balances: Vec<(ObjectId, MilliPoints)> = Vec::new();
-    for payout in &plan.payouts {
+    for (id, amount) in credits(&plan) {
         let node = loaded
             .nodes
-            .get(&payout.id)
-            .ok_or_else(|| format!("customer {} left the chain", payout.id))?;
+            .get(&id)
+            .ok_or_else(|| format!("customer {id} left the chain"))?;
         let unreadable = |e: String| format!("customer {}: points: {e}", node.id);
-        let current = match new_balances.iter().find(|(id, _)| *id == payout.id) {
+        let current = match new_balances.iter().find(|(known, _)| *known == id) {
             Some((_, balance)) => *balance,
-            None => match balances.get(&payout.id) {
+            None => match balances.get(&id) {
                 Some(balance) => *balance,
                 None => crate::amount::wallet_or_default(&node.points)
                     .map_err(|e| unreadable(e.to_string()))?,
             },
         };
         let after = current
-            .checked_add(payout.amount)
+            .checked_add(amount)
             .map_err(|e| unreadable(e.to_string()))?;
         // Refused here, not at the write, so that only this job fails.
         crate::amount::to_bson(after).map_err(|e| unreadable(e.to_string()))?;
-        match new_balances.iter_mut().find(|(id, _)| *id == payout.id) {
+        match new_balances.iter_mut().find(|(known, _)| *known == id) {
             Some((_, balance)) => *balance = after,
-            None => new_balances.push((payout.id, after)),
+            None => new_balances.push((id, after)),
         }
     }
     Ok(PlannedJob {
         plan,
-        policy,
+        terms,
         balances: new_balances,
     })
+}
+
+/// Every wallet credit of a plan: the tree payouts, the direct-referral share, the pool's gifts.
+fn credits(plan: &RewardPlan<ObjectId>) -> impl Iterator<Item = (ObjectId, MilliPoints)> + '_ {
+    plan.payouts
+        .iter()
+        .map(|p| (p.id, p.amount))
+        .chain(plan.direct.iter().map(|d| (d.id, d.amount)))
+        .chain(plan.gifts.iter().map(|g| (g.id, g.amount)))
 }
 
 impl BatchWrites {
@@ -1054,24 +1259,35 @@ impl BatchWrites {
             }
             self.balances.insert(*id, *balance);
         }
+        if let Some(pool) = self.pool {
+            self.pool = Some(plan.pool_after(pool).map_err(|e| e.to_string())?);
+        }
         self.entries
             .extend(reward_entries(plan, job, &loaded.nodes, now));
-        let log = TreeDistributionDoc::from_plan(plan, &planned.policy, now);
+        let log = TreeDistributionDoc::from_plan(plan, planned.terms.rules(), now);
         let log = mongodb::bson::to_bson(&log).map_err(|e| e.to_string())?;
         let distribution = mongodb::bson::to_bson(&tree_distribution(plan, &loaded.nodes))
             .map_err(|e| e.to_string())?;
         let gifts_final = crate::amount::to_bson(plan.gifts_final).map_err(|e| e.to_string())?;
+        let mut set = doc! {
+            "treeDistribution": distribution,
+            "rewardLog": log,
+            "giftsPointsShare": gifts_final,
+            "rewardsStatus": rewards_status(RewardsStatus::Completed),
+            "updatedAt": now,
+        };
+        if let JobTerms::Today(_) = planned.terms {
+            // As the app's reports read it: the final app amount (with the unused tree points).
+            set.insert(
+                "appPointsShare",
+                crate::amount::to_bson(plan.app_final).map_err(|e| e.to_string())?,
+            );
+        }
         // This snapshot read the purchase unpaid (PurchaseState::Open); a payment since would
         // make this write conflict.
         self.purchases.push(doc! {
             "q": {"_id": job.checkout_transaction_id},
-            "u": {"$set": {
-                "treeDistribution": distribution,
-                "rewardLog": log,
-                "giftsPointsShare": gifts_final,
-                "rewardsStatus": rewards_status(RewardsStatus::Completed),
-                "updatedAt": now,
-            }},
+            "u": {"$set": set},
         });
         Ok(())
     }
@@ -1188,19 +1404,76 @@ fn reward_entries(
             },
         })
         .collect();
+    if let Some(direct) = &plan.direct {
+        let buyer = members
+            .get(&job.customer_id)
+            .map(|m| m.username.clone())
+            .unwrap_or_default();
+        let description = match direct.kind {
+            DirectKind::Referral => {
+                format!("Direct Referral Reward - First purchase bonus for referring {buyer}")
+            }
+            DirectKind::Cashback => {
+                "Cashback - Direct referral share returned on a repeat purchase".to_owned()
+            }
+        };
+        entries.push(entry(
+            TransactionType::DirectReferralReward,
+            direct.id,
+            user(&direct.id),
+            direct.amount,
+            description,
+        ));
+    }
+    for gift in &plan.gifts {
+        entries.push(match gift.kind {
+            GiftKind::Signup => entry(
+                TransactionType::SignupGiftsReward,
+                gift.id,
+                user(&gift.id),
+                gift.amount,
+                "Signup Bonus - Welcome gift (Deducted from Gifts Pool)".to_owned(),
+            ),
+            GiftKind::Level(level) => RewardEntryDoc {
+                level: Some(level),
+                ..entry(
+                    TransactionType::LevelGiftReward,
+                    gift.id,
+                    user(&gift.id),
+                    gift.amount,
+                    format!(
+                        "Level Upgrade Gift - Reached Level {level} (Deducted from Global Gifts \
+                         Pool)"
+                    ),
+                )
+            },
+        });
+    }
+    let today = plan.direct.is_some() || !plan.split.referral.is_zero() || !plan.gifts.is_empty();
+    let (gifts_description, app_description) = if today {
+        (
+            "Income to Gifts Pool from checkout split",
+            "App revenue split from checkout",
+        )
+    } else {
+        (
+            "Gifts points from checkout",
+            "App revenue points from checkout",
+        )
+    };
     let system = || (SYSTEM_USER_NAME.to_owned(), SYSTEM_USER_EMAIL.to_owned());
     for (kind, pool, amount, description) in [
         (
             TransactionType::GiftsReward,
             Pool::Gifts,
             plan.gifts_final,
-            "Gifts points from checkout",
+            gifts_description,
         ),
         (
             TransactionType::AppReward,
             Pool::App,
             plan.app_final,
-            "App revenue points from checkout",
+            app_description,
         ),
     ] {
         if !amount.is_zero() {

@@ -23,6 +23,10 @@ pub mod collections {
     pub const TRANSACTIONS: &str = "transactions";
     pub const CHECKOUT_JOBS: &str = "checkoutjobs";
     pub const SETTINGS: &str = "settings";
+    /// The admin's reward settings: the app's, read and never written by us.
+    pub const REWARD_SETTINGS: &str = "rewardsettings";
+    /// Ours: the gifts pool's balance (`{_id: "gifts"}`), kept by the batches that move it.
+    pub const REWARD_POOLS: &str = "rewardpools";
 }
 
 /// The store's raw handles: the crate's own, and public only to tests and test tools (the

@@ -21,6 +21,12 @@ pub const JOB_PROCESSING_MS: &str = "JobProcessingMs";
 pub const QUEUE_DEPTH: &str = "QueueDepth";
 /// Gauge: age of the oldest pending job after a drain, seconds. The template's alarm watches it.
 pub const OLDEST_PENDING_AGE_SECONDS: &str = "OldestPendingAgeSeconds";
+/// Counter: checkouts that found the admin's `rewardsettings` unusable (the app's defaults
+/// applied).
+pub const INVALID_REWARD_SETTINGS: &str = "InvalidRewardSettings";
+/// Counter: jobs this worker claimed that another worker (the app's own) had touched since our
+/// last claim. The template's alarm watches it: a forgotten app worker shows within minutes.
+pub const FOREIGN_CLAIMS: &str = "ForeignClaims";
 
 /// Units for the metrics above, so the dashboards read right.
 pub fn describe_metrics() {
@@ -33,6 +39,16 @@ pub fn describe_metrics() {
         "events not published"
     );
     metrics::describe_counter!(JOBS_COMPLETED, Unit::Count, "reward jobs completed");
+    metrics::describe_counter!(
+        INVALID_REWARD_SETTINGS,
+        Unit::Count,
+        "checkouts that found the reward settings unusable"
+    );
+    metrics::describe_counter!(
+        FOREIGN_CLAIMS,
+        Unit::Count,
+        "claimed jobs another worker had touched"
+    );
     metrics::describe_counter!(
         JOBS_RETRIED,
         Unit::Count,

@@ -30,6 +30,7 @@ pub fn app_on(store: Store) -> App {
         auth: Authenticator::app_tokens("Customer_id", SECRET.as_bytes()),
         events: None,
         policy: checkout::policy::PolicySource::loaded(RewardPolicy::default()),
+        economy: mall_store::checkout::Economy::Split,
         job_max_attempts: 3,
     }
 }

@@ -80,6 +80,7 @@ impl World {
                 request: &CheckoutRequest::default(),
                 idempotency_key: None,
                 policy,
+                economy: mall_store::checkout::Economy::Split,
                 job_max_attempts: 3,
             })
             .await
