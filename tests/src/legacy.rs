@@ -1,7 +1,9 @@
-//! The original system's database, as it left it (`../shared/legacy/legacy-canonical.json`):
-//! loaded into a test database exactly — every document with its BSON types (Int32, Int64,
-//! Double kept apart by the dump's canonical Extended JSON), and every index under its own name
-//! and options — so tests run the functions on data the running app wrote.
+//! Databases the app's own code wrote (`tests/data/legacy/`, copied from the team's handbook: the
+//! seed era's `legacy-canonical.json`, and `head-canonical.json` / `head-canonical-referral10.json`
+//! after the app's current version ran on it): loaded into a test database exactly — every
+//! document with its BSON types (Int32, Int64, Double kept apart by the dump's canonical Extended
+//! JSON), and every index under its own name and options — so tests run the functions on data
+//! the running app wrote.
 
 use std::path::PathBuf;
 
@@ -9,14 +11,18 @@ use mall_store::bson::{doc, Bson, Document};
 use mall_store::Store;
 use serde_json::Value;
 
-/// Where the dump is: `MALL_LEGACY_DUMP`, or the handbook folder beside the checkout.
-pub fn dump_path() -> PathBuf {
-    std::env::var_os("MALL_LEGACY_DUMP")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-                .join("../../shared/legacy/legacy-canonical.json")
-        })
+/// The seed era's dump (`legacy-canonical.json`).
+pub const SEED_ERA: &str = "legacy-canonical.json";
+/// The seed era, then the app's current version (`head-canonical.json`).
+pub const HEAD: &str = "head-canonical.json";
+/// The same, with the admin raising the direct-referral share to 10 % midway.
+pub const HEAD_REFERRAL10: &str = "head-canonical-referral10.json";
+
+/// Where a dump is: in the repository's `tests/data/legacy/`.
+pub fn dump_path(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("data/legacy")
+        .join(name)
 }
 
 /// The dump, parsed: its documents per collection and its `listIndexes` output per collection.
@@ -26,15 +32,15 @@ pub struct LegacyDump {
 }
 
 impl LegacyDump {
+    /// The seed era's dump.
     pub fn read() -> LegacyDump {
-        let path = dump_path();
-        let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
-            panic!(
-                "the original system's dump {} cannot be read ({e}); it ships in the team's \
-                 shared folder beside the checkout (or set MALL_LEGACY_DUMP)",
-                path.display()
-            )
-        });
+        Self::read_named(SEED_ERA)
+    }
+
+    pub fn read_named(name: &str) -> LegacyDump {
+        let path = dump_path(name);
+        let text = std::fs::read_to_string(&path)
+            .unwrap_or_else(|e| panic!("the dump {} cannot be read ({e})", path.display()));
         let dump: Value = serde_json::from_str(&text).expect("the dump is JSON");
         let documents = |section: &str| -> Vec<(String, Vec<Document>)> {
             let mut out: Vec<(String, Vec<Document>)> = dump[section]

@@ -348,42 +348,61 @@ fn pay_today<Id: Clone>(
 
     // The gifts pool, this job's gifts share in, spent gift by gift while it covers them.
     let mut available = pool.checked_add(plan.gifts_final)?;
-    let mut due = Vec::new();
-    if today.first_purchase {
-        if let Some(amount) = today.signup_gift.filter(|a| !a.is_zero()) {
-            due.push(PoolGift {
-                id: buyer.id.clone(),
-                kind: GiftKind::Signup,
-                amount,
-            });
+    let mut gifts = Vec::new();
+    let signup = today
+        .signup_gift
+        .filter(|a| today.first_purchase && !a.is_zero());
+    if let Some(amount) = signup {
+        let gift = PoolGift {
+            id: buyer.id.clone(),
+            kind: GiftKind::Signup,
+            amount,
+        };
+        if amount <= available {
+            available = available.checked_sub(amount)?;
+            gifts.push(gift);
+        } else {
+            plan.gifts_uncovered.push(gift);
         }
     }
     if let Some(level_gifts) = &today.level_gifts {
         for promotion in &plan.promotions {
-            // Every letter reached on the way up, as one step at a time would have paid.
+            // Every letter reached on the way up, as one step at a time would have paid, while
+            // the pool covers it: one gift per promotion (one entry per customer and purchase),
+            // named by the highest letter paid.
+            let mut paid = MilliPoints::ZERO;
+            let mut highest = None;
             for level in Level::ALL
                 .iter()
                 .filter(|l| **l > promotion.from && **l <= promotion.to)
             {
                 let amount = level_gifts.of(*level);
-                if !amount.is_zero() {
-                    due.push(PoolGift {
-                        id: promotion.id.clone(),
-                        kind: GiftKind::Level(*level),
-                        amount,
-                    });
+                if amount.is_zero() {
+                    continue;
                 }
+                let gift = PoolGift {
+                    id: promotion.id.clone(),
+                    kind: GiftKind::Level(*level),
+                    amount,
+                };
+                if amount <= available {
+                    available = available.checked_sub(amount)?;
+                    paid = paid.checked_add(amount)?;
+                    highest = Some(*level);
+                } else {
+                    plan.gifts_uncovered.push(gift);
+                }
+            }
+            if let Some(level) = highest {
+                gifts.push(PoolGift {
+                    id: promotion.id.clone(),
+                    kind: GiftKind::Level(level),
+                    amount: paid,
+                });
             }
         }
     }
-    for gift in due {
-        if gift.amount <= available {
-            available = available.checked_sub(gift.amount)?;
-            plan.gifts.push(gift);
-        } else {
-            plan.gifts_uncovered.push(gift);
-        }
-    }
+    plan.gifts = gifts;
     Ok(())
 }
 
@@ -802,15 +821,20 @@ mod tests {
         .unwrap();
         assert_eq!(plan.promotions.len(), 1);
         assert_eq!(plan.payouts[0].level, Level::B);
-        // A → D passes B (10) and D (20).
+        // A → D passes B (10) and D (20): one gift of both, named by D.
         let gifts: Vec<_> = plan.gifts.iter().map(|g| (g.kind, g.amount)).collect();
-        assert_eq!(
-            gifts,
-            [
-                (GiftKind::Level(Level::B), points("10")),
-                (GiftKind::Level(Level::D), points("20"))
-            ]
-        );
+        assert_eq!(gifts, [(GiftKind::Level(Level::D), points("30"))]);
+        // A pool of 25 covers B only.
+        let short = plan_job(
+            &JobTerms::Today(today(false)),
+            points("100"),
+            &chain,
+            points("10"),
+        )
+        .unwrap();
+        let gifts: Vec<_> = short.gifts.iter().map(|g| (g.kind, g.amount)).collect();
+        assert_eq!(gifts, [(GiftKind::Level(Level::B), points("10"))]);
+        assert_eq!(short.gifts_uncovered.len(), 1);
         let mut off = today(false);
         off.level_gifts = None;
         let plan = plan_job(&JobTerms::Today(off), points("100"), &chain, points("1000")).unwrap();

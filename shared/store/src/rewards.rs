@@ -161,7 +161,7 @@ struct LoadedDoc {
     #[serde(default)]
     settings: Vec<Document>,
     /// Completed purchases per buyer of those jobs (`{_id: buyer, n, first}`).
-    #[serde(default)]
+    #[serde(default, rename = "buyerPurchases")]
     buyer_purchases: Vec<BuyerPurchases>,
 }
 

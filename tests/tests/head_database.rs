@@ -1,0 +1,505 @@
+//! The functions on a database the app's CURRENT version wrote (`tests/data/legacy/head-*.json`):
+//! the seed era's data, then the app's current checkout, worker and courses — its own jobs
+//! pending, parked (seed-era jobs its worker could not save, attempts 3), killed mid-job and
+//! failed; its `rewardsettings`; its ledger with direct-referral rewards and signup gifts; and, in
+//! the second file, the admin raising the direct-referral share midway.
+//!
+//! Proven here, on the real test server: `mall cutover check` reads it right (each era's jobs
+//! and their fate, the settings that will apply, the level gifts that start being paid, a
+//! worker that is not ours); one drain pays every open job of both eras exactly once, by its
+//! era's rules, every wallet equal to the pure rules' plan replayed job by job to the
+//! milli-point; the gifts pool never goes below zero and equals the app's formula over the
+//! ledger; the app's settings-page sums over what we wrote equal the plan; a second drain pays
+//! nothing; the audit passes.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::HashMap;
+
+use futures_util::TryStreamExt;
+use mall_domain::{
+    plan_job, ChainMember, JobTerms, Level, LevelCounts, MilliPoints, ReferralChain, RewardPlan,
+};
+use mall_store::bson::{doc, oid::ObjectId, DateTime, Document};
+use mall_store::documents::{CheckoutJobDoc, JobEra, RunTimeFacts};
+use mall_store::drain::{DrainLimits, SystemClock};
+use mall_store::queue::QueueSettings;
+use mall_store::settings::SettingsReading;
+use mall_store::Store;
+use mall_testkit::db::fresh_counted_store;
+use mall_testkit::legacy::{LegacyDump, HEAD, HEAD_REFERRAL10};
+
+#[derive(Clone)]
+struct Member {
+    parent: Option<ObjectId>,
+    level: Level,
+    active: bool,
+    verified: bool,
+}
+
+/// The referral forest, every wallet and the gifts pool, as a serial worker would leave them.
+struct Model {
+    members: HashMap<ObjectId, Member>,
+    children: HashMap<ObjectId, Vec<ObjectId>>,
+    wallets: HashMap<ObjectId, MilliPoints>,
+    pool: MilliPoints,
+}
+
+fn amount(doc: &Document, key: &str) -> MilliPoints {
+    mall_store::amount::from_bson(doc.get(key).unwrap()).unwrap()
+}
+
+/// Σ of the completed ledger entries of each type.
+fn sums_by_type(transactions: &[Document]) -> HashMap<String, MilliPoints> {
+    let mut sums: HashMap<String, MilliPoints> = HashMap::new();
+    for t in transactions {
+        if t.get_str("status") != Ok("completed") {
+            continue;
+        }
+        let sum = sums
+            .entry(t.get_str("type").unwrap().to_owned())
+            .or_default();
+        *sum = sum.checked_add(amount(t, "amount")).unwrap();
+    }
+    sums
+}
+
+/// The app's gifts pool formula over a ledger.
+fn pool_formula(sums: &HashMap<String, MilliPoints>) -> MilliPoints {
+    let of = |t: &str| sums.get(t).copied().unwrap_or_default();
+    of("gifts_reward")
+        .checked_sub(of("signup_gifts_reward"))
+        .unwrap()
+        .checked_sub(of("level_gift_reward"))
+        .unwrap()
+}
+
+impl Model {
+    fn of(customers: &[Document], pool: MilliPoints) -> Model {
+        let mut model = Model {
+            members: HashMap::new(),
+            children: HashMap::new(),
+            wallets: HashMap::new(),
+            pool,
+        };
+        for c in customers {
+            let id = c.get_object_id("_id").unwrap();
+            let parent = c.get_object_id("parentCustomer").ok();
+            model.members.insert(
+                id,
+                Member {
+                    parent,
+                    level: c.get_str("levelLetter").unwrap_or("A").parse().unwrap(),
+                    active: c.get_str("referralStatus").unwrap_or("active") == "active",
+                    verified: c.get_bool("isVerified") == Ok(true),
+                },
+            );
+            if let Some(parent) = parent {
+                model.children.entry(parent).or_default().push(id);
+            }
+            model.wallets.insert(
+                id,
+                mall_store::amount::wallet_or_default(
+                    c.get("points").unwrap_or(&mall_store::bson::Bson::Null),
+                )
+                .unwrap(),
+            );
+        }
+        model
+    }
+
+    /// Plans one job with the pure rules and applies it (levels, wallets, the pool).
+    fn pay(
+        &mut self,
+        buyer: ObjectId,
+        reward: MilliPoints,
+        terms: &JobTerms,
+    ) -> RewardPlan<ObjectId> {
+        let chain = ReferralChain::walk(&buyer, |id| {
+            let member = self.members.get(id)?;
+            let directs = LevelCounts::from_levels(
+                self.children
+                    .get(id)
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|child| self.members.get(child).map(|m| m.level)),
+            );
+            Some(ChainMember {
+                id: *id,
+                parent: member.parent,
+                level: member.level,
+                active: member.active,
+                verified: member.verified,
+                directs,
+            })
+        })
+        .unwrap();
+        let plan = plan_job(terms, reward, &chain, self.pool).unwrap();
+        assert!(plan.conserves());
+        self.pool = plan.pool_after(self.pool).unwrap();
+        assert!(!self.pool.is_negative(), "the pool never goes below zero");
+        for promotion in &plan.promotions {
+            let member = self.members.get_mut(&promotion.id).unwrap();
+            member.level = member.level.max(promotion.to);
+        }
+        let credits = plan
+            .payouts
+            .iter()
+            .map(|p| (p.id, p.amount))
+            .chain(plan.direct.iter().map(|d| (d.id, d.amount)))
+            .chain(plan.gifts.iter().map(|g| (g.id, g.amount)));
+        for (id, credit) in credits {
+            let wallet = self.wallets.get_mut(&id).unwrap();
+            *wallet = wallet.checked_add(credit).unwrap();
+        }
+        plan
+    }
+}
+
+async fn all(store: &Store, collection: &str) -> Vec<Document> {
+    store
+        .database()
+        .collection::<Document>(collection)
+        .find(doc! {})
+        .sort(doc! {"_id": 1})
+        .await
+        .unwrap()
+        .try_collect()
+        .await
+        .unwrap()
+}
+
+async fn drain(store: &Store) -> mall_store::drain::DrainSummary {
+    store
+        .drain(
+            QueueSettings::default(),
+            DrainLimits {
+                concurrency: 1,
+                ..DrainLimits::default()
+            },
+            std::sync::Arc::new(SystemClock),
+        )
+        .await
+}
+
+/// An hour after the last time the dump records a worker's claim: every worker of the app is
+/// long gone.
+fn an_hour_after_the_dump(dump: &LegacyDump) -> DateTime {
+    let last = dump
+        .documents("checkoutjobs")
+        .iter()
+        .filter_map(|j| j.get_datetime("startedAt").ok())
+        .map(|t| t.timestamp_millis())
+        .max()
+        .unwrap();
+    DateTime::from_millis(last + 3_600_000)
+}
+
+async fn loaded(name: &str) -> (LegacyDump, Store) {
+    let dump = LegacyDump::read_named(name);
+    let (store, _, _) = fresh_counted_store().await;
+    store.database().drop().await.unwrap();
+    dump.load(&store).await;
+    store.ensure_indexes().await.unwrap();
+    (dump, store)
+}
+
+#[tokio::test]
+async fn the_cutover_check_reads_the_apps_current_database() {
+    let (dump, store) = loaded(HEAD).await;
+    let later = an_hour_after_the_dump(&dump);
+    let lease = QueueSettings::default().lease;
+    let check = store.cutover_check(later, lease, true).await.unwrap();
+    assert!(check.ready, "{:?}", check.blockers);
+    assert_eq!(check.foreign_claims, 0);
+    let jobs: Vec<(&str, &str, u64)> = check
+        .legacy_jobs
+        .iter()
+        .map(|j| (j.era, j.status.as_str(), j.count))
+        .collect();
+    assert_eq!(
+        jobs,
+        [
+            ("app today", "completed", 45),
+            ("app today", "failed", 1),
+            ("app today", "pending", 17),
+            ("app today", "processing", 1),
+            ("seed era", "completed", 145),
+            ("seed era", "failed", 1),
+            ("seed era", "pending", 44),
+        ]
+    );
+    // The seed era's open jobs, oldest first, each with its R and the app's parked attempts.
+    assert_eq!(check.seed_era_jobs.len(), 44);
+    assert!(check
+        .seed_era_jobs
+        .windows(2)
+        .all(|w| w[0].age_seconds >= w[1].age_seconds));
+    assert!(check.seed_era_jobs.iter().all(|j| j.attempts == 3));
+    // The settings that will apply: the admin's document, the app's defaults in it.
+    let s = &check.settings;
+    assert!(s.found && s.invalid_fields.is_empty());
+    assert_eq!(
+        (
+            s.tree_share.as_str(),
+            s.gifts_share.as_str(),
+            s.referral_share.as_str(),
+            s.app_share_applied.as_str()
+        ),
+        ("0.5", "0.15", "0.05", "0.3")
+    );
+    assert_eq!(s.signup_gift.as_deref(), Some("50.000"));
+    let letters: Vec<&str> = s.level_gifts_paid.iter().map(|(l, _)| l.as_str()).collect();
+    assert_eq!(letters, ["B", "D", "F", "H", "J"]);
+    assert!(check
+        .warnings
+        .iter()
+        .any(|w| w.contains("level gifts will start being paid")));
+    assert!(check
+        .warnings
+        .iter()
+        .any(|w| w.contains("left `processing` by a killed worker")));
+    // Turned off by the deployment, none is paid and nothing warns of them.
+    let off = store.cutover_check(later, lease, false).await.unwrap();
+    assert!(off.settings.level_gifts_paid.is_empty());
+    assert!(!off.warnings.iter().any(|w| w.contains("level gifts")));
+
+    // The app's worker, still running, claims a job (no token of ours, `startedAt` now).
+    let jobs = store.database().collection::<Document>("checkoutjobs");
+    let pending = jobs
+        .find_one(doc! {"status": "pending", "payload.directReferralShare": {"$exists": true}})
+        .await
+        .unwrap()
+        .unwrap();
+    jobs.update_one(
+        doc! {"_id": pending.get_object_id("_id").unwrap()},
+        doc! {"$set": {"status": "processing", "startedAt": later}, "$inc": {"attempts": 2}},
+    )
+    .await
+    .unwrap();
+    let check = store.cutover_check(later, lease, true).await.unwrap();
+    assert!(!check.ready);
+    assert_eq!(check.foreign_claims, 1);
+    assert!(
+        check.blockers[0].contains("not ours"),
+        "{:?}",
+        check.blockers
+    );
+
+    // An unusable settings document is named, and the defaults apply.
+    store
+        .database()
+        .collection::<Document>("rewardsettings")
+        .update_many(doc! {}, doc! {"$set": {"giftsShare": "fifteen"}})
+        .await
+        .unwrap();
+    let check = store.cutover_check(later, lease, true).await.unwrap();
+    assert_eq!(check.settings.invalid_fields, ["giftsShare"]);
+    assert!(check
+        .warnings
+        .iter()
+        .any(|w| w.contains("giftsShare") && w.contains("defaults")));
+}
+
+/// One drain over a database of both eras; everything checked against the replayed rules.
+async fn every_open_job_is_paid_once_by_its_eras_rules(name: &str) {
+    let (dump, store) = loaded(name).await;
+    let transactions = dump.documents("transactions");
+    let before = sums_by_type(transactions);
+    let settings = SettingsReading::of(dump.documents("rewardsettings").first());
+    assert!(settings.problems.is_empty());
+
+    // The plan: every open job in claim order (the app's jobs carry no `runAfter`: by `_id`).
+    let mut model = Model::of(dump.documents("customers"), pool_formula(&before));
+    let completed_purchases: Vec<(ObjectId, ObjectId)> = transactions
+        .iter()
+        .filter(|t| t.get_str("type") == Ok("purchase") && t.get_str("status") == Ok("completed"))
+        .map(|t| {
+            (
+                t.get_object_id("customerId").unwrap(),
+                t.get_object_id("_id").unwrap(),
+            )
+        })
+        .collect();
+    let mut planned = Vec::new();
+    let mut eras: HashMap<&str, usize> = HashMap::new();
+    for raw in dump.documents("checkoutjobs") {
+        if !matches!(raw.get_str("status"), Ok("pending" | "processing")) {
+            continue;
+        }
+        let job: CheckoutJobDoc = mall_store::documents::read_document(raw.clone()).unwrap();
+        let facts = RunTimeFacts {
+            first_purchase: !completed_purchases
+                .iter()
+                .any(|(buyer, id)| *buyer == job.customer_id && *id != job.checkout_transaction_id),
+            settings: settings.settings.clone(),
+            level_gifts_allowed: true,
+        };
+        let terms = job.payload.paying_terms(&facts).unwrap();
+        let era = match job.payload.era() {
+            JobEra::SeedEra => "seed era",
+            JobEra::AppCurrent => "app today",
+            other => panic!("the dump holds no job of ours: {other:?}"),
+        };
+        *eras.entry(era).or_default() += 1;
+        let plan = model.pay(job.customer_id, job.payload.reward_points, &terms);
+        planned.push((job, plan));
+    }
+    assert_eq!(eras["seed era"], 44, "the seed era's jobs the app parked");
+    assert_eq!(eras["app today"], 18, "17 pending, 1 left processing");
+
+    // One drain pays them all; a second pays nothing.
+    let summary = drain(&store).await;
+    assert_eq!(
+        (
+            summary.claimed,
+            summary.completed,
+            summary.failed,
+            summary.retried
+        ),
+        (62, 62, 0, 0),
+        "{summary:?}"
+    );
+    assert_eq!(summary.foreign_claims, 0);
+    assert_eq!(drain(&store).await.claimed, 0);
+
+    // Every wallet exactly as planned, to the milli-point.
+    for customer in all(&store, "customers").await {
+        let id = customer.get_object_id("_id").unwrap();
+        assert_eq!(
+            mall_store::amount::wallet_from_bson(customer.get("points").unwrap()).unwrap(),
+            model.wallets[&id],
+            "customer {id}"
+        );
+    }
+
+    // The direct-referral share each app job recorded is what it paid (5 % before the admin's
+    // change, 10 % after it in the second file), to the referrer or back to the buyer.
+    let after_transactions = all(&store, "transactions").await;
+    for (job, plan) in &planned {
+        if job.payload.era() != JobEra::AppCurrent {
+            continue;
+        }
+        let paid: Vec<&Document> = after_transactions
+            .iter()
+            .filter(|t| {
+                t.get_str("type") == Ok("direct_referral_reward")
+                    && t.get_object_id("relatedTransaction") == Ok(job.checkout_transaction_id)
+            })
+            .collect();
+        match &plan.direct {
+            Some(direct) => {
+                assert_eq!(paid.len(), 1);
+                assert_eq!(amount(paid[0], "amount"), direct.amount);
+                assert_eq!(Some(direct.amount), job.payload.direct_referral_share);
+            }
+            None => assert!(paid.is_empty()),
+        }
+    }
+
+    // The gifts pool: the document, the app's formula over the ledger and the plan agree.
+    let after = sums_by_type(&after_transactions);
+    let pool = store
+        .database()
+        .collection::<Document>("rewardpools")
+        .find_one(doc! {"_id": "gifts"})
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(amount(&pool, "balance"), model.pool);
+    assert_eq!(pool_formula(&after), model.pool);
+    assert!(!model.pool.is_negative());
+
+    // The app's settings page, over what we wrote: revenue, pool income and spends, and the
+    // points distributed to users, each the plan's.
+    let grew = |t: &str| {
+        after
+            .get(t)
+            .copied()
+            .unwrap_or_default()
+            .checked_sub(before.get(t).copied().unwrap_or_default())
+            .unwrap()
+    };
+    let sum = |f: &dyn Fn(&RewardPlan<ObjectId>) -> MilliPoints| {
+        MilliPoints::checked_sum(planned.iter().map(|(_, p)| f(p))).unwrap()
+    };
+    assert_eq!(grew("app_reward"), sum(&|p| p.app_final));
+    assert_eq!(grew("gifts_reward"), sum(&|p| p.gifts_final));
+    assert_eq!(
+        grew("signup_gifts_reward")
+            .checked_add(grew("level_gift_reward"))
+            .unwrap(),
+        sum(&|p| p.pool_spent().unwrap())
+    );
+    let distributed = [
+        "tree_reward",
+        "tree_reward_shared",
+        "direct_referral_reward",
+        "signup_gifts_reward",
+        "level_gift_reward",
+    ]
+    .iter()
+    .map(|t| grew(t))
+    .try_fold(MilliPoints::ZERO, MilliPoints::checked_add)
+    .unwrap();
+    assert_eq!(
+        distributed,
+        sum(&|p| {
+            MilliPoints::checked_sum(
+                p.payouts
+                    .iter()
+                    .map(|x| x.amount)
+                    .chain(p.direct.iter().map(|d| d.amount))
+                    .chain(p.gifts.iter().map(|g| g.amount)),
+            )
+            .unwrap()
+        })
+    );
+    // The current economy started paying level gifts where promotions reached a letter that
+    // has one; the pool paid every one of them or said why not.
+    let level_gifts = sum(&|p| {
+        MilliPoints::checked_sum(
+            p.gifts
+                .iter()
+                .filter(|g| matches!(g.kind, mall_domain::GiftKind::Level(_)))
+                .map(|g| g.amount),
+        )
+        .unwrap()
+    });
+    assert_eq!(grew("level_gift_reward"), level_gifts);
+
+    // What the app's reports read of each purchase we paid: the final app amount, the gifts
+    // share, the payouts.
+    for (job, plan) in &planned {
+        let purchase = after_transactions
+            .iter()
+            .find(|t| t.get_object_id("_id") == Ok(job.checkout_transaction_id))
+            .unwrap();
+        assert_eq!(purchase.get_str("rewardsStatus"), Ok("completed"));
+        assert_eq!(
+            purchase.get_array("treeDistribution").unwrap().len(),
+            plan.payouts.len()
+        );
+        if job.payload.era() == JobEra::AppCurrent {
+            assert_eq!(amount(purchase, "appPointsShare"), plan.app_final);
+            assert_eq!(amount(purchase, "giftsPointsShare"), plan.gifts_final);
+        }
+    }
+
+    let audit = store.audit().await.unwrap();
+    assert!(audit.is_clean(), "{:#?}", audit.violations);
+    assert_eq!(
+        audit.gifts_pool_milli,
+        Some(model.pool.as_milli().to_string())
+    );
+}
+
+#[tokio::test]
+async fn every_open_job_of_both_eras_is_paid_once_by_its_eras_rules() {
+    every_open_job_is_paid_once_by_its_eras_rules(HEAD).await;
+}
+
+#[tokio::test]
+async fn after_the_admin_raised_the_referral_share_each_job_pays_its_own() {
+    every_open_job_is_paid_once_by_its_eras_rules(HEAD_REFERRAL10).await;
+}
