@@ -87,6 +87,61 @@ impl World {
             .unwrap()
     }
 
+    /// One unit of `product` checked out in the app's current economy (the admin's settings read
+    /// in the checkout's transaction).
+    pub async fn checkout_current(&self, buyer: ObjectId, product: ObjectId) -> CheckoutReceipt {
+        seed::fill_cart(&self.store, buyer, &[(product, 1)]).await;
+        self.store
+            .checkout(&CheckoutCommand {
+                customer_id: buyer,
+                request: &CheckoutRequest::default(),
+                idempotency_key: None,
+                policy: &RewardPolicy::preset(mall_domain::PolicyPreset::Current),
+                economy: mall_store::checkout::Economy::Current {
+                    level_gifts_allowed: true,
+                },
+                job_max_attempts: 3,
+            })
+            .await
+            .unwrap()
+    }
+
+    /// The admin's settings document, replaced.
+    pub async fn set_reward_settings(&self, settings: mall_store::bson::Document) {
+        let collection = self
+            .store
+            .database()
+            .collection::<mall_store::bson::Document>("rewardsettings");
+        collection.delete_many(doc! {}).await.unwrap();
+        collection.insert_one(settings).await.unwrap();
+    }
+
+    /// A `gifts_reward` entry the app wrote (no link to a purchase): income of the gifts pool.
+    pub async fn app_gifts_income(&self, points: &str) {
+        let amount = mall_store::amount::to_bson(points.parse().unwrap()).unwrap();
+        self.store
+            .database()
+            .collection::<mall_store::bson::Document>("transactions")
+            .insert_one(doc! {
+                "customerId": ObjectId::new(), "userName": "System", "userEmail": "system@mall.com",
+                "amount": amount, "type": "gifts_reward", "status": "completed",
+                "description": "Income to Gifts Pool from checkout split",
+            })
+            .await
+            .unwrap();
+    }
+
+    /// The gifts pool's document balance (none until a batch built it).
+    pub async fn gifts_pool(&self) -> Option<MilliPoints> {
+        self.store
+            .database()
+            .collection::<mall_store::bson::Document>("rewardpools")
+            .find_one(doc! {"_id": "gifts"})
+            .await
+            .unwrap()
+            .map(|pool| mall_store::amount::from_bson(pool.get("balance").unwrap()).unwrap())
+    }
+
     pub async fn customer(&self, id: ObjectId) -> CustomerDoc {
         self.store
             .customers()

@@ -1,0 +1,398 @@
+//! The app's current economy on the real test server, from the real checkout transaction to the
+//! drain: the admin's settings read at checkout and recorded in the job (a later change never
+//! reaches a queued job), a configured 0 paying 0, an unusable settings document checking out on
+//! the app's defaults and saying so, the first purchase decided at checkout, the direct-referral
+//! share and the gifts paid exactly, the gifts pool never overdrawn by concurrent workers, and
+//! the app's own course subscriptions beside our checkouts losing no wallet change.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a failed unwrap is a failed test
+
+mod support;
+
+use std::sync::Arc;
+
+use mall_domain::MilliPoints;
+use mall_store::bson::{doc, oid::ObjectId, DateTime, Document};
+use mall_store::documents::{JobStatus, TransactionType};
+use mall_store::drain::{DrainLimits, DrainSummary, SystemClock};
+use mall_store::queue::QueueSettings;
+use serde_json::json;
+use support::*;
+
+fn points(text: &str) -> MilliPoints {
+    text.parse().unwrap()
+}
+
+/// The document the app writes with its defaults.
+fn app_defaults() -> Document {
+    doc! {
+        "levelGifts": {"B": 10, "D": 20, "F": 30, "H": 40, "J": 50},
+        "firstPaymentReferral": 0.05, "treeShare": 0.5, "giftsShare": 0.15, "appShare": 0.3,
+        "signupPoints": {"enabled": true, "amount": 50}, "enableLevelGifts": true,
+        "createdAt": DateTime::now(), "updatedAt": DateTime::now(), "__v": 0,
+    }
+}
+
+async fn drain(store: &mall_store::Store, batch_size: usize) -> DrainSummary {
+    store
+        .drain(
+            QueueSettings::default(),
+            DrainLimits {
+                concurrency: 1,
+                batch_size,
+                ..DrainLimits::default()
+            },
+            Arc::new(SystemClock),
+        )
+        .await
+}
+
+/// root (C) ← parent (B) ← buyer (A), everyone active and verified; more buyers under parent.
+async fn line_world(buyers: usize) -> (World, ObjectId) {
+    let mut world = World::new().await;
+    let mut customers = vec![
+        json!({"id": "root", "parent": null, "level": "C", "active": true, "verified": true}),
+        json!({"id": "parent", "parent": "root", "level": "B", "active": true, "verified": true}),
+    ];
+    for i in 0..buyers {
+        customers.push(
+            json!({"id": format!("buyer{i}"), "parent": "parent", "level": "A",
+                              "active": true, "verified": true}),
+        );
+    }
+    world
+        .seed_customers(&json!({ "customers": customers }), "1000")
+        .await;
+    // R = 100 per unit.
+    let product = world.product("100", "100").await;
+    (world, product)
+}
+
+async fn entries_of_kind(world: &World, kind: TransactionType) -> Vec<(ObjectId, MilliPoints)> {
+    world
+        .store
+        .reward_entries()
+        .find(doc! {"type": kind.as_str()})
+        .sort(doc! {"_id": 1})
+        .await
+        .unwrap()
+        .try_collect::<Vec<_>>()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| (e.customer_id, e.amount))
+        .collect()
+}
+
+use futures_util::TryStreamExt;
+
+#[tokio::test]
+async fn each_job_pays_by_the_settings_and_first_purchase_of_its_checkout() {
+    let (world, product) = line_world(1).await;
+    world.set_reward_settings(app_defaults()).await;
+    world.app_gifts_income("1000").await;
+    let buyer = world.id("buyer0");
+
+    // Two checkouts before any worker runs: the first is the buyer's first purchase (decided in
+    // the checkout's transaction, not when the job runs as the app does), the second is not.
+    world.commands.clear();
+    let first = world.checkout_current(buyer, product).await;
+    // After the cart's filling (one update), the checkout's six commands: the settings and the
+    // first-purchase check ride in its one read.
+    assert_eq!(
+        world.commands.names()[1..],
+        ["aggregate", "insert", "update", "update", "insert", "commitTransaction"]
+    );
+    let second = world.checkout_current(buyer, product).await;
+    assert_eq!(
+        (
+            first.split.tree,
+            first.split.gifts,
+            first.split.referral,
+            first.split.app
+        ),
+        (points("50"), points("15"), points("5"), points("30"))
+    );
+    // The admin raises the direct-referral share: only checkouts from now on pay 10 %.
+    let mut raised = app_defaults();
+    raised.insert("firstPaymentReferral", 0.1);
+    world.set_reward_settings(raised).await;
+    let third = world.checkout_current(buyer, product).await;
+    assert_eq!(
+        (third.split.referral, third.split.app),
+        (points("10"), points("25"))
+    );
+
+    for (receipt, first_purchase, referral) in [
+        (&first, true, "5"),
+        (&second, false, "5"),
+        (&third, false, "10"),
+    ] {
+        let job = world.store.job(receipt.job_id).await.unwrap().unwrap();
+        assert_eq!(job.payload.first_purchase, Some(first_purchase));
+        assert_eq!(job.payload.direct_referral_share, Some(points(referral)));
+        assert_eq!(job.payload.economy.as_deref(), Some("current"));
+        assert!(job.payload.settings.is_some());
+    }
+
+    let summary = drain(&world.store, 50).await;
+    assert_eq!((summary.completed, summary.failed), (3, 0), "{summary:?}");
+
+    // Tree: 5 to the parent (B) and 5 to root (C) per job; unused 40 to the app.
+    // D: 5 to the parent (first purchase), 5 and 10 back to the buyer (cashback).
+    // Signup: 50 to the buyer, from the pool.
+    assert_eq!(world.wallet("parent").await, points("1020"));
+    assert_eq!(world.wallet("root").await, points("1015"));
+    assert_eq!(world.wallet("buyer0").await, points("765"));
+    assert_eq!(
+        entries_of_kind(&world, TransactionType::DirectReferralReward).await,
+        [
+            (world.id("parent"), points("5")),
+            (buyer, points("5")),
+            (buyer, points("10"))
+        ]
+    );
+    assert_eq!(
+        entries_of_kind(&world, TransactionType::SignupGiftsReward).await,
+        [(buyer, points("50"))]
+    );
+    let apps: Vec<MilliPoints> = entries_of_kind(&world, TransactionType::AppReward)
+        .await
+        .into_iter()
+        .map(|(_, a)| a)
+        .collect();
+    assert_eq!(apps, [points("70"), points("70"), points("65")]);
+    // The purchase as the app's reports read it: the final app amount, the gifts share.
+    let purchase = world.purchase(first.transaction_id).await;
+    assert_eq!(purchase.app_points_share, points("70"));
+    assert_eq!(purchase.gifts_points_share, points("15"));
+    // The pool: the app's 1000, three gifts shares, one signup gift.
+    assert_eq!(world.gifts_pool().await, Some(points("995")));
+    let audit = world.store.audit().await.unwrap();
+    assert!(audit.is_clean(), "{:#?}", audit.violations);
+
+    // A batch once the pool exists: claim (3), load (2), customers, entries, purchases, pool,
+    // jobs, commit.
+    world.checkout_current(buyer, product).await;
+    world.commands.clear();
+    drain(&world.store, 50).await;
+    let names = world.commands.names();
+    assert_eq!(names.len(), 12, "{names:?}");
+}
+
+#[tokio::test]
+async fn a_configured_zero_pays_zero() {
+    let (world, product) = line_world(1).await;
+    let mut zero = app_defaults();
+    zero.insert("firstPaymentReferral", 0);
+    zero.insert("signupPoints", doc! {"enabled": true, "amount": 0});
+    world.set_reward_settings(zero).await;
+    world.app_gifts_income("1000").await;
+    let receipt = world.checkout_current(world.id("buyer0"), product).await;
+    assert_eq!(
+        (receipt.split.referral, receipt.split.app),
+        (MilliPoints::ZERO, points("35"))
+    );
+    drain(&world.store, 50).await;
+    assert!(
+        entries_of_kind(&world, TransactionType::DirectReferralReward)
+            .await
+            .is_empty()
+    );
+    assert!(entries_of_kind(&world, TransactionType::SignupGiftsReward)
+        .await
+        .is_empty());
+    assert_eq!(world.wallet("buyer0").await, points("900"));
+    assert_eq!(world.wallet("parent").await, points("1005"));
+    let audit = world.store.audit().await.unwrap();
+    assert!(audit.is_clean(), "{:#?}", audit.violations);
+}
+
+#[tokio::test]
+async fn an_unusable_settings_document_checks_out_on_the_defaults_and_says_so() {
+    let (world, product) = line_world(1).await;
+    let mut broken = app_defaults();
+    broken.insert("treeShare", "half");
+    broken.insert("giftsShare", 0.9);
+    world.set_reward_settings(broken).await;
+    let receipt = world.checkout_current(world.id("buyer0"), product).await;
+    // Never more than R, never a refused checkout: the app's defaults.
+    assert_eq!(
+        (
+            receipt.split.tree,
+            receipt.split.gifts,
+            receipt.split.referral,
+            receipt.split.app
+        ),
+        (points("50"), points("15"), points("5"), points("30"))
+    );
+    let job = world.store.job(receipt.job_id).await.unwrap().unwrap();
+    let copy = job.payload.settings.unwrap();
+    assert_eq!(copy.get_f64("treeShare"), Ok(0.5));
+    assert_eq!(copy.get_f64("giftsShare"), Ok(0.15));
+    let check = world
+        .store
+        .cutover_check(DateTime::now(), QueueSettings::default().lease, true)
+        .await
+        .unwrap();
+    assert_eq!(
+        check.settings.invalid_fields,
+        ["treeShare", "treeShare + giftsShare + firstPaymentReferral"]
+    );
+    // The settings document stays as the admin left it: we never write it.
+    let stored = world
+        .store
+        .database()
+        .collection::<Document>("rewardsettings")
+        .find_one(doc! {})
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(stored.get_str("treeShare"), Ok("half"));
+}
+
+#[tokio::test]
+async fn concurrent_first_purchases_never_overdraw_the_gifts_pool() {
+    const BUYERS: usize = 12;
+    let (world, product) = line_world(BUYERS).await;
+    world.set_reward_settings(app_defaults()).await;
+    // 120 points in the pool: with 15 more per job, it covers only some of the 50-point gifts.
+    world.app_gifts_income("120").await;
+    for i in 0..BUYERS {
+        world
+            .checkout_current(world.id(&format!("buyer{i}")), product)
+            .await;
+    }
+    // Three workers at once, in small batches so that their transactions interleave.
+    let mut workers = Vec::new();
+    for _ in 0..3 {
+        let store = world.other_worker().await;
+        workers.push(tokio::spawn(async move { drain(&store, 2).await }));
+    }
+    let mut completed = 0;
+    for worker in workers {
+        completed += worker.await.unwrap().completed;
+    }
+    // Contended jobs are snoozed briefly; whatever is left, one more drain finishes.
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    completed += drain(&world.store, 50).await.completed;
+    assert_eq!(completed, BUYERS);
+
+    let gifts = entries_of_kind(&world, TransactionType::SignupGiftsReward).await;
+    let pool = world.gifts_pool().await.unwrap();
+    assert!(!pool.is_negative(), "the pool is never overdrawn: {pool}");
+    // 120 + 12 × 15 = 300 came in; every gift paid came out of it, and no more.
+    let paid = MilliPoints::checked_sum(gifts.iter().map(|(_, a)| *a)).unwrap();
+    assert_eq!(pool.checked_add(paid).unwrap(), points("300"));
+    assert!(
+        !gifts.is_empty() && gifts.len() < BUYERS,
+        "{} gifts",
+        gifts.len()
+    );
+    // Each purchase's log says which gift was paid and which the pool could not cover.
+    let mut uncovered = 0;
+    for id in world.purchases_in_order().await {
+        let log = world.purchase(id).await.reward_log.unwrap();
+        uncovered += log.gifts_uncovered.len();
+    }
+    assert_eq!(gifts.len() + uncovered, BUYERS);
+    let audit = world.store.audit().await.unwrap();
+    assert!(audit.is_clean(), "{:#?}", audit.violations);
+}
+
+/// The app's course subscription, as its controller does it: a conditional `$inc` of the wallet
+/// and a `COURSE_SUBSCRIPTION` entry in one transaction, retried on a transient error.
+async fn subscribe_to_a_course(store: &mall_store::Store, customer: ObjectId, cost: f64) {
+    loop {
+        let mut session = store.client().start_session().await.unwrap();
+        session.start_transaction().await.unwrap();
+        let db = store.database();
+        let charged = db
+            .collection::<Document>("customers")
+            .update_one(
+                doc! {"_id": customer, "points": {"$gte": cost}},
+                doc! {"$inc": {"points": -cost}},
+            )
+            .session(&mut session)
+            .await;
+        let written = match charged {
+            Ok(_) => db
+                .collection::<Document>("transactions")
+                .insert_one(doc! {"customerId": customer, "amount": cost,
+                "type": "COURSE_SUBSCRIPTION", "status": "completed", "userName": "x",
+                "userEmail": "x@example.com"})
+                .session(&mut session)
+                .await
+                .map(|_| ()),
+            Err(e) => Err(e),
+        };
+        let committed = match written {
+            Ok(()) => session.commit_transaction().await,
+            Err(e) => Err(e),
+        };
+        match committed {
+            Ok(()) => return,
+            Err(e) if e.contains_label("TransientTransactionError") => {
+                let _ = session.abort_transaction().await;
+            }
+            Err(e) => panic!("the course subscription failed: {e}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn course_subscriptions_beside_checkouts_lose_no_wallet_change() {
+    let (world, product) = line_world(1).await;
+    world.set_reward_settings(app_defaults()).await;
+    let buyer = world.id("buyer0");
+    let app = world.other_worker().await;
+    let request = mall_domain::checkout::CheckoutRequest::default();
+    let policy = mall_domain::RewardPolicy::preset(mall_domain::PolicyPreset::Current);
+    let command = mall_store::CheckoutCommand {
+        customer_id: buyer,
+        request: &request,
+        idempotency_key: None,
+        policy: &policy,
+        economy: mall_store::checkout::Economy::Current {
+            level_gifts_allowed: true,
+        },
+        job_max_attempts: 3,
+    };
+    for _ in 0..4 {
+        seed_cart(&world, buyer, product).await;
+        let (receipt, ()) = tokio::join!(
+            world.store.checkout(&command),
+            subscribe_to_a_course(&app, buyer, 9.5),
+        );
+        receipt.unwrap();
+    }
+    // 1000 − 4 × 100 (checkouts) − 4 × 9.5 (courses), exactly.
+    assert_eq!(world.wallet("buyer0").await, points("562"));
+    let job_states: Vec<JobStatus> = world
+        .store
+        .checkout_jobs()
+        .find(doc! {})
+        .await
+        .unwrap()
+        .try_collect::<Vec<_>>()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|j| j.status)
+        .collect();
+    assert_eq!(job_states.len(), 4);
+    // The courses are not purchases: the buyer's first checkout was its first purchase.
+    let first = world
+        .store
+        .checkout_jobs()
+        .find_one(doc! {})
+        .sort(doc! {"_id": 1})
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(first.payload.first_purchase, Some(true));
+}
+
+async fn seed_cart(world: &World, buyer: ObjectId, product: ObjectId) {
+    mall_testkit::seed::fill_cart(&world.store, buyer, &[(product, 1)]).await;
+}
