@@ -132,6 +132,7 @@ def demo():
     print(
         f"  reward R {pts(rewards['totalRewardPoints'])} = app {pts(rewards['appShare'])}"
         f" + gifts {pts(rewards['giftsShare'])} + tree {pts(rewards['treeShare'])}"
+        f" + direct referral {pts(rewards['referralShare'])}"
     )
 
     print("  waiting for the reward worker (make dev drains every few seconds) ", end="", flush=True)
@@ -155,8 +156,8 @@ def demo():
     for name, old in before.items():
         new = after[name]
         change = Decimal(new["points"]) - Decimal(old["points"])
-        if name != buyer_name:
-            credited += change
+        # The buyer paid the cart; anything else it got (cashback, a signup gift) is a credit.
+        credited += change + (Decimal(data["cartTotal"]) if name == buyer_name else 0)
         level = old["level"] if old["level"] == new["level"] else f"{old['level']}→{new['level']}"
         print(f"  {name:<10} {level:<7} {pts(old['points']):>12} {pts(new['points']):>12} {pts(change):>12}")
 
@@ -164,12 +165,15 @@ def demo():
     print(bold("\ndistribution"))
     print(f"  tree distributed {pts(dist['treeDistributed'])} to {dist['recipients']} ancestors,"
           f" unused {pts(dist['treeUnused'])}, promotions {dist['promotions']}")
+    print(f"  direct referral {pts(dist['directReferral'])}, gifts from the pool {pts(dist['poolGifts'])}")
     print(f"  gifts pool {pts(dist['giftsFinal'])}, app pool {pts(dist['appFinal'])}")
-    total = credited + Decimal(dist["giftsFinal"]) + Decimal(dist["appFinal"])
+    # Gifts from the pool are outside R: the wallets' credits less them, plus the two pools.
+    from_r = credited - Decimal(dist["poolGifts"])
+    total = from_r + Decimal(dist["giftsFinal"]) + Decimal(dist["appFinal"])
     conserved = total == Decimal(rewards["totalRewardPoints"])
     print(
-        f"  wallet credits {pts(credited)} + gifts {pts(dist['giftsFinal'])}"
-        f" + app {pts(dist['appFinal'])} = {pts(total)}:"
+        f"  wallet credits {pts(from_r)} (and {pts(dist['poolGifts'])} from the gifts pool)"
+        f" + gifts {pts(dist['giftsFinal'])} + app {pts(dist['appFinal'])} = {pts(total)}:"
         f" {'conserves R' if conserved else 'DOES NOT conserve R'}"
     )
     return 0 if conserved else 1

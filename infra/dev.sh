@@ -19,6 +19,9 @@ DRAIN_SECONDS="${MALL_DRAIN_SECONDS:-5}"
 export MONGODB_URI="mongodb://127.0.0.1:${DB_PORT}/?directConnection=true"
 export MONGODB_DATABASE="${MONGODB_DATABASE:-mall}"
 export LOCAL_JWT_SECRET="${LOCAL_JWT_SECRET:-local-development-secret-not-for-production}"
+# The economy the template deploys: the app's current one (the admin's rewardsettings).
+CURRENT_ECONOMY='{"preset": "current"}'
+export REWARD_POLICY="${REWARD_POLICY:-$CURRENT_ECONOMY}"
 export PATH="$ROOT/.venv/bin:$PATH"
 unset EVENT_BUS_NAME
 BASE="http://127.0.0.1:${INVOKE_PORT}"

@@ -295,7 +295,7 @@ async fn the_original_systems_database_is_served_exactly_once_and_exactly() {
         .await
         .unwrap();
 
-    // One drain pays them all, in batches of ten commands, and a second drain finds nothing.
+    // One drain pays them all, in batches of nine commands, and a second drain finds nothing.
     commands.clear();
     let summary = drain(&store).await;
     assert_eq!(
@@ -304,8 +304,8 @@ async fn the_original_systems_database_is_served_exactly_once_and_exactly() {
         "{summary:?}"
     );
     assert_eq!(summary.failed + summary.retried, 0, "{summary:?}");
-    // Batches of 16: per batch the claim (candidates, stamp, read back), the two loads, the
-    // customers' update, the entries, the purchases, the jobs and the commit (the job already
+    // Per batch the claim (candidates, stamp, read back), the load, the customers' update, the
+    // entries, the purchases, the jobs and the commit (the job already
     // applied rides in one of them, paying nothing); then the claim that finds nothing.
     let batches = 45_usize.div_ceil(mall_store::drain::DEFAULT_BATCH_SIZE);
     assert_eq!(
@@ -313,7 +313,7 @@ async fn the_original_systems_database_is_served_exactly_once_and_exactly() {
         (batches, 0),
         "{summary:?}"
     );
-    assert_eq!(commands.count(), 10 * batches + 1, "{:?}", commands.names());
+    assert_eq!(commands.count(), 9 * batches + 1, "{:?}", commands.names());
     assert_eq!(drain(&store).await.claimed, 0);
 
     // Every wallet exactly as planned, to the milli-point.

@@ -348,6 +348,8 @@ struct DistributionBody {
     tree_unused: ApiAmount,
     gifts_final: ApiAmount,
     app_final: ApiAmount,
+    direct_referral: ApiAmount,
+    pool_gifts: ApiAmount,
     recipients: usize,
     promotions: usize,
 }
@@ -394,6 +396,12 @@ pub fn purchase_response(view: &PurchaseWithJob) -> Response<Body> {
                 tree_unused: ApiAmount(d.tree_unused),
                 gifts_final: ApiAmount(d.gifts_final),
                 app_final: ApiAmount(d.app_final),
+                direct_referral: ApiAmount(
+                    d.direct.as_ref().map_or(MilliPoints::ZERO, |x| x.amount),
+                ),
+                pool_gifts: ApiAmount(
+                    MilliPoints::checked_sum(d.gifts.iter().map(|g| g.amount)).unwrap_or_default(),
+                ),
                 recipients: d.payouts.len(),
                 promotions: d.promotions.len(),
             }),

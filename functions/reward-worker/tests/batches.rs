@@ -202,9 +202,9 @@ async fn a_batch_takes_ten_commands_whatever_its_size_and_the_depth_of_its_chain
         let summary = drain(&world, 16).await;
         assert_eq!((summary.completed, summary.batches), (16, 1), "{summary:?}");
         let names = world.commands.names();
-        // The claim (candidates, stamp, read back), the two loads, the customers, the entries,
-        // the purchases, the jobs, the commit; then the claim that finds nothing.
-        assert_eq!(names.len(), 3 + 7 + 1, "depth {depth}: {names:?}");
+        // The claim (candidates, stamp, read back), the load, the customers, the entries, the
+        // purchases, the jobs, the commit; then the claim that finds nothing.
+        assert_eq!(names.len(), 3 + 6 + 1, "depth {depth}: {names:?}");
         counts.push((depth, names.len() - 1));
         for purchase in purchases {
             assert_conserved(&world, purchase).await;

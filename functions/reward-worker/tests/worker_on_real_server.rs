@@ -151,7 +151,8 @@ async fn the_spec_scenario_pays_promotes_and_logs_exactly_as_the_simulator_says(
     assert_eq!(job.status, JobStatus::Completed);
     assert_eq!(job.attempts, 1);
     assert!(job.claim_token.is_none() && job.lease_until.is_none());
-    assert!(job.expires_at.unwrap() > job.completed_at.unwrap());
+    // Kept for good by default: the app's jobs dashboard shows a customer's history.
+    assert!(job.expires_at.is_none() && job.completed_at.is_some());
 
     // Draining again pays nothing more.
     let before = world.customers().await;

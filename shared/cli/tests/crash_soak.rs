@@ -93,7 +93,17 @@ impl Workers {
     fn spawn(&mut self) -> Child {
         self.started += 1;
         Command::new(env!("CARGO_BIN_EXE_mall"))
-            .args(["drain", "--concurrency", "2", "--max-jobs", "100000"])
+            // Small batches: many transactions for the kills to land in (a drain of large batches
+            // can finish the whole queue before the driver's third kill).
+            .args([
+                "drain",
+                "--concurrency",
+                "2",
+                "--batch-size",
+                "4",
+                "--max-jobs",
+                "100000",
+            ])
             .env("MONGODB_URI", &self.uri)
             .env("MONGODB_DATABASE", &self.database)
             // A killed worker's job is taken over 2 s later (in production: JOB_LEASE_SECONDS).

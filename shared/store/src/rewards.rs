@@ -4,15 +4,22 @@
 //! commit, whatever its size and the depth of its chains:
 //!
 //! 1. one aggregation loads every buyer's chain at once (a `$graphLookup` started from all the
-//!    buyers, so an ancestor shared by many chains is read once) and the state of every job's
-//!    purchase;
-//! 2. one aggregation counts the levels of every loaded customer's directs;
-//! 3. the pure rules plan the jobs one by one in claim order on a [`ForestView`], each job
+//!    buyers, so an ancestor shared by many chains is read once), the levels of every loaded
+//!    customer's directs, the state of every job's purchase and of the gifts pool, and — for jobs
+//!    the app's own checkout queued — the admin's settings and the buyers' earlier purchases;
+//! 2. the pure rules plan the jobs one by one in claim order on a [`ForestView`], each job
 //!    seeing the promotions of the jobs before it — the result of processing them one at a time
-//!    in that order;
-//! 4. every customer's credits and promotions are merged into one write each (one `update`
+//!    in that order — and the gifts pool as the jobs before it left it;
+//! 3. every customer's credits and promotions are merged into one write each (one `update`
 //!    command for all), every reward entry goes into one `insert`, every purchase's log into one
-//!    `update`, and every job's fenced completion into one `update`; then commit.
+//!    `update`, the gifts pool's balance into one `update` (when the batch moved it), and every
+//!    job's fenced completion into one `update`; then commit.
+//!
+//! The gifts pool (the app's: Σ `gifts_reward` − Σ `signup_gifts_reward` − Σ
+//! `level_gift_reward`) is kept in one document of ours, built from the ledger by the first batch
+//! whose jobs may spend it and written by every batch that moves it: two batches that move it
+//! conflict, so no concurrency can overdraw it, and its cost per batch does not grow with the
+//! ledger.
 //!
 //! Wallets are points as the app stores them (Int32 or Double). A credit is never a server-side
 //! `$inc` of a Double: each recipient's new balance is computed exactly from the balance read in
@@ -154,6 +161,9 @@ struct LoadedDoc {
     /// The batch's jobs as this transaction's snapshot has them: the fence of every write.
     #[serde(default)]
     jobs: Vec<JobFence>,
+    /// How many directs each loaded customer has at each letter.
+    #[serde(default)]
+    counts: Vec<DirectCount>,
     /// The gifts pool's document, once some batch built it.
     #[serde(default)]
     pool: Vec<Document>,
@@ -266,12 +276,6 @@ struct DirectCount {
     p: ObjectId,
     l: String,
     n: i64,
-}
-
-#[derive(Deserialize)]
-struct DirectCounts {
-    #[serde(default)]
-    counts: Vec<DirectCount>,
 }
 
 fn level_of(letter: Option<&str>) -> Result<Level, String> {
@@ -795,8 +799,8 @@ impl Store {
         Ok(())
     }
 
-    /// Every buyer's chain and every job's purchase (one aggregation), then the level counts of
-    /// every loaded customer's directs (one aggregation).
+    /// Every buyer's chain, the level counts of every loaded customer's directs, every job's
+    /// purchase and fence, and the gifts pool, in one aggregation.
     ///
     /// The walk is bounded explicitly by [`MAX_ANCESTORS`]: mongod's `$graphLookup` has no depth
     /// limit unless told, but a server may set its own (SecantusDB stops at 101 ancestors), and a
@@ -813,9 +817,6 @@ impl Store {
             .map(|&i| jobs[i].job.checkout_transaction_id)
             .collect();
         let job_ids: Vec<ObjectId> = group.iter().map(|&i| jobs[i].job.id).collect();
-        let customers = self
-            .database()
-            .collection::<Document>(collections::CUSTOMERS);
         let pipeline = vec![
             // One document to hang the lookups on: one of the batch's jobs. (When none is left,
             // there is none, and every claim is found lost.)
@@ -829,6 +830,23 @@ impl Store {
                 "connectToField": "_id",
                 "as": "forest",
                 "maxDepth": MAX_ANCESTORS,
+            }},
+            // The levels of every loaded customer's directs, counted per (parent, letter): a join
+            // on `parentCustomer` (indexed), grouped on the server, in the same command.
+            doc! {"$set": {"forestIds": {"$map": {"input": "$forest", "as": "c", "in": "$$c._id"}}}},
+            doc! {"$lookup": {
+                "from": collections::CUSTOMERS,
+                "localField": "forestIds", "foreignField": "parentCustomer",
+                "pipeline": [
+                    // (A server may match an empty list of ids with the roots' null.)
+                    {"$match": {"parentCustomer": {"$type": "objectId"}}},
+                    {"$group": {
+                        "_id": {"p": "$parentCustomer", "l": {"$ifNull": ["$levelLetter", "A"]}},
+                        "n": {"$sum": 1},
+                    }},
+                    {"$project": {"_id": 0, "p": "$_id.p", "l": "$_id.l", "n": 1}},
+                ],
+                "as": "counts",
             }},
             // Every lookup joins on `_id` (a primary-key probe on any server; a lookup with a
             // pipeline alone would have a server read the whole collection).
@@ -874,7 +892,7 @@ impl Store {
             }});
         }
         pipeline.push(
-            doc! {"$project": {"_id": 0, "forest": 1, "purchases": 1, "jobs": 1,
+            doc! {"$project": {"_id": 0, "forest": 1, "counts": 1, "purchases": 1, "jobs": 1,
             "pool": 1, "settings": 1, "buyerPurchases": 1}},
         );
         let mut cursor = self
@@ -891,6 +909,7 @@ impl Store {
             })?,
             None => LoadedDoc {
                 forest: vec![],
+                counts: vec![],
                 purchases: vec![],
                 jobs: vec![],
                 pool: vec![],
@@ -926,31 +945,7 @@ impl Store {
             });
         }
 
-        let ids: Vec<ObjectId> = nodes.keys().copied().collect();
-        let pipeline = vec![
-            doc! {"$match": {"parentCustomer": {"$in": ids}}},
-            doc! {"$group": {
-                "_id": {"p": "$parentCustomer", "l": {"$ifNull": ["$levelLetter", "A"]}},
-                "n": {"$sum": 1},
-            }},
-            // One document whatever the forest's size, so one batch and no getMore.
-            doc! {"$group": {"_id": Bson::Null, "counts": {"$push": {"p": "$_id.p", "l": "$_id.l", "n": "$n"}}}},
-        ];
-        let mut cursor = customers.aggregate(pipeline).session(&mut *session).await?;
-        let found = cursor.next(&mut *session).await.transpose()?;
-        drop(cursor);
-        let counts: Vec<DirectCount> = match found {
-            Some(found) => {
-                mongodb::bson::from_document::<DirectCounts>(found)
-                    .map_err(|e| {
-                        BatchError::Refused(JobFailure::permanent(format!(
-                            "corrupt customer data: {e}"
-                        )))
-                    })?
-                    .counts
-            }
-            None => vec![],
-        };
+        let counts = loaded.counts;
         let mut corrupt = HashMap::new();
         let mut directs: HashMap<ObjectId, LevelCounts> = HashMap::new();
         for count in counts {
