@@ -13,6 +13,7 @@ pub mod db;
 pub mod emulator;
 pub mod hostile;
 pub mod legacy;
+pub mod replay;
 pub mod seed;
 pub mod server;
 pub mod stats;

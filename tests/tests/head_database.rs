@@ -17,9 +17,7 @@
 use std::collections::HashMap;
 
 use futures_util::TryStreamExt;
-use mall_domain::{
-    plan_job, ChainMember, JobTerms, Level, LevelCounts, MilliPoints, ReferralChain, RewardPlan,
-};
+use mall_domain::{MilliPoints, RewardPlan};
 use mall_store::bson::{doc, oid::ObjectId, DateTime, Document};
 use mall_store::documents::{CheckoutJobDoc, JobEra, RunTimeFacts};
 use mall_store::drain::{DrainLimits, SystemClock};
@@ -28,22 +26,7 @@ use mall_store::settings::SettingsReading;
 use mall_store::Store;
 use mall_testkit::db::fresh_counted_store;
 use mall_testkit::legacy::{LegacyDump, HEAD, HEAD_REFERRAL10};
-
-#[derive(Clone)]
-struct Member {
-    parent: Option<ObjectId>,
-    level: Level,
-    active: bool,
-    verified: bool,
-}
-
-/// The referral forest, every wallet and the gifts pool, as a serial worker would leave them.
-struct Model {
-    members: HashMap<ObjectId, Member>,
-    children: HashMap<ObjectId, Vec<ObjectId>>,
-    wallets: HashMap<ObjectId, MilliPoints>,
-    pool: MilliPoints,
-}
+use mall_testkit::replay::Replay;
 
 fn amount(doc: &Document, key: &str) -> MilliPoints {
     mall_store::amount::from_bson(doc.get(key).unwrap()).unwrap()
@@ -72,88 +55,6 @@ fn pool_formula(sums: &HashMap<String, MilliPoints>) -> MilliPoints {
         .unwrap()
         .checked_sub(of("level_gift_reward"))
         .unwrap()
-}
-
-impl Model {
-    fn of(customers: &[Document], pool: MilliPoints) -> Model {
-        let mut model = Model {
-            members: HashMap::new(),
-            children: HashMap::new(),
-            wallets: HashMap::new(),
-            pool,
-        };
-        for c in customers {
-            let id = c.get_object_id("_id").unwrap();
-            let parent = c.get_object_id("parentCustomer").ok();
-            model.members.insert(
-                id,
-                Member {
-                    parent,
-                    level: c.get_str("levelLetter").unwrap_or("A").parse().unwrap(),
-                    active: c.get_str("referralStatus").unwrap_or("active") == "active",
-                    verified: c.get_bool("isVerified") == Ok(true),
-                },
-            );
-            if let Some(parent) = parent {
-                model.children.entry(parent).or_default().push(id);
-            }
-            model.wallets.insert(
-                id,
-                mall_store::amount::wallet_or_default(
-                    c.get("points").unwrap_or(&mall_store::bson::Bson::Null),
-                )
-                .unwrap(),
-            );
-        }
-        model
-    }
-
-    /// Plans one job with the pure rules and applies it (levels, wallets, the pool).
-    fn pay(
-        &mut self,
-        buyer: ObjectId,
-        reward: MilliPoints,
-        terms: &JobTerms,
-    ) -> RewardPlan<ObjectId> {
-        let chain = ReferralChain::walk(&buyer, |id| {
-            let member = self.members.get(id)?;
-            let directs = LevelCounts::from_levels(
-                self.children
-                    .get(id)
-                    .into_iter()
-                    .flatten()
-                    .filter_map(|child| self.members.get(child).map(|m| m.level)),
-            );
-            Some(ChainMember {
-                id: *id,
-                parent: member.parent,
-                level: member.level,
-                active: member.active,
-                verified: member.verified,
-                directs,
-            })
-        })
-        .unwrap();
-        let plan = plan_job(terms, reward, &chain, self.pool).unwrap();
-        assert!(plan.conserves());
-        self.pool = plan.pool_after(self.pool).unwrap();
-        assert!(!self.pool.is_negative(), "the pool never goes below zero");
-        for promotion in &plan.promotions {
-            let member = self.members.get_mut(&promotion.id).unwrap();
-            member.level = member.level.max(promotion.to);
-        }
-        let credits = plan
-            .payouts
-            .iter()
-            .map(|p| (p.id, p.amount))
-            .chain(plan.direct.iter().map(|d| (d.id, d.amount)))
-            .chain(plan.gifts.iter().map(|g| (g.id, g.amount)));
-        for (id, credit) in credits {
-            let wallet = self.wallets.get_mut(&id).unwrap();
-            *wallet = wallet.checked_add(credit).unwrap();
-        }
-        plan
-    }
 }
 
 async fn all(store: &Store, collection: &str) -> Vec<Document> {
@@ -310,7 +211,7 @@ async fn every_open_job_is_paid_once_by_its_eras_rules(name: &str) {
     assert!(settings.problems.is_empty());
 
     // The plan: every open job in claim order (the app's jobs carry no `runAfter`: by `_id`).
-    let mut model = Model::of(dump.documents("customers"), pool_formula(&before));
+    let mut model = Replay::of(dump.documents("customers"), pool_formula(&before));
     let completed_purchases: Vec<(ObjectId, ObjectId)> = transactions
         .iter()
         .filter(|t| t.get_str("type") == Ok("purchase") && t.get_str("status") == Ok("completed"))

@@ -14,10 +14,7 @@
 use std::collections::HashMap;
 
 use futures_util::TryStreamExt;
-use mall_domain::{
-    plan_rewards, ChainMember, Level, LevelCounts, MilliPoints, PolicyPreset, ReferralChain,
-    RewardPolicy,
-};
+use mall_domain::{JobTerms, MilliPoints, PolicyPreset, RewardPolicy};
 use mall_store::bson::{doc, oid::ObjectId, Bson, DateTime, Document};
 use mall_store::drain::{DrainLimits, SystemClock};
 use mall_store::indexes::IndexState;
@@ -26,93 +23,7 @@ use mall_store::queue::QueueSettings;
 use mall_store::Store;
 use mall_testkit::db::fresh_counted_store;
 use mall_testkit::legacy::LegacyDump;
-
-/// A customer of the in-memory model the expected payouts are computed on.
-#[derive(Clone)]
-struct Member {
-    parent: Option<ObjectId>,
-    level: Level,
-    active: bool,
-    verified: bool,
-}
-
-/// The referral forest as the dump holds it, and every wallet in milli-points.
-struct Model {
-    members: HashMap<ObjectId, Member>,
-    children: HashMap<ObjectId, Vec<ObjectId>>,
-    wallets: HashMap<ObjectId, MilliPoints>,
-}
-
-impl Model {
-    fn of(customers: &[Document]) -> Model {
-        let mut model = Model {
-            members: HashMap::new(),
-            children: HashMap::new(),
-            wallets: HashMap::new(),
-        };
-        for c in customers {
-            let id = c.get_object_id("_id").unwrap();
-            let parent = c.get_object_id("parentCustomer").ok();
-            model.members.insert(
-                id,
-                Member {
-                    parent,
-                    level: c.get_str("levelLetter").unwrap_or("A").parse().unwrap(),
-                    active: c.get_str("referralStatus") == Ok("active"),
-                    verified: c.get_bool("isVerified") == Ok(true),
-                },
-            );
-            if let Some(parent) = parent {
-                model.children.entry(parent).or_default().push(id);
-            }
-            model.wallets.insert(
-                id,
-                mall_store::amount::wallet_from_bson(c.get("points").unwrap()).unwrap(),
-            );
-        }
-        model
-    }
-
-    /// Plans one job with the pure rules and applies it to the model (levels and wallets), as a
-    /// serial worker would.
-    fn pay(
-        &mut self,
-        buyer: ObjectId,
-        reward: MilliPoints,
-        policy: &RewardPolicy,
-    ) -> mall_domain::RewardPlan<ObjectId> {
-        let chain = ReferralChain::walk(&buyer, |id| {
-            let member = self.members.get(id)?;
-            let directs = LevelCounts::from_levels(
-                self.children
-                    .get(id)
-                    .into_iter()
-                    .flatten()
-                    .filter_map(|child| self.members.get(child).map(|m| m.level)),
-            );
-            Some(ChainMember {
-                id: *id,
-                parent: member.parent,
-                level: member.level,
-                active: member.active,
-                verified: member.verified,
-                directs,
-            })
-        })
-        .unwrap();
-        let plan = plan_rewards(policy, reward, &chain).unwrap();
-        assert!(plan.conserves());
-        for promotion in &plan.promotions {
-            let member = self.members.get_mut(&promotion.id).unwrap();
-            member.level = member.level.max(promotion.to);
-        }
-        for payout in &plan.payouts {
-            let wallet = self.wallets.get_mut(&payout.id).unwrap();
-            *wallet = wallet.checked_add(payout.amount).unwrap();
-        }
-        plan
-    }
-}
+use mall_testkit::replay::Replay;
 
 async fn all(store: &Store, collection: &str, filter: Document) -> Vec<Document> {
     store
@@ -246,8 +157,8 @@ async fn the_original_systems_database_is_served_exactly_once_and_exactly() {
     }
 
     // What the rules say the original's open jobs pay, in claim order (oldest id first).
-    let mut model = Model::of(dump.documents("customers"));
-    let original = RewardPolicy::preset(PolicyPreset::Original);
+    let mut model = Replay::of(dump.documents("customers"), MilliPoints::ZERO);
+    let original = JobTerms::Split(RewardPolicy::preset(PolicyPreset::Original));
     let open: Vec<&Document> = dump
         .documents("checkoutjobs")
         .iter()

@@ -212,6 +212,46 @@ pub enum RoundAmountError {
     TooLarge(String),
 }
 
+/// A decimal number as number formatters print it — an optional sign, digits with an optional
+/// fraction, an optional exponent (`-12.5`, `1.5E+3`, `5e-2`) — split into its parts: the one
+/// reader of decimal text, for amounts and for shares alike.
+pub(crate) struct DecimalText<'a> {
+    pub negative: bool,
+    /// The digits before the point (possibly empty).
+    pub whole: &'a str,
+    /// The digits after the point (possibly empty; not both).
+    pub frac: &'a str,
+    pub exponent: i32,
+}
+
+impl<'a> DecimalText<'a> {
+    pub(crate) fn parse(text: &'a str) -> Option<Self> {
+        let (mantissa, exponent) = match text.find(['e', 'E']) {
+            Some(at) => (&text[..at], text[at + 1..].parse().ok()?),
+            None => (text, 0),
+        };
+        let (negative, unsigned) = match mantissa.as_bytes().first() {
+            Some(b'-') => (true, &mantissa[1..]),
+            Some(b'+') => (false, &mantissa[1..]),
+            _ => (false, mantissa),
+        };
+        let (whole, frac) = unsigned.split_once('.').unwrap_or((unsigned, ""));
+        let digits_only = whole
+            .bytes()
+            .chain(frac.bytes())
+            .all(|b| b.is_ascii_digit());
+        if (whole.is_empty() && frac.is_empty()) || !digits_only {
+            return None;
+        }
+        Some(DecimalText {
+            negative,
+            whole,
+            frac,
+            exponent,
+        })
+    }
+}
+
 impl MilliPoints {
     /// A decimal number of points rounded to the nearest milli-point, ties to even
     /// (`0.0005` → `0.000`, `0.0015` → `0.002`, `4239.149999999997` → `4239.150`).
@@ -223,27 +263,12 @@ impl MilliPoints {
     pub fn from_decimal_rounded(text: &str) -> Result<Self, RoundAmountError> {
         let not_a_number = || RoundAmountError::NotANumber(text.to_owned());
         let too_large = || RoundAmountError::TooLarge(text.to_owned());
-        let (mantissa, exponent) = match text.find(['e', 'E']) {
-            Some(at) => {
-                let exponent: i32 = text[at + 1..].parse().map_err(|_| not_a_number())?;
-                (&text[..at], exponent)
-            }
-            None => (text, 0),
-        };
-        let (negative, unsigned) = match mantissa.as_bytes().first() {
-            Some(b'-') => (true, &mantissa[1..]),
-            Some(b'+') => (false, &mantissa[1..]),
-            _ => (false, mantissa),
-        };
-        let (whole, frac) = unsigned.split_once('.').unwrap_or((unsigned, ""));
-        if whole.is_empty() && frac.is_empty()
-            || !whole
-                .bytes()
-                .chain(frac.bytes())
-                .all(|b| b.is_ascii_digit())
-        {
-            return Err(not_a_number());
-        }
+        let DecimalText {
+            negative,
+            whole,
+            frac,
+            exponent,
+        } = DecimalText::parse(text).ok_or_else(not_a_number)?;
         // The digits as one integer, with the decimal point `point` places from the left.
         let digits: Vec<u8> = whole
             .bytes()

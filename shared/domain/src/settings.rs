@@ -15,7 +15,7 @@ use std::cmp::Ordering;
 use std::fmt;
 
 use crate::level::Level;
-use crate::money::MilliPoints;
+use crate::money::{DecimalText, MilliPoints};
 use crate::reward::RewardSplit;
 
 /// The finest scale a share keeps exactly: 10⁻³⁸. A stored double that needs more decimals is
@@ -74,27 +74,12 @@ impl Share {
     pub fn parse(text: &str) -> Result<Share, ShareError> {
         let not_a_number = || ShareError::NotANumber(text.to_owned());
         let out_of_range = || ShareError::OutOfRange(text.to_owned());
-        let (mantissa, exponent) = match text.find(['e', 'E']) {
-            Some(at) => (
-                &text[..at],
-                text[at + 1..].parse::<i32>().map_err(|_| not_a_number())?,
-            ),
-            None => (text, 0),
-        };
-        let (negative, unsigned) = match mantissa.as_bytes().first() {
-            Some(b'-') => (true, &mantissa[1..]),
-            Some(b'+') => (false, &mantissa[1..]),
-            _ => (false, mantissa),
-        };
-        let (whole, frac) = unsigned.split_once('.').unwrap_or((unsigned, ""));
-        if (whole.is_empty() && frac.is_empty())
-            || !whole
-                .bytes()
-                .chain(frac.bytes())
-                .all(|b| b.is_ascii_digit())
-        {
-            return Err(not_a_number());
-        }
+        let DecimalText {
+            negative,
+            whole,
+            frac,
+            exponent,
+        } = DecimalText::parse(text).ok_or_else(not_a_number)?;
         let all: String = whole.chars().chain(frac.chars()).collect();
         let significant = all.trim_start_matches('0');
         if significant.trim_end_matches('0').is_empty() {
