@@ -105,6 +105,21 @@ pub async fn handle(
         }
         Err(error) => tracing::warn!(%error, "queue depth unknown after the drain"),
     }
+    match store
+        .foreign_activity(mall_store::bson::DateTime::now(), config.queue.lease)
+        .await
+    {
+        Ok(0) => {}
+        Ok(jobs) => {
+            tracing::error!(
+                jobs,
+                "jobs of ours were started by a worker that is not ours within the last lease: \
+                 the app's own worker is running; turn it off (README, cutover step 2)"
+            );
+            metrics::counter!(telemetry::FOREIGN_CLAIMS).increment(jobs);
+        }
+        Err(error) => tracing::warn!(%error, "foreign workers not checked after the drain"),
+    }
     tracing::info!(
         request_id = %event.context.request_id,
         %trigger,

@@ -404,3 +404,55 @@ async fn course_subscriptions_beside_checkouts_lose_no_wallet_change() {
 async fn seed_cart(world: &World, buyer: ObjectId, product: ObjectId) {
     mall_testkit::seed::fill_cart(&world.store, buyer, &[(product, 1)]).await;
 }
+
+#[tokio::test]
+async fn a_worker_that_is_not_ours_is_seen_whether_it_parks_or_pays_our_jobs() {
+    let (world, product) = line_world(3).await;
+    let lease = QueueSettings::default().lease;
+    let mut receipts = Vec::new();
+    for i in 0..3 {
+        receipts.push(
+            world
+                .checkout_current(world.id(&format!("buyer{i}")), product)
+                .await,
+        );
+    }
+    // Our own claims and completions are ours.
+    drain(&world.store, 1).await;
+    assert_eq!(
+        world
+            .store
+            .foreign_activity(DateTime::now(), lease)
+            .await
+            .unwrap(),
+        0
+    );
+    // The app's worker, still running: it claims one of our jobs (no token, its own startedAt,
+    // two attempts) and completes another by its own rules.
+    let jobs = world
+        .store
+        .database()
+        .collection::<Document>("checkoutjobs");
+    let app_receipt = world.checkout_current(world.id("buyer0"), product).await;
+    jobs.update_one(
+        doc! {"_id": app_receipt.job_id},
+        doc! {"$set": {"status": "processing", "startedAt": DateTime::now()}, "$inc": {"attempts": 2}},
+    )
+    .await
+    .unwrap();
+    let now = DateTime::now();
+    jobs.update_one(
+        doc! {"_id": receipts[1].job_id},
+        doc! {"$set": {"startedAt": now, "completedAt": now}},
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        world
+            .store
+            .foreign_activity(DateTime::now(), lease)
+            .await
+            .unwrap(),
+        2
+    );
+}

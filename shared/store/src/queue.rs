@@ -610,6 +610,35 @@ impl Store {
         Ok((u64::try_from(pending).unwrap_or(0), oldest))
     }
 
+    /// Jobs of ours that a worker that is not ours (the app's own) started within `window`
+    /// (one count, bounded by the app's `status_1_createdAt_1` index to the last day's jobs): its
+    /// claim sets `startedAt` without our `claimedAt`, whether it then parks the job or pays and
+    /// completes it by its own rules. The worker reports it after every drain, so a forgotten
+    /// app worker shows within minutes even when it completes our jobs before we claim them.
+    pub async fn foreign_activity(
+        &self,
+        now: DateTime,
+        window: Duration,
+    ) -> Result<u64, StoreError> {
+        let back = |d: Duration| {
+            DateTime::from_millis(
+                now.timestamp_millis()
+                    .saturating_sub(i64::try_from(d.as_millis()).unwrap_or(i64::MAX)),
+            )
+        };
+        let filter = doc! {
+            "status": {"$in": ["pending", "processing", "completed", "failed"]},
+            "createdAt": {"$gte": back(Duration::from_secs(24 * 3600).max(window))},
+            "startedAt": {"$gte": back(window)},
+            "payload.policy": {"$exists": true},
+            "$or": [
+                {"claimedAt": {"$exists": false}},
+                {"$expr": {"$ne": ["$claimedAt", "$startedAt"]}},
+            ],
+        };
+        Ok(self.checkout_jobs().count_documents(filter).await?)
+    }
+
     /// A job by id (for tools and tests).
     pub async fn job(&self, id: ObjectId) -> Result<Option<CheckoutJobDoc>, StoreError> {
         Ok(self.checkout_jobs().find_one(doc! {"_id": id}).await?)

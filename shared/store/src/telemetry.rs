@@ -24,8 +24,9 @@ pub const OLDEST_PENDING_AGE_SECONDS: &str = "OldestPendingAgeSeconds";
 /// Counter: checkouts that found the admin's `rewardsettings` unusable (the app's defaults
 /// applied).
 pub const INVALID_REWARD_SETTINGS: &str = "InvalidRewardSettings";
-/// Counter: jobs this worker claimed that another worker (the app's own) had touched since our
-/// last claim. The template's alarm watches it: a forgotten app worker shows within minutes.
+/// Counter: jobs of ours another worker (the app's own) claimed: seen at our claim (its attempts
+/// are not all ours) and after every drain (a `startedAt` within the lease that our claim did not
+/// write). The template's alarm watches it: a forgotten app worker shows within minutes.
 pub const FOREIGN_CLAIMS: &str = "ForeignClaims";
 
 /// Units for the metrics above, so the dashboards read right.
