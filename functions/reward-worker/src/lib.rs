@@ -10,7 +10,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use lambda_runtime::LambdaEvent;
 use mall_store::config::{self, ConfigError};
-use mall_store::drain::{DrainLimits, DrainSummary, SystemClock};
+use mall_store::drain::{DrainLimits, DrainSummary, StopReason, SystemClock};
 use mall_store::queue::QueueSettings;
 use mall_store::{telemetry, Store, StoreConfig};
 use serde_json::Value;
@@ -68,11 +68,62 @@ pub fn deadline_from_context(deadline_ms: u64) -> Instant {
     Instant::now() + Duration::from_millis(deadline_ms.saturating_sub(now_ms))
 }
 
-/// Handles one invocation: drain, log the summary, return it.
+/// Jobs drained between two flushes of the metrics: the Embedded Metric Format keeps at most 100
+/// values of a histogram per flush (`JobProcessingMs` records one per job), and drops the rest
+/// with an error logged.
+pub const JOBS_PER_METRICS_FLUSH: usize = 90;
+
+/// Drains the queue in parts of at most [`JOBS_PER_METRICS_FLUSH`] claims within `limits`,
+/// calling `flush` after each part, so that every job's metrics reach CloudWatch however long
+/// the backlog. One summary for the whole drain.
+pub async fn drain_flushing_metrics(
+    store: &Store,
+    queue: QueueSettings,
+    limits: DrainLimits,
+    flush: &(dyn Fn() + Sync),
+) -> DrainSummary {
+    let started = Instant::now();
+    let mut summary = DrainSummary::default();
+    loop {
+        let left = limits.max_jobs.saturating_sub(summary.claimed);
+        let part = store
+            .drain(
+                queue,
+                DrainLimits {
+                    max_jobs: left.min(JOBS_PER_METRICS_FLUSH),
+                    ..limits
+                },
+                Arc::new(SystemClock),
+            )
+            .await;
+        flush();
+        summary.absorb(&part);
+        // A part stops at its cap while lanes that found no claim left to reserve say so too:
+        // only a part that claimed something may have left more to do.
+        let capped = part.stopped == Some(StopReason::Cap);
+        summary.stopped = match part.stopped {
+            Some(StopReason::Cap) if part.claimed == 0 => Some(StopReason::Empty),
+            other => other,
+        };
+        if !capped || part.claimed == 0 {
+            break;
+        }
+        if summary.claimed >= limits.max_jobs {
+            summary.stopped = Some(StopReason::Cap);
+            break;
+        }
+    }
+    summary.duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+    summary
+}
+
+/// Handles one invocation: drain (flushing the metrics with `flush` as it goes), log the
+/// summary, return it.
 pub async fn handle(
     store: &Store,
     config: &WorkerConfig,
     event: LambdaEvent<Value>,
+    flush: &(dyn Fn() + Sync),
 ) -> Result<DrainSummary, lambda_runtime::Error> {
     let trigger = trigger_of(&event.payload);
     let deadline = deadline_from_context(event.context.deadline);
@@ -92,9 +143,7 @@ pub async fn handle(
         deadline: Some(deadline),
         ..config.limits
     };
-    let summary = store
-        .drain(config.queue, limits, Arc::new(SystemClock))
-        .await;
+    let summary = drain_flushing_metrics(store, config.queue, limits, flush).await;
     match store.queue_depth(mall_store::bson::DateTime::now()).await {
         Ok((pending, oldest_age)) => {
             #[allow(clippy::cast_precision_loss)]

@@ -23,10 +23,17 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         .with_lambda_request_id("RequestId")
         .init()?;
     mall_store::telemetry::describe_metrics();
+    // Between the parts of a long drain (the runtime flushes once more after the invocation).
+    let flush = move || {
+        if let Err(error) = metrics.flush(std::io::stdout()) {
+            tracing::warn!(%error, "metrics could not be flushed");
+        }
+    };
+    let flush = &flush;
     metrics_cloudwatch_embedded::lambda::service::run(
         metrics,
         service_fn(move |event: LambdaEvent<Value>| async move {
-            reward_worker::handle(store, config, event).await
+            reward_worker::handle(store, config, event, flush).await
         }),
     )
     .await

@@ -880,6 +880,7 @@ async fn every_trigger_drains_the_queue_through_the_lambda_handler() {
             &world.store,
             &config,
             lambda_runtime::LambdaEvent::new(payload, context),
+            &|| {},
         )
         .await
         .unwrap();

@@ -112,6 +112,26 @@ pub struct DrainSummary {
     pub stopped: Option<StopReason>,
 }
 
+impl DrainSummary {
+    /// Adds another part of the same drain's counts to this one (its `stopped` and duration
+    /// are the caller's to set).
+    pub fn absorb(&mut self, part: &DrainSummary) {
+        self.claimed += part.claimed;
+        self.completed += part.completed;
+        self.retried += part.retried;
+        self.failed += part.failed;
+        self.lost_lease += part.lost_lease;
+        #[cfg(feature = "failpoints")]
+        {
+            self.abandoned += part.abandoned;
+        }
+        self.batches += part.batches;
+        self.conflicts += part.conflicts;
+        self.splits += part.splits;
+        self.foreign_claims += part.foreign_claims;
+    }
+}
+
 struct Lane {
     summary: DrainSummary,
     stopped: StopReason,
@@ -141,19 +161,7 @@ impl Store {
                 reasons.push(StopReason::DatabaseError);
                 continue;
             };
-            summary.claimed += lane.summary.claimed;
-            summary.completed += lane.summary.completed;
-            summary.retried += lane.summary.retried;
-            summary.failed += lane.summary.failed;
-            summary.lost_lease += lane.summary.lost_lease;
-            #[cfg(feature = "failpoints")]
-            {
-                summary.abandoned += lane.summary.abandoned;
-            }
-            summary.batches += lane.summary.batches;
-            summary.conflicts += lane.summary.conflicts;
-            summary.splits += lane.summary.splits;
-            summary.foreign_claims += lane.summary.foreign_claims;
+            summary.absorb(&lane.summary);
             reasons.push(lane.stopped);
         }
         // The most telling reason: a database error, then the deadline, then the cap.
