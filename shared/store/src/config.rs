@@ -275,6 +275,48 @@ mod tests {
     }
 
     #[test]
+    fn the_current_preset_selects_the_apps_economy() {
+        use crate::checkout::Economy;
+        let vars = |pairs: &'static [(&'static str, &'static str)]| {
+            move |name: &str| {
+                pairs
+                    .iter()
+                    .find(|(k, _)| *k == name)
+                    .map(|(_, v)| (*v).to_owned())
+            }
+        };
+        assert_eq!(economy(vars(&[])), Ok(Economy::Split));
+        assert_eq!(
+            economy(vars(&[("REWARD_POLICY", r#"{"preset": "original"}"#)])),
+            Ok(Economy::Split)
+        );
+        assert_eq!(
+            economy(vars(&[("REWARD_POLICY", r#"{"preset": "current"}"#)])),
+            Ok(Economy::Current {
+                level_gifts_allowed: true
+            })
+        );
+        assert_eq!(
+            economy(vars(&[
+                (
+                    "REWARD_POLICY",
+                    r#"{"preset": "current", "promotionDirects": 3}"#
+                ),
+                ("REWARD_LEVEL_GIFTS", "off"),
+            ])),
+            Ok(Economy::Current {
+                level_gifts_allowed: false
+            })
+        );
+        // The tree rules of the current preset: 10 % per letter and for the J bucket.
+        let rules = reward_policy(vars(&[("REWARD_POLICY", r#"{"preset": "current"}"#)])).unwrap();
+        assert_eq!(
+            (rules.level_bps().get(), rules.j_shared_bps().get()),
+            (1000, 1000)
+        );
+    }
+
+    #[test]
     fn debug_output_hides_the_uri() {
         let c = config(&[("MONGODB_URI", "mongodb://user:secret@host")]).unwrap();
         assert!(!format!("{c:?}").contains("secret"));
