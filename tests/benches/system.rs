@@ -1,7 +1,7 @@
 //! `make bench`: the whole system measured the way it runs, on two workloads in a local
 //! SecantusDB (or the server `MALL_BENCH_MONGODB_URI` names):
 //!
-//! - **the original's own test data** (`../shared/bench/input.json`: 2,000 customers in ten
+//! - **the original's own test data** (`tests/data/bench/input.json`, copied from the team's handbook: 2,000 customers in ten
 //!   trees, 40 products, 200 carts, 200 ordered checkouts of which 10 cannot be paid), loaded in
 //!   the app's shapes (Int32 and Double points, carts with string product ids);
 //! - **a 10,000-customer forest** (a spine 500 deep and a bushy forest), 290 checkouts by
@@ -180,12 +180,12 @@ fn oid(value: &Value) -> ObjectId {
 }
 
 impl Workload {
-    /// The original's test data (`MALL_BENCH_FIXTURE`, default `../shared/bench/input.json`),
+    /// The original's test data (`MALL_BENCH_FIXTURE`, default `tests/data/bench/input.json`),
     /// converted to the app's shapes.
     fn fixture() -> Workload {
         let path = std::env::var_os("MALL_BENCH_FIXTURE")
             .map(PathBuf::from)
-            .unwrap_or_else(|| workspace_root().join("../shared/bench/input.json"));
+            .unwrap_or_else(|| workspace_root().join("tests/data/bench/input.json"));
         let text =
             std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         let input: Value = serde_json::from_str(&text).unwrap();

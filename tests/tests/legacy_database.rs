@@ -1,4 +1,4 @@
-//! The functions on a database the ORIGINAL system wrote (`../shared/legacy/`): its customers with
+//! The functions on a database the ORIGINAL system wrote (`tests/data/legacy/legacy-canonical.json`): its customers with
 //! Int32 and Double wallets, its products, the app's carts, its purchases and reward entries in
 //! points, its jobs in every state, and its indexes under mongoose's names.
 //!

@@ -1,6 +1,6 @@
 //! Typed documents of every collection (SPEC §4 and §6.1), as stored.
 //!
-//! The shapes are the running mall app's own (`../shared/APP-DATA.md`): its field names
+//! The shapes are the running mall app's own (the team's `APP-DATA.md`): its field names
 //! (`Address`, `percentage`, carts' string `productId`, its transaction fields), and amounts in
 //! points as a BSON Double, converted exactly to and from [`MilliPoints`] by [`crate::amount`].
 //! Our own fields sit beside the app's. Ids are ObjectIds and times BSON dates; optional fields
