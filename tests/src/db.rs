@@ -92,6 +92,20 @@ pub async fn store_on(database: &str) -> Store {
     .expect("the test MongoDB URI parses")
 }
 
+/// The documents of `collection` that match `filter`, sorted by `_id`.
+pub async fn documents(store: &Store, collection: &str, filter: Document) -> Vec<Document> {
+    store
+        .database()
+        .collection::<Document>(collection)
+        .find(filter)
+        .sort(doc! {"_id": 1})
+        .await
+        .unwrap()
+        .try_collect()
+        .await
+        .unwrap()
+}
+
 /// Every document of the collections the functions write, sorted by `_id`, to compare a
 /// database before and after.
 pub async fn snapshot(store: &Store) -> Vec<(String, Vec<Document>)> {
@@ -103,17 +117,22 @@ pub async fn snapshot(store: &Store) -> Vec<(String, Vec<Document>)> {
         "transactions",
         "checkoutjobs",
     ] {
-        let docs: Vec<Document> = store
-            .database()
-            .collection::<Document>(name)
-            .find(doc! {})
-            .sort(doc! {"_id": 1})
-            .await
-            .unwrap()
-            .try_collect()
-            .await
-            .unwrap();
-        all.push((name.to_owned(), docs));
+        all.push((name.to_owned(), documents(store, name, doc! {}).await));
     }
     all
+}
+
+/// One drain of the queue by one lane, with the default queue settings: the serial order the
+/// pure rules are replayed in.
+pub async fn drain_serially(store: &Store) -> mall_store::drain::DrainSummary {
+    store
+        .drain(
+            mall_store::queue::QueueSettings::default(),
+            mall_store::drain::DrainLimits {
+                concurrency: 1,
+                ..mall_store::drain::DrainLimits::default()
+            },
+            Arc::new(mall_store::drain::SystemClock),
+        )
+        .await
 }

@@ -16,15 +16,13 @@
 
 use std::collections::HashMap;
 
-use futures_util::TryStreamExt;
 use mall_domain::{MilliPoints, RewardPlan};
 use mall_store::bson::{doc, oid::ObjectId, DateTime, Document};
 use mall_store::documents::{CheckoutJobDoc, JobEra, RunTimeFacts};
-use mall_store::drain::{DrainLimits, SystemClock};
 use mall_store::queue::QueueSettings;
 use mall_store::settings::SettingsReading;
 use mall_store::Store;
-use mall_testkit::db::fresh_counted_store;
+use mall_testkit::db::{documents, drain_serially, fresh_counted_store};
 use mall_testkit::legacy::{LegacyDump, HEAD, HEAD_REFERRAL10};
 use mall_testkit::replay::Replay;
 
@@ -55,32 +53,6 @@ fn pool_formula(sums: &HashMap<String, MilliPoints>) -> MilliPoints {
         .unwrap()
         .checked_sub(of("level_gift_reward"))
         .unwrap()
-}
-
-async fn all(store: &Store, collection: &str) -> Vec<Document> {
-    store
-        .database()
-        .collection::<Document>(collection)
-        .find(doc! {})
-        .sort(doc! {"_id": 1})
-        .await
-        .unwrap()
-        .try_collect()
-        .await
-        .unwrap()
-}
-
-async fn drain(store: &Store) -> mall_store::drain::DrainSummary {
-    store
-        .drain(
-            QueueSettings::default(),
-            DrainLimits {
-                concurrency: 1,
-                ..DrainLimits::default()
-            },
-            std::sync::Arc::new(SystemClock),
-        )
-        .await
 }
 
 /// An hour after the last time the dump records a worker's claim: every worker of the app is
@@ -250,7 +222,7 @@ async fn every_open_job_is_paid_once_by_its_eras_rules(name: &str) {
     assert_eq!(eras["app today"], 18, "17 pending, 1 left processing");
 
     // One drain pays them all; a second pays nothing.
-    let summary = drain(&store).await;
+    let summary = drain_serially(&store).await;
     assert_eq!(
         (
             summary.claimed,
@@ -262,10 +234,10 @@ async fn every_open_job_is_paid_once_by_its_eras_rules(name: &str) {
         "{summary:?}"
     );
     assert_eq!(summary.foreign_claims, 0);
-    assert_eq!(drain(&store).await.claimed, 0);
+    assert_eq!(drain_serially(&store).await.claimed, 0);
 
     // Every wallet exactly as planned, to the milli-point.
-    for customer in all(&store, "customers").await {
+    for customer in documents(&store, "customers", doc! {}).await {
         let id = customer.get_object_id("_id").unwrap();
         assert_eq!(
             mall_store::amount::wallet_from_bson(customer.get("points").unwrap()).unwrap(),
@@ -276,7 +248,7 @@ async fn every_open_job_is_paid_once_by_its_eras_rules(name: &str) {
 
     // The direct-referral share each app job recorded is what it paid (5 % before the admin's
     // change, 10 % after it in the second file), to the referrer or back to the buyer.
-    let after_transactions = all(&store, "transactions").await;
+    let after_transactions = documents(&store, "transactions", doc! {}).await;
     for (job, plan) in &planned {
         if job.payload.era() != JobEra::AppCurrent {
             continue;

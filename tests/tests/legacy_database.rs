@@ -16,43 +16,15 @@ use std::collections::HashMap;
 use futures_util::TryStreamExt;
 use mall_domain::{JobTerms, MilliPoints, PolicyPreset, RewardPolicy};
 use mall_store::bson::{doc, oid::ObjectId, Bson, DateTime, Document};
-use mall_store::drain::{DrainLimits, SystemClock};
 use mall_store::indexes::IndexState;
 use mall_store::ops::{RedriveRequest, RedriveSelection};
 use mall_store::queue::QueueSettings;
-use mall_store::Store;
-use mall_testkit::db::fresh_counted_store;
+use mall_testkit::db::{documents, drain_serially, fresh_counted_store};
 use mall_testkit::legacy::LegacyDump;
 use mall_testkit::replay::Replay;
 
-async fn all(store: &Store, collection: &str, filter: Document) -> Vec<Document> {
-    store
-        .database()
-        .collection::<Document>(collection)
-        .find(filter)
-        .sort(doc! {"_id": 1})
-        .await
-        .unwrap()
-        .try_collect()
-        .await
-        .unwrap()
-}
-
 fn amount(doc: &Document, key: &str) -> MilliPoints {
     mall_store::amount::from_bson(doc.get(key).unwrap()).unwrap()
-}
-
-async fn drain(store: &Store) -> mall_store::drain::DrainSummary {
-    store
-        .drain(
-            QueueSettings::default(),
-            DrainLimits {
-                concurrency: 1,
-                ..DrainLimits::default()
-            },
-            std::sync::Arc::new(SystemClock),
-        )
-        .await
 }
 
 #[tokio::test]
@@ -208,7 +180,7 @@ async fn the_original_systems_database_is_served_exactly_once_and_exactly() {
 
     // One drain pays them all, in batches of nine commands, and a second drain finds nothing.
     commands.clear();
-    let summary = drain(&store).await;
+    let summary = drain_serially(&store).await;
     assert_eq!(
         (summary.claimed, summary.completed),
         (45, 45),
@@ -225,10 +197,10 @@ async fn the_original_systems_database_is_served_exactly_once_and_exactly() {
         "{summary:?}"
     );
     assert_eq!(commands.count(), 9 * batches + 1, "{:?}", commands.names());
-    assert_eq!(drain(&store).await.claimed, 0);
+    assert_eq!(drain_serially(&store).await.claimed, 0);
 
     // Every wallet exactly as planned, to the milli-point.
-    for customer in all(&store, "customers", doc! {}).await {
+    for customer in documents(&store, "customers", doc! {}).await {
         let id = customer.get_object_id("_id").unwrap();
         assert_eq!(
             mall_store::amount::wallet_from_bson(customer.get("points").unwrap()).unwrap(),
@@ -238,7 +210,7 @@ async fn the_original_systems_database_is_served_exactly_once_and_exactly() {
     }
     // Each paid purchase lists its payouts as the app reads them, in points.
     for (purchase_id, plan) in &plans {
-        let purchase = &all(&store, "transactions", doc! {"_id": purchase_id}).await[0];
+        let purchase = &documents(&store, "transactions", doc! {"_id": purchase_id}).await[0];
         assert_eq!(purchase.get_str("rewardsStatus"), Ok("completed"));
         assert_eq!(amount(purchase, "giftsPointsShare"), plan.gifts_final);
         let listed: Vec<(ObjectId, MilliPoints)> = purchase
@@ -270,9 +242,9 @@ async fn the_original_systems_database_is_served_exactly_once_and_exactly() {
         RedriveRequest::new(RedriveSelection::Ids(vec![failed]), "cutover check", false).unwrap();
     let report = store.redrive(&request, DateTime::now()).await.unwrap();
     assert_eq!(report.redriven, vec![failed]);
-    let summary = drain(&store).await;
+    let summary = drain_serially(&store).await;
     assert_eq!((summary.claimed, summary.failed), (1, 1), "{summary:?}");
-    let job = &all(&store, "checkoutjobs", doc! {"_id": failed}).await[0];
+    let job = &documents(&store, "checkoutjobs", doc! {"_id": failed}).await[0];
     assert!(job
         .get_document("error")
         .unwrap()
@@ -281,12 +253,13 @@ async fn the_original_systems_database_is_served_exactly_once_and_exactly() {
         .contains("does not exist"));
 
     // The app's own carts: the ten its checkout refused, topped up as the admin does.
-    let carts: Vec<Document> = all(&store, "carts", doc! {"items.0": {"$exists": true}}).await;
+    let carts: Vec<Document> =
+        documents(&store, "carts", doc! {"items.0": {"$exists": true}}).await;
     assert_eq!(carts.len(), 10);
     let mut paid = MilliPoints::ZERO;
     for cart in &carts {
         let buyer = cart.get_object_id("customerId").unwrap();
-        let before = &all(&store, "customers", doc! {"_id": buyer}).await[0];
+        let before = &documents(&store, "customers", doc! {"_id": buyer}).await[0];
         let top_up = mall_store::amount::from_bson(before.get("points").unwrap())
             .unwrap()
             .checked_add(MilliPoints::from_points(100_000).unwrap())
@@ -300,7 +273,7 @@ async fn the_original_systems_database_is_served_exactly_once_and_exactly() {
             .unwrap();
         let receipt = mall_testkit::seed::checkout(&store, buyer).await;
         paid = paid.checked_add(receipt.cart_total).unwrap();
-        let after = &all(&store, "customers", doc! {"_id": buyer}).await[0];
+        let after = &documents(&store, "customers", doc! {"_id": buyer}).await[0];
         assert_eq!(
             amount(after, "points"),
             top_up.checked_sub(receipt.cart_total).unwrap()
@@ -310,13 +283,13 @@ async fn the_original_systems_database_is_served_exactly_once_and_exactly() {
         for item in cart.get_array("items").unwrap() {
             let item = item.as_document().unwrap();
             let product = ObjectId::parse_str(item.get_str("productId").unwrap()).unwrap();
-            let product = &all(&store, "products", doc! {"_id": product}).await[0];
+            let product = &documents(&store, "products", doc! {"_id": product}).await[0];
             let quantity = i64::from(item.get_i32("quantity").unwrap());
             let line = amount(product, "price").checked_mul(quantity).unwrap();
             expected_total = expected_total.checked_add(line).unwrap();
         }
         assert_eq!(receipt.cart_total, expected_total);
-        let cleared = &all(
+        let cleared = &documents(
             &store,
             "carts",
             doc! {"_id": cart.get_object_id("_id").unwrap()},
@@ -325,7 +298,7 @@ async fn the_original_systems_database_is_served_exactly_once_and_exactly() {
         assert_eq!(cleared.get_array("items").unwrap().len(), 0);
         assert_eq!(cleared.get("totalAmount"), Some(&Bson::Int32(0)));
     }
-    let summary = drain(&store).await;
+    let summary = drain_serially(&store).await;
     assert_eq!(
         (summary.claimed, summary.completed),
         (10, 10),
@@ -333,7 +306,7 @@ async fn the_original_systems_database_is_served_exactly_once_and_exactly() {
     );
 
     // The buyer's GET view serves our purchases; the original's are the app's to list (404).
-    let ours = &all(&store, "transactions", doc! {"jobId": {"$exists": true}}).await[0];
+    let ours = &documents(&store, "transactions", doc! {"jobId": {"$exists": true}}).await[0];
     let buyer = ours.get_object_id("customerId").unwrap();
     let view = store
         .purchase_view(buyer, ours.get_object_id("_id").unwrap())
@@ -377,7 +350,7 @@ async fn the_original_systems_database_is_served_exactly_once_and_exactly() {
             .and_then(|s| s.get_f64("total").ok())
             .unwrap_or(0.0)
     };
-    let purchases: Vec<Document> = all(
+    let purchases: Vec<Document> = documents(
         &store,
         "transactions",
         doc! {"type": "purchase", "rewardsStatus": {"$exists": true}},
