@@ -25,15 +25,33 @@ pub fn fresh_database_name() -> String {
 
 /// The names of the commands a store sent, in order.
 #[derive(Clone, Default)]
-pub struct CommandLog(Arc<Mutex<Vec<String>>>);
+pub struct CommandLog(Arc<Mutex<Vec<Sent>>>);
+
+/// One command sent: its name, and whether it learned chains' links (an aggregation on
+/// `customers` outside any transaction: the worker's walk before a batch's transaction).
+#[derive(Clone)]
+struct Sent {
+    name: String,
+    learning: bool,
+}
 
 impl CommandLog {
     pub fn names(&self) -> Vec<String> {
-        self.0.lock().unwrap().clone()
+        self.0
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|s| s.name.clone())
+            .collect()
     }
 
     pub fn count(&self) -> usize {
         self.0.lock().unwrap().len()
+    }
+
+    /// The commands that learned referral chains' links before a batch's transaction.
+    pub fn learning(&self) -> usize {
+        self.0.lock().unwrap().iter().filter(|s| s.learning).count()
     }
 
     pub fn clear(&self) {
@@ -66,7 +84,13 @@ pub async fn counted_store_on(uri: &str, database: &str) -> (Store, CommandLog) 
     let sink = log.clone();
     options.command_event_handler = Some(EventHandler::callback(move |event: CommandEvent| {
         if let CommandEvent::Started(started) = event {
-            sink.0.lock().unwrap().push(started.command_name);
+            let learning = started.command_name == "aggregate"
+                && started.command.get_str("aggregate") == Ok("customers")
+                && !started.command.contains_key("autocommit");
+            sink.0.lock().unwrap().push(Sent {
+                name: started.command_name,
+                learning,
+            });
         }
     }));
     (Store::with_options(options, database).unwrap(), log)

@@ -7,6 +7,7 @@
 
 pub mod amount;
 pub mod audit;
+pub mod chains;
 pub mod checkout;
 pub mod config;
 pub mod cutover;

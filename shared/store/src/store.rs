@@ -8,6 +8,7 @@ use std::time::Duration;
 use mongodb::options::ClientOptions;
 use mongodb::{Client, Collection, Database};
 
+use crate::chains::ParentLinks;
 use crate::config::StoreConfig;
 use crate::documents::{
     CartDoc, CheckoutJobDoc, CustomerDoc, ProductDoc, PurchaseDoc, RewardEntryDoc,
@@ -27,6 +28,8 @@ pub mod collections {
     pub const REWARD_SETTINGS: &str = "rewardsettings";
     /// Ours: the gifts pool's balance (`{_id: "gifts"}`), kept by the batches that move it.
     pub const REWARD_POOLS: &str = "rewardpools";
+    /// One document ([`crate::rewards::BATCH_TURN_ID`]) that reward batches take turns on.
+    pub const REWARD_TURNS: &str = "rewardturns";
 }
 
 /// The store's raw handles: the crate's own, and public only to tests and test tools (the
@@ -50,6 +53,8 @@ pub struct Store {
     client: Client,
     db: Database,
     failpoints: Failpoints,
+    /// The referral forest's parent links this environment has read (shared by the clones).
+    links: std::sync::Arc<ParentLinks>,
 }
 
 impl Store {
@@ -80,12 +85,18 @@ impl Store {
             client,
             db,
             failpoints: Failpoints::default(),
+            links: std::sync::Arc::default(),
         })
     }
 
     /// Test-only fault injection (inert without the `failpoints` feature).
     pub fn failpoints(&self) -> &Failpoints {
         &self.failpoints
+    }
+
+    /// The parent links this environment has learned (see [`crate::chains`]).
+    pub fn links(&self) -> &ParentLinks {
+        &self.links
     }
 
     raw_handles! {
