@@ -1,7 +1,10 @@
 //! Batches: many claimed jobs applied in one transaction on the real test server. A batch pays
 //! exactly what the same jobs pay one at a time in claim order, takes the same number of commands
-//! whatever its chains' depth, lets one bad job fail alone, leaves a job whose claim was lost to
-//! its new owner, and is claimed in three commands without two workers sharing a job.
+//! whatever its chains' depth once their links are known, reads a parent changed since in its own
+//! snapshot, lets one bad job fail alone, leaves a job whose claim was lost to its new owner, is
+//! claimed in three commands without two workers sharing a job, takes turns with other workers'
+//! batches instead of losing its load to them, and is cut smaller when its load runs past the
+//! time budget.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a failed unwrap is a failed test
 
@@ -14,6 +17,7 @@ use mall_domain::{MilliPoints, RewardPolicy};
 use mall_store::bson::{doc, oid::ObjectId, DateTime};
 use mall_store::documents::{JobStatus, RewardsStatus};
 use mall_store::drain::{DrainLimits, DrainSummary, SystemClock};
+use mall_store::failpoints::Failpoint;
 use mall_store::queue::{Claim, QueueSettings};
 use mall_store::rewards::JobOutcome;
 use serde_json::{json, Value};
@@ -162,11 +166,12 @@ async fn a_batch_pays_and_promotes_exactly_as_the_same_jobs_one_at_a_time() {
 }
 
 #[tokio::test]
-async fn a_batch_takes_ten_commands_whatever_its_size_and_the_depth_of_its_chains() {
+async fn a_batch_takes_eleven_commands_whatever_its_size_and_the_depth_of_its_chains_once_they_are_known(
+) {
     let mut counts = Vec::new();
     for depth in [5usize, 50, 500] {
         let mut world = World::new().await;
-        // A line c0 → … → c{depth}; sixteen buyers under c0.
+        // A line c0 → … → c{depth}; sixteen buyers under c0, who buy twice.
         let mut customers: Vec<Value> = (0..=depth)
             .map(|i| {
                 let parent = if i < depth {
@@ -186,36 +191,56 @@ async fn a_batch_takes_ten_commands_whatever_its_size_and_the_depth_of_its_chain
             .seed_customers(&json!({ "customers": customers }), "100")
             .await;
         let product = world.product("10", "10").await;
-        let mut purchases = Vec::new();
-        for k in 0..16 {
-            let receipt = world
-                .checkout(
-                    world.id(&format!("b{k}")),
-                    product,
-                    &RewardPolicy::default(),
-                )
-                .await;
-            purchases.push(receipt.transaction_id);
-        }
-
-        world.commands.clear();
-        let summary = drain(&world, 16).await;
-        assert_eq!((summary.completed, summary.batches), (16, 1), "{summary:?}");
-        let names = world.commands.names();
-        // The claim (candidates, stamp, read back), the load, the customers, the entries, the
-        // purchases, the jobs, the commit; then the claim that finds nothing.
-        assert_eq!(names.len(), 3 + 6 + 1, "depth {depth}: {names:?}");
-        counts.push((depth, names.len() - 1));
-        for purchase in purchases {
-            assert_conserved(&world, purchase).await;
-            let log = world.purchase(purchase).await.reward_log.unwrap();
+        let mut per_batch = Vec::new();
+        for round in 0..2 {
+            let mut purchases = Vec::new();
+            for k in 0..16 {
+                let receipt = world
+                    .checkout(
+                        world.id(&format!("b{k}")),
+                        product,
+                        &RewardPolicy::default(),
+                    )
+                    .await;
+                purchases.push(receipt.transaction_id);
+            }
+            world.commands.clear();
+            let summary = drain(&world, 16).await;
+            assert_eq!((summary.completed, summary.batches), (16, 1), "{summary:?}");
+            let names = world.commands.names();
+            // Cold, the chains' links are learned first, outside the transaction: the buyers
+            // and fifteen levels above them a round trip (depth + 2 levels from a buyer to
+            // the root). Then the claim (candidates, stamp, read back), the turn, the load, the
+            // customers, the entries, the purchases, the jobs, the commit; then the claim that
+            // finds nothing. Warm, the links are known: no round trip before the transaction.
+            let learning = if round == 0 {
+                (depth + 2).div_ceil(16)
+            } else {
+                0
+            };
             assert_eq!(
-                log.missing_parent, None,
-                "depth {depth}: the walk stopped short"
+                names.len(),
+                learning + 3 + 7 + 1,
+                "depth {depth}, round {round}: {names:?}"
             );
+            assert_eq!(
+                names.iter().filter(|n| n.as_str() == "aggregate").count(),
+                learning + 1,
+                "depth {depth}, round {round}: {names:?}"
+            );
+            per_batch.push(names.len() - 1);
+            for purchase in purchases {
+                assert_conserved(&world, purchase).await;
+                let log = world.purchase(purchase).await.reward_log.unwrap();
+                assert_eq!(
+                    log.missing_parent, None,
+                    "depth {depth}: the walk stopped short"
+                );
+            }
         }
+        counts.push((depth, per_batch));
     }
-    eprintln!("commands per batch of 16 by depth: {counts:?}");
+    eprintln!("commands per batch of 16 by depth (cold, warm): {counts:?}");
 }
 
 #[tokio::test]
@@ -408,4 +433,136 @@ async fn workers_claiming_batches_at_once_never_share_a_job() {
         seen, jobs,
         "thirty jobs, three workers of sixteen: all claimed, once"
     );
+}
+
+#[tokio::test]
+async fn a_parent_changed_after_its_link_was_learned_is_read_in_the_batchs_own_snapshot() {
+    let mut world = World::new().await;
+    // b under p0 under p1; q0 a root elsewhere.
+    let customers = json!({"customers": [
+        {"id": "p1", "parent": null, "level": "A", "active": true, "verified": true},
+        {"id": "p0", "parent": "p1", "level": "A", "active": true, "verified": true},
+        {"id": "q0", "parent": null, "level": "A", "active": true, "verified": true},
+        {"id": "b", "parent": "p0", "level": "A", "active": true, "verified": true},
+    ]});
+    world.seed_customers(&customers, "100").await;
+    let product = world.product("10", "10").await;
+    world
+        .checkout(world.id("b"), product, &RewardPolicy::default())
+        .await;
+    assert_eq!(drain(&world, 16).await.completed, 1);
+    assert!(world.store.links().len() >= 3, "the links were learned");
+    let (p0, q0) = (world.wallet("p0").await, world.wallet("q0").await);
+
+    // The app moves b under q0 after this environment learned b → p0.
+    world
+        .store
+        .customers()
+        .update_one(
+            doc! {"_id": world.id("b")},
+            doc! {"$set": {"parentCustomer": world.id("q0")}},
+        )
+        .await
+        .unwrap();
+    let receipt = world
+        .checkout(world.id("b"), product, &RewardPolicy::default())
+        .await;
+    world.commands.clear();
+    assert_eq!(drain(&world, 16).await.completed, 1);
+    let names = world.commands.names();
+    // No learning before the transaction (b's link is known, if stale); in it, the load, then
+    // one more read for q0, the parent the snapshot holds.
+    assert_eq!(
+        names.iter().filter(|n| n.as_str() == "aggregate").count(),
+        2,
+        "{names:?}"
+    );
+    assert_conserved(&world, receipt.transaction_id).await;
+    assert_eq!(world.wallet("p0").await, p0, "the old parent is not paid");
+    assert!(
+        world.wallet("q0").await > q0,
+        "the parent in the snapshot is paid"
+    );
+    let recipients: HashSet<ObjectId> = world
+        .entries_of(receipt.transaction_id)
+        .await
+        .iter()
+        .map(|e| e.customer_id)
+        .collect();
+    assert!(recipients.contains(&world.id("q0")));
+    assert!(!recipients.contains(&world.id("p0")) && !recipients.contains(&world.id("p1")));
+}
+
+#[tokio::test]
+async fn workers_whose_batches_credit_the_same_ancestors_take_turns_instead_of_losing_their_loads()
+{
+    let mut world = World::new().await;
+    // Every buyer's chain meets the same few ancestors near the top.
+    world.seed_customers(&forest(60), "100").await;
+    let product = world.product("10", "10").await;
+    let buyers: Vec<String> = (20..60).map(|i| format!("c{i}")).collect();
+    let receipts = world.checkout_each(&buyers, product).await;
+
+    let mut lanes = tokio::task::JoinSet::new();
+    for _ in 0..3 {
+        let store = world.other_worker().await;
+        lanes.spawn(async move {
+            store
+                .drain(QueueSettings::default(), limits(4), Arc::new(SystemClock))
+                .await
+        });
+    }
+    let mut total = DrainSummary::default();
+    while let Some(summary) = lanes.join_next().await {
+        total.absorb(&summary.unwrap());
+    }
+    assert_eq!(total.completed, 40, "{total:?}");
+    // A batch beside another waits at its first write, before loading: none loads, plans and
+    // then loses on a customer both credit, and none is split for it.
+    assert_eq!((total.conflicts, total.splits), (0, 0), "{total:?}");
+    for receipt in receipts {
+        assert_conserved(&world, receipt.transaction_id).await;
+    }
+}
+
+#[tokio::test]
+async fn a_batch_whose_load_runs_past_its_time_budget_is_cut_smaller_and_every_job_is_paid_once() {
+    let mut world = World::new().await;
+    world.seed_customers(&forest(40), "100").await;
+    let product = world.product("10", "10").await;
+    let buyers: Vec<String> = (16..40).map(|i| format!("c{i}")).collect();
+    let receipts = world.checkout_each(&buyers, product).await;
+    let total_before = world.total_wallets().await;
+
+    // Each job adds 40 ms to its batch's load; the budget allows five jobs' worth.
+    let settings = QueueSettings {
+        batch_time_budget: std::time::Duration::from_millis(200),
+        ..QueueSettings::default()
+    };
+    world.store.failpoints().arm(Failpoint::JobSlowLoad);
+    let summary = world
+        .store
+        .drain(settings, limits(16), Arc::new(SystemClock))
+        .await;
+    world.store.failpoints().disarm(Failpoint::JobSlowLoad);
+
+    assert_eq!(summary.completed, 24, "{summary:?}");
+    assert_eq!((summary.lost_lease, summary.retried), (0, 0), "{summary:?}");
+    // 16 jobs (640 ms) are cut to 8 (320 ms), each cut to 4 (160 ms): three cuts; the lane then
+    // claims 8 for the other 8 jobs, cut once more.
+    assert!(summary.cuts >= 4, "{summary:?}");
+    assert_eq!(
+        summary.batches, 2,
+        "two claims: 16, then half as many: {summary:?}"
+    );
+    for receipt in &receipts {
+        assert_conserved(&world, receipt.transaction_id).await;
+        assert_eq!(
+            world.purchase(receipt.transaction_id).await.rewards_status,
+            RewardsStatus::Completed
+        );
+    }
+    assert!(world.total_wallets().await > total_before);
+    // A second drain finds nothing: every job was paid once.
+    assert_eq!(drain(&world, 16).await.claimed, 0);
 }

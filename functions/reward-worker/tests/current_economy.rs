@@ -178,14 +178,14 @@ async fn each_job_pays_by_the_settings_and_first_purchase_of_its_checkout() {
     let audit = world.store.audit().await.unwrap();
     assert!(audit.is_clean(), "{:#?}", audit.violations);
 
-    // A batch once the pool exists: the claim (candidates, stamp, read back), the load, the
-    // customers, the entries, the purchases, the pool, the jobs, the commit — ten, as a batch
-    // of a fixed split took before the pool existed; then the claim that finds nothing.
+    // A batch once the pool exists (and the buyer's chain is known): the claim (candidates,
+    // stamp, read back), the turn, the load, the customers, the entries, the purchases, the
+    // pool, the jobs, the commit — eleven; then the claim that finds nothing.
     world.checkout_current(buyer, product).await;
     world.commands.clear();
     drain(&world.store, 50).await;
     let names = world.commands.names();
-    assert_eq!(names.len(), 10 + 1, "{names:?}");
+    assert_eq!(names.len(), 11 + 1, "{names:?}");
 }
 
 #[tokio::test]

@@ -204,8 +204,17 @@ async fn commands_per_job_do_not_grow_with_the_depth_of_the_chain() {
             .unwrap();
         assert_eq!(outcome, JobOutcome::Completed, "depth {depth}");
         let names = world.commands.names();
-        assert!(names.len() <= 10, "depth {depth}: {names:?}");
-        counts.push((depth, names.len()));
+        // This fresh environment first learns the chain's links, fifteen levels above the
+        // customers it asks for a round trip, outside the transaction; the rest is the same
+        // at every depth.
+        let learning = world.commands.learning();
+        assert_eq!(
+            learning,
+            (depth + 1).div_ceil(16),
+            "depth {depth}: {names:?}"
+        );
+        assert!(names.len() - learning <= 11, "depth {depth}: {names:?}");
+        counts.push((depth, names.len() - learning));
         assert_conserved(&world, receipt.transaction_id).await;
         // The whole chain was walked, to its root c{depth}: not cut short by the server.
         let purchase = world.purchase(receipt.transaction_id).await;
@@ -217,9 +226,9 @@ async fn commands_per_job_do_not_grow_with_the_depth_of_the_chain() {
     }
     assert!(
         counts.iter().all(|(_, n)| *n == counts[0].1),
-        "the same number of commands at every depth: {counts:?}"
+        "the same number of commands at every depth, once the links are known: {counts:?}"
     );
-    eprintln!("commands per job by depth: {counts:?}");
+    eprintln!("commands per job by depth (besides learning links): {counts:?}");
 }
 
 #[tokio::test]

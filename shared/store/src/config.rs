@@ -77,8 +77,11 @@ pub fn queue_settings<F: Fn(&str) -> Option<String>>(
     use std::time::Duration;
     let seconds = |n: i64| Duration::from_secs(u64::try_from(n).unwrap_or(0));
     let defaults = crate::queue::QueueSettings::default();
+    let lease = seconds(integer(&lookup, "JOB_LEASE_SECONDS", 300, 1, 86_400)?);
     Ok(crate::queue::QueueSettings {
-        lease: seconds(integer(&lookup, "JOB_LEASE_SECONDS", 300, 1, 86_400)?),
+        lease,
+        // Well inside the lease, whatever it is set to.
+        batch_time_budget: defaults.batch_time_budget.min(lease / 10),
         retry: mall_domain::RetryPolicy {
             max_attempts: u32::try_from(job_max_attempts(&lookup)?).unwrap_or(3),
             base: seconds(integer(&lookup, "JOB_BACKOFF_BASE_SECONDS", 30, 0, 86_400)?),

@@ -104,8 +104,16 @@ pub struct DrainSummary {
     pub batches: usize,
     /// Transaction attempts lost to other writers of the same customers.
     pub conflicts: usize,
-    /// Times a batch was split in halves (it kept conflicting, or one of its jobs was refused).
+    /// Times a batch was split in halves (it kept conflicting, one of its jobs was refused, or
+    /// it ran past its time budget).
     pub splits: usize,
+    /// Of those, splits because a batch's load and plan ran past the time budget; each makes
+    /// the lane's next claims smaller.
+    pub cuts: usize,
+    /// Times a batch waited for its turn while another batch's transaction held it.
+    pub turn_waits: usize,
+    /// The longest batch transaction (load, plan and writes of one attempt), in milliseconds.
+    pub longest_batch_ms: u64,
     /// Claimed jobs of ours that another worker (the app's own) had claimed meanwhile.
     pub foreign_claims: usize,
     pub duration_ms: u64,
@@ -128,6 +136,9 @@ impl DrainSummary {
         self.batches += part.batches;
         self.conflicts += part.conflicts;
         self.splits += part.splits;
+        self.cuts += part.cuts;
+        self.turn_waits += part.turn_waits;
+        self.longest_batch_ms = self.longest_batch_ms.max(part.longest_batch_ms);
         self.foreign_claims += part.foreign_claims;
     }
 }
@@ -135,6 +146,38 @@ impl DrainSummary {
 struct Lane {
     summary: DrainSummary,
     stopped: StopReason,
+}
+
+/// A lane's claim size: the configured batch size, halved after a batch had to be cut for
+/// time (its data is slow to load), doubled back towards the configured size after a batch
+/// that took under a quarter of the budget.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct BatchSize {
+    configured: usize,
+    now: usize,
+}
+
+impl BatchSize {
+    fn new(configured: usize) -> Self {
+        BatchSize {
+            configured,
+            now: configured,
+        }
+    }
+
+    fn now(&self) -> usize {
+        self.now
+    }
+
+    fn after(&mut self, cut: bool, took: Duration, budget: Duration) {
+        self.now = if cut {
+            (self.now / 2).max(1)
+        } else if took < budget / 4 {
+            (self.now * 2).min(self.configured)
+        } else {
+            self.now
+        };
+    }
 }
 
 impl Store {
@@ -185,6 +228,7 @@ impl Store {
         claims: Arc<AtomicUsize>,
     ) -> Lane {
         let mut summary = DrainSummary::default();
+        let mut size = BatchSize::new(limits.batch_size.clamp(1, MAX_BATCH_SIZE));
         let stopped = loop {
             if let Some(deadline) = limits.deadline {
                 if deadline.saturating_duration_since(Instant::now()) < limits.margin {
@@ -192,7 +236,7 @@ impl Store {
                 }
             }
             // Reserve up to a batch of the drain's claims.
-            let wanted = limits.batch_size.clamp(1, MAX_BATCH_SIZE);
+            let wanted = size.now();
             let reserved = claims.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |taken| {
                 (taken < limits.max_jobs).then(|| taken + wanted.min(limits.max_jobs - taken))
             });
@@ -259,6 +303,17 @@ impl Store {
             summary.batches += 1;
             summary.conflicts += report.conflicts;
             summary.splits += report.splits;
+            summary.cuts += report.cuts;
+            summary.turn_waits += report.waits;
+            let longest = report.longest_transaction;
+            summary.longest_batch_ms = summary
+                .longest_batch_ms
+                .max(u64::try_from(longest.as_millis()).unwrap_or(u64::MAX));
+            size.after(report.cuts > 0, longest, settings.batch_time_budget);
+            metrics::histogram!(crate::telemetry::BATCH_TRANSACTION_MS)
+                .record(longest.as_secs_f64() * 1000.0);
+            metrics::counter!(crate::telemetry::BATCH_TURN_WAITS)
+                .increment(u64::try_from(report.waits).unwrap_or(u64::MAX));
             for (claimed, outcome) in jobs.iter().zip(&report.outcomes) {
                 let counter = match outcome {
                     JobOutcome::Completed => Some(crate::telemetry::JOBS_COMPLETED),
@@ -292,5 +347,33 @@ impl Store {
             }
         };
         Lane { summary, stopped }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_lane_claims_less_after_a_cut_and_grows_back_after_fast_batches() {
+        let budget = Duration::from_secs(4);
+        let mut size = BatchSize::new(50);
+        size.after(true, Duration::from_secs(5), budget);
+        assert_eq!(size.now(), 25);
+        size.after(true, Duration::from_secs(5), budget);
+        size.after(false, Duration::from_secs(2), budget);
+        assert_eq!(
+            size.now(),
+            12,
+            "a batch within budget but not fast keeps the size"
+        );
+        size.after(false, Duration::from_millis(100), budget);
+        size.after(false, Duration::from_millis(100), budget);
+        size.after(false, Duration::from_millis(100), budget);
+        assert_eq!(size.now(), 50, "never above the configured size");
+        for _ in 0..10 {
+            size.after(true, Duration::from_secs(5), budget);
+        }
+        assert_eq!(size.now(), 1);
     }
 }

@@ -27,7 +27,12 @@ pub enum Failpoint {
     JobBeforeCommit,
     /// Reward job: the attempt fails with an error that retrying can fix.
     JobRetryableFailure,
+    /// The batch's load takes [`SLOW_LOAD_PER_JOB`] per job longer (a slow server, big data).
+    JobSlowLoad,
 }
+
+/// What [`Failpoint::JobSlowLoad`] adds to a batch's load per job.
+pub const SLOW_LOAD_PER_JOB: std::time::Duration = std::time::Duration::from_millis(40);
 
 /// The error an armed failpoint raises.
 #[derive(Debug, thiserror::Error)]

@@ -71,6 +71,10 @@ pub struct QueueSettings {
     pub retention: Option<Duration>,
     /// Jobs may pay level gifts (`REWARD_LEVEL_GIFTS`, default on): the app never paid them.
     pub level_gifts_allowed: bool,
+    /// How long a batch's transaction may take to load and plan before it is cut in halves
+    /// (5 s, and never more than a tenth of the lease): well inside mongod's 60 s transaction
+    /// lifetime and the lease, whatever the data.
+    pub batch_time_budget: Duration,
 }
 
 impl Default for QueueSettings {
@@ -80,6 +84,7 @@ impl Default for QueueSettings {
             retry: RetryPolicy::default(),
             retention: None,
             level_gifts_allowed: true,
+            batch_time_budget: Duration::from_secs(5),
         }
     }
 }

@@ -1,10 +1,17 @@
 //! Processing claimed reward jobs (SPEC §6.3), many in one transaction.
 //!
-//! A batch of claimed jobs is applied in one snapshot transaction of at most six commands and a
+//! A batch of claimed jobs is applied in one snapshot transaction of at most seven commands and a
 //! commit, whatever its size and the depth of its chains:
 //!
-//! 1. one aggregation loads every buyer's chain at once (a `$graphLookup` started from all the
-//!    buyers, so an ancestor shared by many chains is read once), the levels of every loaded
+//! 0. before the transaction, the buyers' chains are learned by `_id` probes where this
+//!    environment does not know them yet ([`crate::chains`]; a warm environment knows them and
+//!    sends nothing); then the transaction's first write takes the batches' turn (one small
+//!    document, [`BATCH_TURN_ID`]): a batch beside another stops there, before any load, and
+//!    waits for the other's commit instead of loading, planning and then losing on the
+//!    ancestors both credit;
+//! 1. one aggregation loads every buyer's chain at once (every member by `_id`, so an ancestor
+//!    shared by many chains is read once, then confirmed against the parents the snapshot holds:
+//!    a member the links missed is read in the same snapshot), the levels of every loaded
 //!    customer's directs, the state of every job's purchase and of the gifts pool, and — for jobs
 //!    the app's own checkout queued — the admin's settings and the buyers' earlier purchases;
 //! 2. the pure rules plan the jobs one by one in claim order on a [`ForestView`], each job
@@ -42,6 +49,10 @@
 //! purchase, a cycle, an unreadable wallet) leaves the batch and fails alone; a batch whose
 //! transaction keeps conflicting, or that the server refuses, is split in halves, down to single
 //! jobs, before any job is released or failed.
+//!
+//! A transaction is bounded in time: a batch whose load and plan run past
+//! [`QueueSettings::batch_time_budget`] (5 s by default, far inside mongod's 60 s transaction
+//! lifetime and the lease) is aborted and cut in halves, and the drain claims less next time.
 
 use std::collections::{HashMap, HashSet};
 
@@ -73,6 +84,9 @@ pub const MAX_ANCESTORS: i64 = 10_000;
 /// Transaction attempts of a batch of several jobs before it is split in halves.
 const BATCH_ATTEMPTS_BEFORE_SPLIT: u32 = 4;
 
+/// The document of [`collections::REWARD_TURNS`] every batch writes first: batches take turns.
+pub const BATCH_TURN_ID: &str = "rewards";
+
 pub use crate::queue::JobOutcome;
 
 /// What became of a batch: each job's outcome (in the order given), and how hard it was.
@@ -83,6 +97,12 @@ pub struct BatchReport {
     pub conflicts: usize,
     /// Times a group of jobs was split in halves.
     pub splits: usize,
+    /// Of those, times a group's load and plan ran past the time budget.
+    pub cuts: usize,
+    /// Times a transaction waited for its turn while another batch held it.
+    pub waits: usize,
+    /// The longest load, plan and write of an attempt (its transaction, before the commit).
+    pub longest_transaction: std::time::Duration,
 }
 
 /// How one attempt of a batch's transaction failed.
@@ -96,6 +116,10 @@ enum BatchError {
     Unavailable(JobFailure),
     /// Some fence failed: a claim is no longer ours.
     LostLease,
+    /// Another batch holds the turn: wait for it, then try again.
+    Busy,
+    /// The load and plan ran past the time budget: cut the group smaller.
+    TooSlow,
     /// A test failpoint simulated a crash.
     #[cfg(feature = "failpoints")]
     Died,
@@ -104,6 +128,10 @@ enum BatchError {
 impl AttemptError for BatchError {
     fn is_conflict(&self) -> bool {
         matches!(self, BatchError::Conflict(_))
+    }
+
+    fn waits(&self) -> bool {
+        matches!(self, BatchError::Busy)
     }
 }
 
@@ -375,6 +403,13 @@ impl Store {
                 live.push(i);
             }
         }
+        // The buyers' chains learned before the transaction (a warm environment knows them):
+        // the transaction then reads them all in its one load.
+        let buyers: Vec<ObjectId> = live.iter().map(|&i| jobs[i].job.customer_id).collect();
+        if let Err(error) = self.learn_chains(&buyers, MAX_CHAIN_STEPS).await {
+            // The batch's own reads find the chains (slower, in its snapshot).
+            tracing::warn!(%error, "learning the buyers' referral chains failed");
+        }
         // Groups still to run, the next at the end: splitting keeps the claim order.
         let mut groups = vec![live];
         let started = std::time::Instant::now();
@@ -392,19 +427,30 @@ impl Store {
             } else {
                 TransactionRetry::background()
             };
+            let mut longest = std::time::Duration::ZERO;
             let ran = self
                 .in_transaction(
                     &retry,
-                    &mut (self, jobs, group.as_slice(), settings),
-                    |session, (store, jobs, group, settings)| {
+                    &mut (self, jobs, group.as_slice(), settings, &mut longest),
+                    |session, (store, jobs, group, settings, longest)| {
                         // Each attempt writes its own time: the committed jobs' `completedAt`
                         // orders them as their commits are ordered wherever the order matters
                         // (an attempt that conflicts with another reads after the other commits).
                         let attempt_at = add(now, started.elapsed());
-                        Box::pin(store.apply_batch(session, jobs, group, attempt_at, settings))
+                        Box::pin(async move {
+                            let began = std::time::Instant::now();
+                            let applied = store
+                                .apply_batch(session, jobs, group, attempt_at, settings)
+                                .await;
+                            if !matches!(applied, Err(BatchError::Busy)) {
+                                **longest = (**longest).max(began.elapsed());
+                            }
+                            applied
+                        })
                     },
                 )
                 .await;
+            report.longest_transaction = report.longest_transaction.max(longest);
             let mut every = |attempt: Attempt, group: &[usize]| {
                 for &i in group {
                     attempts[i] = Some(attempt.clone());
@@ -413,6 +459,7 @@ impl Store {
             match ran {
                 Ok(committed) => {
                     report.conflicts += usize::try_from(committed.attempts - 1).unwrap_or(0);
+                    report.waits += usize::try_from(committed.waits).unwrap_or(0);
                     every(Attempt::Done, &group);
                     for (i, failure) in committed.value {
                         attempts[i] = Some(failure.into());
@@ -443,6 +490,23 @@ impl Store {
                     group.retain(|i| held.contains(i));
                     groups.push(group);
                 }
+                Err(TransactionFailure::Stopped(BatchError::TooSlow)) => {
+                    // Only a group of several jobs is cut (one job's chain is bounded).
+                    tracing::warn!(
+                        jobs = group.len(),
+                        budget_ms = settings.batch_time_budget.as_millis(),
+                        "a batch ran past its time budget: cutting it in halves"
+                    );
+                    report.splits += 1;
+                    report.cuts += 1;
+                    split(&mut group, &mut groups);
+                }
+                // The turn stayed taken for the runner's whole patience: try again later.
+                Err(TransactionFailure::Stopped(BatchError::Busy))
+                | Err(TransactionFailure::Exhausted {
+                    last: Some(BatchError::Busy),
+                    ..
+                }) => every(Attempt::Contended, &group),
                 Err(TransactionFailure::Stopped(BatchError::Refused(failure)))
                     if group.len() > 1 =>
                 {
@@ -607,7 +671,19 @@ impl Store {
             let injected = JobFailure::retryable("injected failure (test failpoint)");
             return Ok(group.iter().map(|&i| (i, injected.clone())).collect());
         }
+        // Batches take turns: this write is the transaction's first, so a batch that another
+        // one is running beside stops here, before its load, and waits for the other's commit
+        // instead of loading, planning and then losing on the customers both credit.
+        self.take_turn(session, now).await?;
+        let began = std::time::Instant::now();
+        let within_budget = |began: std::time::Instant| {
+            if group.len() > 1 && began.elapsed() > settings.batch_time_budget {
+                return Err(BatchError::TooSlow);
+            }
+            Ok(())
+        };
         let mut loaded = self.load_batch(session, jobs, group).await?;
+        within_budget(began)?;
         self.die_at(Failpoint::JobAfterChainLoaded)?;
         // Every write below is by `_id` alone, fenced by this snapshot: a job claimed by another
         // worker is seen here, and one claimed after this snapshot was taken makes the
@@ -674,6 +750,7 @@ impl Store {
                     continue;
                 }
             }
+            within_budget(began)?;
             let planned = match plan_job(&loaded, &writes.balances, writes.pool, job, settings) {
                 Ok(planned) => planned,
                 Err(message) => {
@@ -721,6 +798,32 @@ impl Store {
         .await?;
         self.die_at(Failpoint::JobBeforeCommit)?;
         Ok(left)
+    }
+
+    /// Takes the batches' turn: one write to one small document, the transaction's first. A
+    /// write conflict there means another batch's transaction holds it: [`BatchError::Busy`].
+    async fn take_turn(
+        &self,
+        session: &mut ClientSession,
+        now: DateTime,
+    ) -> Result<(), BatchError> {
+        let taken = self
+            .database()
+            .collection::<Document>(collections::REWARD_TURNS)
+            .update_one(
+                doc! {"_id": BATCH_TURN_ID},
+                doc! {"$inc": {"turns": 1_i64}, "$set": {"takenAt": now}},
+            )
+            .upsert(true)
+            .session(&mut *session)
+            .await;
+        match taken {
+            Ok(_) => Ok(()),
+            Err(err) if err.contains_label(mongodb::error::TRANSIENT_TRANSACTION_ERROR) => {
+                Err(BatchError::Busy)
+            }
+            Err(err) => Err(err.into()),
+        }
     }
 
     /// Every purchase's distribution in one `update` command, each conditional on its not being
@@ -800,54 +903,39 @@ impl Store {
     }
 
     /// Every buyer's chain, the level counts of every loaded customer's directs, every job's
-    /// purchase and fence, and the gifts pool, in one aggregation.
+    /// purchase and fence, and the gifts pool, in one aggregation: the chains are read by `_id`
+    /// as the environment's parent links name them ([`crate::chains`]), then confirmed against
+    /// the parents this snapshot holds (a member the links missed is read in one more round trip
+    /// a level).
     ///
-    /// The walk is bounded explicitly by [`MAX_ANCESTORS`]: mongod's `$graphLookup` has no depth
-    /// limit unless told, but a server may set its own (SecantusDB stops at 101 ancestors), and a
-    /// chain cut short would pay the wrong people. A job whose chain reaches the bound fails.
+    /// The walk is bounded explicitly by [`MAX_ANCESTORS`]: a chain cut short would pay the wrong
+    /// people, so one more step is followed and a job whose chain is longer fails.
     async fn load_batch(
         &self,
         session: &mut ClientSession,
         jobs: &[ClaimedJob],
         group: &[usize],
     ) -> Result<Loaded, BatchError> {
+        if self.failpoints().is_armed(Failpoint::JobSlowLoad) {
+            let per_job = crate::failpoints::SLOW_LOAD_PER_JOB;
+            tokio::time::sleep(per_job * u32::try_from(group.len()).unwrap_or(u32::MAX)).await;
+        }
         let buyers: Vec<ObjectId> = group.iter().map(|&i| jobs[i].job.customer_id).collect();
         let purchases: Vec<ObjectId> = group
             .iter()
             .map(|&i| jobs[i].job.checkout_transaction_id)
             .collect();
         let job_ids: Vec<ObjectId> = group.iter().map(|&i| jobs[i].job.id).collect();
-        let pipeline = vec![
-            // One document to hang the lookups on: one of the batch's jobs. (When none is left,
-            // there is none, and every claim is found lost.)
-            doc! {"$match": {"_id": {"$in": &job_ids}}},
-            doc! {"$limit": 1},
-            // From all buyers at once: every customer on any of their chains, each once.
-            doc! {"$graphLookup": {
-                "from": collections::CUSTOMERS,
-                "startWith": &buyers,
-                "connectFromField": "parentCustomer",
-                "connectToField": "_id",
-                "as": "forest",
-                "maxDepth": MAX_ANCESTORS,
-            }},
-            // The levels of every loaded customer's directs, counted per (parent, letter): a join
-            // on `parentCustomer` (indexed), grouped on the server, in the same command.
-            doc! {"$set": {"forestIds": {"$map": {"input": "$forest", "as": "c", "in": "$$c._id"}}}},
-            doc! {"$lookup": {
-                "from": collections::CUSTOMERS,
-                "localField": "forestIds", "foreignField": "parentCustomer",
-                "pipeline": [
-                    // (A server may match an empty list of ids with the roots' null.)
-                    {"$match": {"parentCustomer": {"$type": "objectId"}}},
-                    {"$group": {
-                        "_id": {"p": "$parentCustomer", "l": {"$ifNull": ["$levelLetter", "A"]}},
-                        "n": {"$sum": 1},
-                    }},
-                    {"$project": {"_id": 0, "p": "$_id.p", "l": "$_id.l", "n": 1}},
-                ],
-                "as": "counts",
-            }},
+        // Every customer on any of the buyers' chains as the links know them, each once.
+        let members = self
+            .links()
+            .chains(&buyers, &HashSet::new(), MAX_CHAIN_STEPS)
+            .members;
+        // One document to hang the lookups on: one of the batch's jobs. (When none is left,
+        // there is none, and every claim is found lost.)
+        let mut pipeline = on_one_job(&job_ids);
+        pipeline.extend(forest_stages(&members));
+        pipeline.extend([
             // Every lookup joins on `_id` (a primary-key probe on any server; a lookup with a
             // pipeline alone would have a server read the whole collection).
             doc! {"$set": {"purchaseIds": {"$literal": &purchases},
@@ -869,7 +957,7 @@ impl Store {
                 "pipeline": [{"$project": {"status": 1, "claimToken": 1}}],
                 "as": "jobs",
             }},
-        ];
+        ]);
         // Jobs the app's own current checkout queued are paid by the settings and the
         // first-purchase rule as they are when the job runs (the app's way): read them here.
         let app_buyers: Vec<ObjectId> = group
@@ -877,7 +965,6 @@ impl Store {
             .filter(|&&i| jobs[i].job.payload.era() == JobEra::AppCurrent)
             .map(|&i| jobs[i].job.customer_id)
             .collect();
-        let mut pipeline = pipeline;
         if !app_buyers.is_empty() {
             pipeline.push(crate::settings::lookup_settings("settings"));
             pipeline.push(doc! {"$set": {"appBuyers": {"$literal": &app_buyers}}});
@@ -928,8 +1015,15 @@ impl Store {
             .into_iter()
             .map(|p| (p.buyer, p))
             .collect();
-        let nodes: HashMap<ObjectId, ChainNode> =
+        let mut nodes: HashMap<ObjectId, ChainNode> =
             loaded.forest.into_iter().map(|n| (n.id, n)).collect();
+        let mut counts = loaded.counts;
+        if !nodes.is_empty() {
+            let absent = members.iter().filter(|id| !nodes.contains_key(id));
+            let absent = absent.copied().collect();
+            self.confirm_chains(session, &job_ids, &buyers, absent, &mut nodes, &mut counts)
+                .await?;
+        }
         let purchases = loaded.purchases.into_iter().map(|p| (p.id, p)).collect();
         let fences = loaded.jobs.into_iter().map(|j| (j.id, j)).collect();
         if nodes.is_empty() {
@@ -945,7 +1039,6 @@ impl Store {
             });
         }
 
-        let counts = loaded.counts;
         let mut corrupt = HashMap::new();
         let mut directs: HashMap<ObjectId, LevelCounts> = HashMap::new();
         for count in counts {
@@ -991,6 +1084,49 @@ impl Store {
             settings,
             buyer_purchases,
         })
+    }
+
+    /// Follows the parents the snapshot holds from every buyer and reads, in the same snapshot,
+    /// any chain member the links did not name (a parent changed since they were learned, a new
+    /// customer): one round trip a missing level, none when the links were right. The links
+    /// learn what was read.
+    async fn confirm_chains(
+        &self,
+        session: &mut ClientSession,
+        job_ids: &[ObjectId],
+        buyers: &[ObjectId],
+        mut absent: HashSet<ObjectId>,
+        nodes: &mut HashMap<ObjectId, ChainNode>,
+        counts: &mut Vec<DirectCount>,
+    ) -> Result<(), BatchError> {
+        loop {
+            let missing = unread_on_chains(buyers, nodes, &absent);
+            if missing.is_empty() {
+                break;
+            }
+            let mut pipeline = on_one_job(job_ids);
+            pipeline.extend(forest_stages(&missing));
+            pipeline.push(doc! {"$project": {"_id": 0, "forest": 1, "counts": 1}});
+            let mut cursor = self
+                .database()
+                .collection::<Document>(collections::CHECKOUT_JOBS)
+                .aggregate(pipeline)
+                .session(&mut *session)
+                .await?;
+            let found = cursor.next(&mut *session).await.transpose()?;
+            drop(cursor);
+            let Some(found) = found else { break };
+            let read: LoadedDoc = crate::documents::read_document(found).map_err(|e| {
+                BatchError::Refused(JobFailure::permanent(format!("corrupt customer data: {e}")))
+            })?;
+            let read_ids: HashSet<ObjectId> = read.forest.iter().map(|n| n.id).collect();
+            absent.extend(missing.into_iter().filter(|id| !read_ids.contains(id)));
+            nodes.extend(read.forest.into_iter().map(|n| (n.id, n)));
+            counts.extend(read.counts);
+        }
+        self.links()
+            .learn(nodes.values().map(|n| (n.id, n.parent_customer)));
+        Ok(())
     }
 
     /// The gifts pool as the app computes it from the ledger (Σ completed `gifts_reward` −
@@ -1115,6 +1251,81 @@ fn refused_unless_all_matched(
 
 /// Plans one job on the batch's view, the gifts pool holding `pool` (when the batch keeps it);
 /// every reason it cannot be paid is its own, permanent.
+/// Steps a chain is followed above its buyer: one more than it may have, so a longer chain is
+/// seen as such and its job fails.
+const MAX_CHAIN_STEPS: usize = MAX_ANCESTORS as usize + 1;
+
+/// A pipeline's start on one of the batch's jobs, to hang lookups on.
+fn on_one_job(job_ids: &[ObjectId]) -> Vec<Document> {
+    vec![
+        doc! {"$match": {"_id": {"$in": job_ids}}},
+        doc! {"$limit": 1},
+    ]
+}
+
+/// Stages that read the given customers by `_id` (`forest`: one probe each) and count their
+/// directs per (parent, letter) on the `parentCustomer` index (`counts`), on the server.
+fn forest_stages(customers: &[ObjectId]) -> Vec<Document> {
+    vec![
+        doc! {"$set": {"forestIds": {"$literal": customers}}},
+        doc! {"$lookup": {
+            "from": collections::CUSTOMERS,
+            "localField": "forestIds", "foreignField": "_id",
+            "pipeline": [{"$project": {
+                "points": 1, "username": 1, "email": 1, "parentCustomer": 1,
+                "levelLetter": 1, "referralStatus": 1, "isVerified": 1,
+            }}],
+            "as": "forest",
+        }},
+        doc! {"$lookup": {
+            "from": collections::CUSTOMERS,
+            "localField": "forestIds", "foreignField": "parentCustomer",
+            "pipeline": [
+                // (A server may match an empty list of ids with the roots' null.)
+                {"$match": {"parentCustomer": {"$type": "objectId"}}},
+                {"$group": {
+                    "_id": {"p": "$parentCustomer", "l": {"$ifNull": ["$levelLetter", "A"]}},
+                    "n": {"$sum": 1},
+                }},
+                {"$project": {"_id": 0, "p": "$_id.p", "l": "$_id.l", "n": 1}},
+            ],
+            "as": "counts",
+        }},
+    ]
+}
+
+/// The chain members the snapshot's parents name that were not read (nor found absent),
+/// following each buyer's chain through what was read.
+fn unread_on_chains(
+    buyers: &[ObjectId],
+    nodes: &HashMap<ObjectId, ChainNode>,
+    absent: &HashSet<ObjectId>,
+) -> Vec<ObjectId> {
+    let mut seen = HashSet::new();
+    let mut missing = Vec::new();
+    for &buyer in buyers {
+        let mut current = buyer;
+        for _ in 0..=MAX_CHAIN_STEPS {
+            if !seen.insert(current) {
+                break;
+            }
+            match nodes.get(&current) {
+                Some(node) => match node.parent_customer {
+                    Some(parent) => current = parent,
+                    None => break,
+                },
+                None => {
+                    if !absent.contains(&current) {
+                        missing.push(current);
+                    }
+                    break;
+                }
+            }
+        }
+    }
+    missing
+}
+
 fn plan_job(
     loaded: &Loaded,
     balances: &HashMap<ObjectId, MilliPoints>,

@@ -17,6 +17,11 @@ pub const JOBS_RETRIED: &str = "JobsRetried";
 pub const JOBS_FAILED: &str = "JobsFailed";
 /// Histogram, milliseconds.
 pub const JOB_PROCESSING_MS: &str = "JobProcessingMs";
+/// Histogram, milliseconds: each batch's longest transaction attempt (load, plan, writes); the
+/// budget cuts a batch at 5 s.
+pub const BATCH_TRANSACTION_MS: &str = "BatchTransactionMs";
+/// Counter: times a batch waited for its turn while another batch's transaction held it.
+pub const BATCH_TURN_WAITS: &str = "BatchTurnWaits";
 /// Gauge: pending jobs after a drain.
 pub const QUEUE_DEPTH: &str = "QueueDepth";
 /// Gauge: age of the oldest pending job after a drain, seconds. The template's alarm watches it.
@@ -57,6 +62,12 @@ pub fn describe_metrics() {
     );
     metrics::describe_counter!(JOBS_FAILED, Unit::Count, "reward jobs that went dead");
     metrics::describe_histogram!(JOB_PROCESSING_MS, Unit::Milliseconds, "job processing time");
+    metrics::describe_histogram!(
+        BATCH_TRANSACTION_MS,
+        Unit::Milliseconds,
+        "a batch's longest transaction attempt"
+    );
+    metrics::describe_counter!(BATCH_TURN_WAITS, Unit::Count, "waits for the batches' turn");
     metrics::describe_gauge!(QUEUE_DEPTH, Unit::Count, "pending reward jobs");
     metrics::describe_gauge!(
         OLDEST_PENDING_AGE_SECONDS,

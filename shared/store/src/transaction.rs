@@ -104,6 +104,12 @@ impl TransactionRetry {
 pub(crate) trait AttemptError: From<Error> {
     /// Another writer got in the way: a new attempt may succeed.
     fn is_conflict(&self) -> bool;
+
+    /// The attempt found its turn taken by another transaction: wait and try again, without
+    /// counting it as an attempt (bounded by the policy's `max_elapsed`).
+    fn waits(&self) -> bool {
+        false
+    }
 }
 
 /// The error of a body whose only errors are the driver's: a transient transaction error (a
@@ -154,6 +160,8 @@ pub(crate) enum TransactionFailure<E> {
 pub(crate) struct Committed<T> {
     pub value: T,
     pub attempts: u32,
+    /// Times the transaction waited for its turn.
+    pub waits: u32,
 }
 
 impl Store {
@@ -177,13 +185,22 @@ impl Store {
             .map_err(|e| TransactionFailure::Stopped(E::from(e)))?;
         let mut last = None;
         let mut attempt = 0;
-        while attempt < retry.max_attempts
+        let mut waits = 0;
+        let mut waiting = false;
+        while (waiting || attempt < retry.max_attempts)
             && (attempt == 0 || started.elapsed() < retry.max_elapsed)
         {
-            attempt += 1;
-            if attempt > 1 {
-                tokio::time::sleep(retry.backoff(attempt - 1)).await;
+            if waiting {
+                // Another transaction holds the turn: back off as from a conflict, growing
+                // with the waits, but never spend an attempt on it.
+                tokio::time::sleep(retry.backoff(waits.min(5))).await;
+            } else {
+                attempt += 1;
+                if attempt > 1 {
+                    tokio::time::sleep(retry.backoff(attempt - 1)).await;
+                }
             }
+            waiting = false;
             let mut options = session.start_transaction();
             if retry.snapshot {
                 options = options.read_concern(ReadConcern::snapshot());
@@ -201,6 +218,7 @@ impl Store {
                         return Ok(Committed {
                             value,
                             attempts: attempt,
+                            waits,
                         })
                     }
                     Err(CommitFailure::Unknown(err)) => {
@@ -214,6 +232,12 @@ impl Store {
                     err
                 }
             };
+            if outcome.waits() {
+                waits += 1;
+                waiting = true;
+                last = Some(outcome);
+                continue;
+            }
             if !outcome.is_conflict() {
                 return Err(TransactionFailure::Stopped(outcome));
             }
