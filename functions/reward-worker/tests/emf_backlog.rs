@@ -1,13 +1,31 @@
 //! The worker's metrics over a backlog, as CloudWatch will read them: the real handler with the
 //! real Embedded Metric Format recorder installed (this test binary is its own process, so the
 //! global recorder is this test's alone). The format keeps at most 100 values of a histogram per
-//! flush; a drain of more jobs than that must still record every job's processing time.
+//! flush; a drain of 1,000 jobs must still record every job's processing time, and log no error
+//! (the recorder logs one for every value past the hundredth).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a failed unwrap is a failed test
 
 mod support;
 
+use std::io::Write;
 use std::sync::Mutex;
+
+/// Everything logged at warning level or above, by anyone in this process.
+static LOGGED: Mutex<Vec<u8>> = Mutex::new(Vec::new());
+
+struct Logged;
+
+impl Write for Logged {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        LOGGED.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
 
 use mall_domain::RewardPolicy;
 use mall_store::telemetry;
@@ -23,9 +41,14 @@ async fn a_backlog_drain_records_every_jobs_metrics() {
         .init()
         .unwrap();
     telemetry::describe_metrics();
+    tracing_subscriber::fmt()
+        .with_writer(|| Logged)
+        .with_max_level(tracing::Level::WARN)
+        .with_ansi(false)
+        .init();
 
-    // 250 jobs: two and a half times what one flush can hold.
-    const JOBS: usize = 250;
+    // 1,000 jobs: ten times what one flush can hold.
+    const JOBS: usize = 1_000;
     let mut world = World::new().await;
     world
         .seed_customers(
@@ -95,5 +118,10 @@ async fn a_backlog_drain_records_every_jobs_metrics() {
             .filter_map(|d| d.get(telemetry::JOB_PROCESSING_MS))
             .all(|values| values.as_array().map_or(1, Vec::len) <= 100),
         "no flush holds more than the format's 100 values"
+    );
+    let logged = String::from_utf8(LOGGED.lock().unwrap().clone()).unwrap();
+    assert!(
+        !logged.contains("ERROR"),
+        "nothing logged an error:\n{logged}"
     );
 }
