@@ -13,6 +13,7 @@ mod support;
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 
+use futures_util::TryStreamExt;
 use mall_domain::{MilliPoints, RewardPolicy};
 use mall_store::bson::{doc, oid::ObjectId, DateTime};
 use mall_store::documents::{JobStatus, RewardsStatus};
@@ -502,6 +503,17 @@ async fn workers_whose_batches_credit_the_same_ancestors_take_turns_instead_of_l
     let product = world.product("10", "10").await;
     let buyers: Vec<String> = (20..60).map(|i| format!("c{i}")).collect();
     let receipts = world.checkout_each(&buyers, product).await;
+    let customers = world
+        .store
+        .database()
+        .collection::<mall_store::bson::Document>("customers");
+    let before: Vec<mall_store::bson::Document> = customers
+        .find(doc! {})
+        .await
+        .unwrap()
+        .try_collect()
+        .await
+        .unwrap();
 
     let mut lanes = tokio::task::JoinSet::new();
     for _ in 0..3 {
@@ -522,6 +534,32 @@ async fn workers_whose_batches_credit_the_same_ancestors_take_turns_instead_of_l
     assert_eq!((total.conflicts, total.splits), (0, 0), "{total:?}");
     for receipt in receipts {
         assert_conserved(&world, receipt.transaction_id).await;
+    }
+    // The jobs' `completedAt` follow their commits: the pure rules replayed in that order give
+    // every wallet and level to the milli-point.
+    let mut replay = mall_testkit::replay::Replay::of(&before, MilliPoints::ZERO);
+    let jobs: Vec<mall_store::documents::CheckoutJobDoc> = world
+        .store
+        .checkout_jobs()
+        .find(doc! {"status": "completed"})
+        .sort(doc! {"completedAt": 1, "runAfter": 1, "_id": 1})
+        .await
+        .unwrap()
+        .try_collect()
+        .await
+        .unwrap();
+    assert_eq!(jobs.len(), 40);
+    for job in &jobs {
+        let terms = mall_domain::JobTerms::Split(job.payload.paying_policy().unwrap());
+        replay.pay(job.customer_id, job.payload.reward_points, &terms);
+    }
+    for customer in world.customers().await {
+        assert_eq!(
+            Some(&customer.points),
+            replay.wallets.get(&customer.id),
+            "{}",
+            world.name_of(customer.id)
+        );
     }
 }
 
