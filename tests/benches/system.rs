@@ -804,6 +804,21 @@ struct CommandCounts {
     batch_names: Vec<String>,
 }
 
+/// One checkout of the buyer's cart under the benchmark's policy (a fixed split).
+async fn checkout_split(store: &Store, buyer: ObjectId, key: &IdempotencyKey) {
+    store
+        .checkout(&CheckoutCommand {
+            customer_id: buyer,
+            request: &CheckoutRequest::default(),
+            idempotency_key: Some(key),
+            policy: &policy(),
+            economy: mall_store::checkout::Economy::Split,
+            job_max_attempts: 3,
+        })
+        .await
+        .unwrap();
+}
+
 /// Batches of [`COUNT_BATCH`] jobs, and single jobs, by buyers whose chains are exactly 5, 50
 /// and 500 deep, through a store whose every command is counted: the same store code the
 /// binaries run, so the same commands (the handlers add none).
@@ -853,8 +868,6 @@ async fn count_commands(uri: &str) -> CommandCounts {
         .await
         .unwrap();
     let product = mall_testkit::seed::product(&store, "10", "1", true).await;
-    let policy = policy();
-    let request = CheckoutRequest::default();
     let mut counts = CommandCounts {
         per_checkout: 0,
         checkout_names: vec![],
@@ -877,17 +890,7 @@ async fn count_commands(uri: &str) -> CommandCounts {
             mall_testkit::seed::fill_cart(&store, buyer, &[(product, 1)]).await;
             let key = IdempotencyKey::parse(&format!("count-{depth}-{k}")).unwrap();
             log.clear();
-            store
-                .checkout(&CheckoutCommand {
-                    customer_id: buyer,
-                    request: &request,
-                    idempotency_key: Some(&key),
-                    policy: &policy,
-                    economy: mall_store::checkout::Economy::Split,
-                    job_max_attempts: 3,
-                })
-                .await
-                .unwrap();
+            checkout_split(&store, buyer, &key).await;
             counts.per_checkout = counts.per_checkout.max(log.count());
             counts.checkout_names = log.names();
             if k + 1 == COUNT_BATCH {
@@ -908,17 +911,7 @@ async fn count_commands(uri: &str) -> CommandCounts {
         for (k, &buyer) in buyers[d].iter().take(COUNT_BATCH).enumerate() {
             mall_testkit::seed::fill_cart(&store, buyer, &[(product, 1)]).await;
             let key = IdempotencyKey::parse(&format!("count-{depth}-{k}-again")).unwrap();
-            store
-                .checkout(&CheckoutCommand {
-                    customer_id: buyer,
-                    request: &request,
-                    idempotency_key: Some(&key),
-                    policy: &policy,
-                    economy: mall_store::checkout::Economy::Split,
-                    job_max_attempts: 3,
-                })
-                .await
-                .unwrap();
+            checkout_split(&store, buyer, &key).await;
         }
         log.clear();
         let summary = store
@@ -935,17 +928,7 @@ async fn count_commands(uri: &str) -> CommandCounts {
         let single = buyers[d][COUNT_BATCH];
         mall_testkit::seed::fill_cart(&store, single, &[(product, 1)]).await;
         let key = IdempotencyKey::parse(&format!("count-{depth}-single")).unwrap();
-        store
-            .checkout(&CheckoutCommand {
-                customer_id: single,
-                request: &request,
-                idempotency_key: Some(&key),
-                policy: &policy,
-                economy: mall_store::checkout::Economy::Split,
-                job_max_attempts: 3,
-            })
-            .await
-            .unwrap();
+        checkout_split(&store, single, &key).await;
         log.clear();
         let summary = store
             .drain(QueueSettings::default(), drain(1), Arc::new(SystemClock))

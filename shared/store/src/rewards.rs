@@ -985,18 +985,8 @@ impl Store {
             doc! {"$project": {"_id": 0, "forest": 1, "counts": 1, "purchases": 1, "jobs": 1,
             "pool": 1, "settings": 1, "buyerPurchases": 1}},
         );
-        let mut cursor = self
-            .database()
-            .collection::<Document>(collections::CHECKOUT_JOBS)
-            .aggregate(pipeline)
-            .session(&mut *session)
-            .await?;
-        let found = cursor.next(&mut *session).await.transpose()?;
-        drop(cursor);
-        let loaded: LoadedDoc = match found {
-            Some(found) => crate::documents::read_document(found).map_err(|e| {
-                BatchError::Refused(JobFailure::permanent(format!("corrupt customer data: {e}")))
-            })?,
+        let loaded: LoadedDoc = match self.load_on_one_job(session, pipeline).await? {
+            Some(loaded) => loaded,
             None => LoadedDoc {
                 forest: vec![],
                 counts: vec![],
@@ -1089,6 +1079,32 @@ impl Store {
         })
     }
 
+    /// Runs a load pipeline started by [`on_one_job`] in the batch's transaction: its one
+    /// document, or none when no job of the batch is left.
+    async fn load_on_one_job(
+        &self,
+        session: &mut ClientSession,
+        pipeline: Vec<Document>,
+    ) -> Result<Option<LoadedDoc>, BatchError> {
+        let mut cursor = self
+            .database()
+            .collection::<Document>(collections::CHECKOUT_JOBS)
+            .aggregate(pipeline)
+            .session(&mut *session)
+            .await?;
+        let found = cursor.next(&mut *session).await.transpose()?;
+        drop(cursor);
+        found
+            .map(|found| {
+                crate::documents::read_document(found).map_err(|e| {
+                    BatchError::Refused(JobFailure::permanent(format!(
+                        "corrupt customer data: {e}"
+                    )))
+                })
+            })
+            .transpose()
+    }
+
     /// Follows the parents the snapshot holds from every buyer and reads, in the same snapshot,
     /// any chain member the links did not name (a parent changed since they were learned, a new
     /// customer): one round trip a missing level, none when the links were right. The links
@@ -1110,18 +1126,9 @@ impl Store {
             let mut pipeline = on_one_job(job_ids);
             pipeline.extend(forest_stages(&missing));
             pipeline.push(doc! {"$project": {"_id": 0, "forest": 1, "counts": 1}});
-            let mut cursor = self
-                .database()
-                .collection::<Document>(collections::CHECKOUT_JOBS)
-                .aggregate(pipeline)
-                .session(&mut *session)
-                .await?;
-            let found = cursor.next(&mut *session).await.transpose()?;
-            drop(cursor);
-            let Some(found) = found else { break };
-            let read: LoadedDoc = crate::documents::read_document(found).map_err(|e| {
-                BatchError::Refused(JobFailure::permanent(format!("corrupt customer data: {e}")))
-            })?;
+            let Some(read) = self.load_on_one_job(session, pipeline).await? else {
+                break;
+            };
             let read_ids: HashSet<ObjectId> = read.forest.iter().map(|n| n.id).collect();
             absent.extend(missing.into_iter().filter(|id| !read_ids.contains(id)));
             nodes.extend(read.forest.into_iter().map(|n| (n.id, n)));
