@@ -146,12 +146,22 @@ pub async fn snapshot(store: &Store) -> Vec<(String, Vec<Document>)> {
     all
 }
 
-/// One drain of the queue by one lane, with the default queue settings: the serial order the
-/// pure rules are replayed in.
+/// The default queue settings with a time budget no batch of a test reaches, however busy the
+/// machine: for a test that counts a batch's commands, its splits or its turns, which a batch
+/// cut for time would change. Cuts for time have their own test, on a load slowed on purpose.
+pub fn untimed_settings() -> mall_store::queue::QueueSettings {
+    mall_store::queue::QueueSettings {
+        batch_time_budget: std::time::Duration::from_secs(240),
+        ..mall_store::queue::QueueSettings::default()
+    }
+}
+
+/// One drain of the queue by one lane, never cut for time: the serial order the pure rules
+/// are replayed in.
 pub async fn drain_serially(store: &Store) -> mall_store::drain::DrainSummary {
     store
         .drain(
-            mall_store::queue::QueueSettings::default(),
+            untimed_settings(),
             mall_store::drain::DrainLimits {
                 concurrency: 1,
                 ..mall_store::drain::DrainLimits::default()

@@ -36,7 +36,7 @@ async fn drain(world: &World, batch_size: usize) -> DrainSummary {
     world
         .store
         .drain(
-            QueueSettings::default(),
+            mall_testkit::db::untimed_settings(),
             limits(batch_size),
             Arc::new(SystemClock),
         )
@@ -520,7 +520,11 @@ async fn workers_whose_batches_credit_the_same_ancestors_take_turns_instead_of_l
         let store = world.other_worker().await;
         lanes.spawn(async move {
             store
-                .drain(QueueSettings::default(), limits(4), Arc::new(SystemClock))
+                .drain(
+                    mall_testkit::db::untimed_settings(),
+                    limits(4),
+                    Arc::new(SystemClock),
+                )
                 .await
         });
     }

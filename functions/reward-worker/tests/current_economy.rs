@@ -36,7 +36,7 @@ fn app_defaults() -> Document {
 async fn drain(store: &mall_store::Store, batch_size: usize) -> DrainSummary {
     store
         .drain(
-            QueueSettings::default(),
+            mall_testkit::db::untimed_settings(),
             DrainLimits {
                 concurrency: 1,
                 batch_size,

@@ -28,7 +28,7 @@ fn points(text: &str) -> MilliPoints {
 }
 
 fn settings() -> QueueSettings {
-    QueueSettings::default()
+    mall_testkit::db::untimed_settings()
 }
 
 fn limits() -> DrainLimits {
