@@ -84,6 +84,8 @@ pub enum StopReason {
     Cap,
     /// The database failed; the jobs in hand stay claimed until their lease expires.
     DatabaseError,
+    /// Another invocation holds the drainer lease (see [`crate::drainer`]) and drains.
+    AnotherDrainer,
 }
 
 /// What one drain did.

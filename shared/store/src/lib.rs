@@ -13,6 +13,7 @@ pub mod config;
 pub mod cutover;
 pub mod documents;
 pub mod drain;
+pub mod drainer;
 pub mod error;
 pub mod failpoints;
 pub mod indexes;

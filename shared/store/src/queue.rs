@@ -721,7 +721,7 @@ fn unpaid_purchase(purchase: ObjectId) -> Document {
 const CLAIM_ROUNDS: usize = 4;
 
 /// What a worker may claim now: due `pending` jobs and `processing` jobs whose worker is gone.
-fn claimable(now: DateTime, lease: Duration) -> Document {
+pub(crate) fn claimable(now: DateTime, lease: Duration) -> Document {
     let stale_start = original_worker_gone_before(now, lease);
     doc! {"$or": [
         {"status": "pending", "runAfter": {"$lte": now}},
