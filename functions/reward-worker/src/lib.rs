@@ -191,6 +191,31 @@ pub async fn handle(
         event.context.request_id.clone()
     };
     let summary = drain_as_the_drainer(store, config.queue, limits, &holder, flush).await;
+    // The drainer reports the queue's health; an invocation that left the queue to it costs
+    // the one command it took to find out.
+    if summary.stopped != Some(StopReason::AnotherDrainer) {
+        report_queue_health(store, config).await;
+    }
+    tracing::info!(
+        request_id = %event.context.request_id,
+        %trigger,
+        remaining_ms,
+        claimed = summary.claimed,
+        completed = summary.completed,
+        retried = summary.retried,
+        failed = summary.failed,
+        lost_lease = summary.lost_lease,
+        foreign_claims = summary.foreign_claims,
+        duration_ms = summary.duration_ms,
+        stopped = ?summary.stopped,
+        "drain finished"
+    );
+    Ok(summary)
+}
+
+/// The queue's depth and oldest pending age (gauges), and any job of ours a worker that is not
+/// ours started within the last lease (logged as an error and counted).
+async fn report_queue_health(store: &Store, config: &WorkerConfig) {
     match store.queue_depth(mall_store::bson::DateTime::now()).await {
         Ok((pending, oldest_age)) => {
             #[allow(clippy::cast_precision_loss)]
@@ -216,21 +241,6 @@ pub async fn handle(
         }
         Err(error) => tracing::warn!(%error, "foreign workers not checked after the drain"),
     }
-    tracing::info!(
-        request_id = %event.context.request_id,
-        %trigger,
-        remaining_ms,
-        claimed = summary.claimed,
-        completed = summary.completed,
-        retried = summary.retried,
-        failed = summary.failed,
-        lost_lease = summary.lost_lease,
-        foreign_claims = summary.foreign_claims,
-        duration_ms = summary.duration_ms,
-        stopped = ?summary.stopped,
-        "drain finished"
-    );
-    Ok(summary)
 }
 
 #[cfg(test)]

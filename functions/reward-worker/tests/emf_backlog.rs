@@ -50,15 +50,7 @@ async fn a_backlog_drain_records_every_jobs_metrics() {
     // 1,000 jobs: ten times what one flush can hold.
     const JOBS: usize = 1_000;
     let mut world = World::new().await;
-    world
-        .seed_customers(
-            &json!({"customers": [
-                {"id": "root", "parent": null, "level": "B", "active": true, "verified": true},
-                {"id": "buyer", "parent": "root", "level": "A", "active": true, "verified": true},
-            ]}),
-            "100000",
-        )
-        .await;
+    world.seed_customers(&buyer_under_root(), "100000").await;
     let product = world.product("1", "1").await;
     for _ in 0..JOBS {
         world

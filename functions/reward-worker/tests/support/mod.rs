@@ -226,6 +226,14 @@ impl World {
     }
 }
 
+/// One buyer at A under one root at B.
+pub fn buyer_under_root() -> Value {
+    serde_json::json!({"customers": [
+        {"id": "root", "parent": null, "level": "B", "active": true, "verified": true},
+        {"id": "buyer", "parent": "root", "level": "A", "active": true, "verified": true},
+    ]})
+}
+
 /// P (inactive, so never paid) has two directs X and Y at A; each of them has two directs at B.
 /// A job under X promotes X to C, one under Y promotes Y to C; only both together lift P (the
 /// second-highest of its directs' levels) from B to D — and neither job pays or promotes P alone.
