@@ -324,8 +324,8 @@ async fn the_original_systems_database_is_served_exactly_once_and_exactly() {
         .unwrap()
         .unwrap();
     assert_eq!(
-        view.purchase.rewards_status,
-        mall_store::documents::RewardsStatus::Completed
+        view.rewards,
+        mall_store::checkout::RewardsProgress::Completed
     );
     for job in &open {
         let purchase = job.get_object_id("checkoutTransactionId").unwrap();

@@ -9,8 +9,7 @@ use lambda_http::http::{header, HeaderValue, StatusCode};
 use lambda_http::{Body, Response};
 use mall_domain::checkout::{CartError, RequestError};
 use mall_domain::MilliPoints;
-use mall_store::checkout::PurchaseWithJob;
-use mall_store::documents::{JobStatus, RewardsStatus};
+use mall_store::checkout::{JobProgress, PurchaseView, RewardsProgress};
 use mall_store::{CheckoutError, CheckoutReceipt};
 use serde::ser::Error as _;
 use serde::{Serialize, Serializer};
@@ -267,7 +266,47 @@ struct RewardsBody {
     tree_share: ApiAmount,
     /// D, the direct-referral share (0 under a fixed split).
     referral_share: ApiAmount,
-    status: RewardsStatus,
+    status: RewardsStatusBody,
+}
+
+/// `RewardsStatus` of `openapi.yaml`.
+#[derive(Clone, Copy, Serialize)]
+#[serde(rename_all = "snake_case")]
+enum RewardsStatusBody {
+    Processing,
+    Completed,
+    Failed,
+}
+
+impl From<RewardsProgress> for RewardsStatusBody {
+    fn from(progress: RewardsProgress) -> Self {
+        match progress {
+            RewardsProgress::Processing => RewardsStatusBody::Processing,
+            RewardsProgress::Completed => RewardsStatusBody::Completed,
+            RewardsProgress::Failed => RewardsStatusBody::Failed,
+        }
+    }
+}
+
+/// `JobStatus` of `openapi.yaml`.
+#[derive(Clone, Copy, Serialize)]
+#[serde(rename_all = "snake_case")]
+enum JobStatusBody {
+    Pending,
+    Processing,
+    Completed,
+    Failed,
+}
+
+impl From<JobProgress> for JobStatusBody {
+    fn from(progress: JobProgress) -> Self {
+        match progress {
+            JobProgress::Pending => JobStatusBody::Pending,
+            JobProgress::Processing => JobStatusBody::Processing,
+            JobProgress::Completed => JobStatusBody::Completed,
+            JobProgress::Failed => JobStatusBody::Failed,
+        }
+    }
 }
 
 /// `200` for a checkout; a replay says so in `Idempotent-Replayed: true`.
@@ -288,7 +327,7 @@ pub fn checkout_response(receipt: &CheckoutReceipt) -> Response<Body> {
                 gifts_share: ApiAmount(receipt.split.gifts),
                 tree_share: ApiAmount(receipt.split.tree),
                 referral_share: ApiAmount(receipt.split.referral),
-                status: RewardsStatus::Processing,
+                status: RewardsStatusBody::Processing,
             },
             note: BACKGROUND_NOTE,
         },
@@ -336,7 +375,7 @@ struct PurchaseItem {
 #[serde(rename_all = "camelCase")]
 struct JobBody {
     id: String,
-    status: JobStatus,
+    status: JobStatusBody,
     attempts: i32,
     max_attempts: i32,
 }
@@ -355,55 +394,48 @@ struct DistributionBody {
 }
 
 /// `200` for `GET /api/cart/checkout/{transactionId}`: the buyer's view of one purchase.
-pub fn purchase_response(view: &PurchaseWithJob) -> Response<Body> {
-    let p = &view.purchase;
-    // The checkout split as the buyer was told it.
-    let split = view.checkout_split();
+pub fn purchase_response(view: &PurchaseView) -> Response<Body> {
     let body = PurchaseBody {
         success: true,
         data: PurchaseData {
-            transaction_id: p.id.to_hex(),
-            created_at: p.created_at.try_to_rfc3339_string().unwrap_or_default(),
-            cart_total: ApiAmount(p.cart_total),
-            items: p
-                .items
+            transaction_id: view.transaction_id.to_hex(),
+            created_at: view.created_at.try_to_rfc3339_string().unwrap_or_default(),
+            cart_total: ApiAmount(view.cart_total),
+            items: view
+                .lines
                 .iter()
                 .map(|line| PurchaseItem {
                     product_id: line.product_id.clone(),
-                    name: line.product_name.clone(),
+                    name: line.name.clone(),
                     quantity: line.quantity,
-                    unit_price: ApiAmount(line.price),
-                    line_total: ApiAmount(line.subtotal),
+                    unit_price: ApiAmount(line.unit_price),
+                    line_total: ApiAmount(line.line_total),
                 })
                 .collect(),
-            delivery_address: p.shipping_address.as_ref().map(|a| a.street.clone()),
+            delivery_address: view.delivery_address.clone(),
             rewards: RewardsBody {
-                total_reward_points: ApiAmount(p.reward_points_earned),
-                app_share: ApiAmount(split.app),
-                gifts_share: ApiAmount(split.gifts),
-                tree_share: ApiAmount(split.tree),
-                referral_share: ApiAmount(split.referral),
-                status: p.rewards_status,
+                total_reward_points: ApiAmount(view.reward_points),
+                app_share: ApiAmount(view.split.app),
+                gifts_share: ApiAmount(view.split.gifts),
+                tree_share: ApiAmount(view.split.tree),
+                referral_share: ApiAmount(view.split.referral),
+                status: view.rewards.into(),
             },
-            job: view.job().map(|job| JobBody {
+            job: view.job.as_ref().map(|job| JobBody {
                 id: job.id.to_hex(),
-                status: job.status,
+                status: job.progress.into(),
                 attempts: job.attempts,
                 max_attempts: job.max_attempts,
             }),
-            distribution: p.reward_log.as_ref().map(|d| DistributionBody {
+            distribution: view.distribution.as_ref().map(|d| DistributionBody {
                 tree_distributed: ApiAmount(d.tree_distributed),
                 tree_unused: ApiAmount(d.tree_unused),
                 gifts_final: ApiAmount(d.gifts_final),
                 app_final: ApiAmount(d.app_final),
-                direct_referral: ApiAmount(
-                    d.direct.as_ref().map_or(MilliPoints::ZERO, |x| x.amount),
-                ),
-                pool_gifts: ApiAmount(
-                    MilliPoints::checked_sum(d.gifts.iter().map(|g| g.amount)).unwrap_or_default(),
-                ),
-                recipients: d.payouts.len(),
-                promotions: d.promotions.len(),
+                direct_referral: ApiAmount(d.direct_referral),
+                pool_gifts: ApiAmount(d.pool_gifts),
+                recipients: d.recipients,
+                promotions: d.promotions,
             }),
         },
     };

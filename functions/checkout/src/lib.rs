@@ -37,7 +37,8 @@ pub struct App {
     pub job_max_attempts: i32,
 }
 
-const ROUTE_PREFIX: &str = "/api/cart/checkout";
+/// The checkout route's path segments.
+const CHECKOUT_SEGMENTS: [&str; 3] = ["api", "cart", "checkout"];
 
 enum Route {
     Checkout,
@@ -45,18 +46,18 @@ enum Route {
     NotFound,
 }
 
-/// Matches the routes wherever they are mounted (an API Gateway stage, or the emulator's
-/// `/lambda-url/checkout` prefix).
+/// Matches whole path segments at the path's end, whatever mounts the routes before them (an
+/// API Gateway stage, or the emulator's `/lambda-url/checkout`): `…/api/cart/checkout` and
+/// `…/api/cart/checkout/{transactionId}`, one trailing slash allowed.
 fn route(path: &str) -> Route {
-    let Some(at) = path.find(ROUTE_PREFIX) else {
-        return Route::NotFound;
-    };
-    match path[at + ROUTE_PREFIX.len()..].trim_end_matches('/') {
-        "" => Route::Checkout,
-        rest => match rest.strip_prefix('/') {
-            Some(id) if !id.contains('/') => Route::Purchase(id.to_owned()),
-            _ => Route::NotFound,
-        },
+    let path = path.strip_suffix('/').unwrap_or(path);
+    let segments: Vec<&str> = path.split('/').collect();
+    match segments.as_slice() {
+        [.., a, b, c] if [*a, *b, *c] == CHECKOUT_SEGMENTS => Route::Checkout,
+        [.., a, b, c, id] if [*a, *b, *c] == CHECKOUT_SEGMENTS && !id.is_empty() => {
+            Route::Purchase((*id).to_owned())
+        }
+        _ => Route::NotFound,
     }
 }
 
@@ -179,5 +180,8 @@ mod tests {
         assert!(matches!(route("/api/cart/checkout/a/b"), Route::NotFound));
         assert!(matches!(route("/api/cart"), Route::NotFound));
         assert!(matches!(route("/api/cart/checkoutx"), Route::NotFound));
+        assert!(matches!(route("/xapi/cart/checkout"), Route::NotFound));
+        assert!(matches!(route("/api/cart/checkout//"), Route::NotFound));
+        assert!(matches!(route("/api/cart//checkout"), Route::NotFound));
     }
 }

@@ -33,8 +33,9 @@ use mongodb::ClientSession;
 use serde::Deserialize;
 
 use crate::documents::{
-    reference_of, CheckoutJobDoc, ProductDoc, PurchaseDoc, PurchaseLineDoc, RewardsStatus,
-    ShippingAddressDoc, TransactionType, CURRENCY, ENTRY_COMPLETED, PAID_FROM_WALLET,
+    reference_of, CheckoutJobDoc, JobStatus, ProductDoc, PurchaseDoc, PurchaseLineDoc,
+    RewardsStatus, ShippingAddressDoc, TransactionType, CURRENCY, ENTRY_COMPLETED,
+    PAID_FROM_WALLET,
 };
 use crate::error::{is_topology_unknown, is_unreachable};
 use crate::failpoints::Failpoint;
@@ -635,30 +636,141 @@ fn classify_failure(err: Error) -> CheckoutError {
     }
 }
 
-/// A purchase as its buyer sees it, with its reward job (absent once retention removed it).
-#[derive(Clone, Debug, PartialEq, Deserialize)]
-pub struct PurchaseWithJob {
+/// A purchase as its buyer sees it: the read model behind `GET /api/cart/checkout/{id}`,
+/// in domain values, with nothing of the documents' shapes.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PurchaseView {
+    pub transaction_id: ObjectId,
+    pub created_at: DateTime,
+    pub cart_total: MilliPoints,
+    pub lines: Vec<PurchaseLineView>,
+    pub delivery_address: Option<String>,
+    /// R, the purchase's reward points.
+    pub reward_points: MilliPoints,
+    /// The split as made at checkout, whatever the job rewrote since.
+    pub split: RewardSplit,
+    pub rewards: RewardsProgress,
+    /// The reward job; `None` once retention removed it.
+    pub job: Option<JobView>,
+    /// What the job distributed; `None` until it completed.
+    pub distribution: Option<DistributionView>,
+}
+
+/// One line of a purchase.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PurchaseLineView {
+    pub product_id: String,
+    pub name: String,
+    pub quantity: i64,
+    pub unit_price: MilliPoints,
+    pub line_total: MilliPoints,
+}
+
+/// Where a purchase's rewards stand.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RewardsProgress {
+    Processing,
+    Completed,
+    Failed,
+}
+
+/// Where a purchase's reward job stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum JobProgress {
+    Pending,
+    Processing,
+    Completed,
+    Failed,
+}
+
+/// A purchase's reward job, as its buyer sees it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct JobView {
+    pub id: ObjectId,
+    pub progress: JobProgress,
+    pub attempts: i32,
+    pub max_attempts: i32,
+}
+
+/// What a completed job distributed, in totals.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DistributionView {
+    pub tree_distributed: MilliPoints,
+    pub tree_unused: MilliPoints,
+    pub gifts_final: MilliPoints,
+    pub app_final: MilliPoints,
+    pub direct_referral: MilliPoints,
+    pub pool_gifts: MilliPoints,
+    pub recipients: usize,
+    pub promotions: usize,
+}
+
+/// The purchase and its job as the view's aggregation returns them.
+#[derive(Deserialize)]
+struct PurchaseWithJob {
     #[serde(flatten)]
-    pub purchase: PurchaseDoc,
+    purchase: PurchaseDoc,
     #[serde(default, rename = "job")]
     jobs: Vec<CheckoutJobDoc>,
 }
 
 impl PurchaseWithJob {
-    pub fn job(&self) -> Option<&CheckoutJobDoc> {
-        self.jobs.first()
-    }
-
-    /// The split as made at checkout, whatever the job rewrote since.
-    pub fn checkout_split(&self) -> RewardSplit {
-        match receipt_of(&self.purchase, false) {
+    fn into_view(self) -> PurchaseView {
+        let p = self.purchase;
+        let split = match receipt_of(&p, false) {
             Ok(receipt) => receipt.split,
             Err(_) => RewardSplit {
-                app: self.purchase.app_points_share,
-                gifts: self.purchase.gifts_points_share,
-                tree: self.purchase.tree_points_share,
+                app: p.app_points_share,
+                gifts: p.gifts_points_share,
+                tree: p.tree_points_share,
                 referral: MilliPoints::ZERO,
             },
+        };
+        PurchaseView {
+            transaction_id: p.id,
+            created_at: p.created_at,
+            cart_total: p.cart_total,
+            lines: p
+                .items
+                .into_iter()
+                .map(|line| PurchaseLineView {
+                    product_id: line.product_id,
+                    name: line.product_name,
+                    quantity: line.quantity,
+                    unit_price: line.price,
+                    line_total: line.subtotal,
+                })
+                .collect(),
+            delivery_address: p.shipping_address.map(|a| a.street),
+            reward_points: p.reward_points_earned,
+            split,
+            rewards: match p.rewards_status {
+                RewardsStatus::Processing => RewardsProgress::Processing,
+                RewardsStatus::Completed => RewardsProgress::Completed,
+                RewardsStatus::Failed => RewardsProgress::Failed,
+            },
+            job: self.jobs.into_iter().next().map(|job| JobView {
+                id: job.id,
+                progress: match job.status {
+                    JobStatus::Pending => JobProgress::Pending,
+                    JobStatus::Processing => JobProgress::Processing,
+                    JobStatus::Completed => JobProgress::Completed,
+                    JobStatus::Failed => JobProgress::Failed,
+                },
+                attempts: job.attempts,
+                max_attempts: job.max_attempts,
+            }),
+            distribution: p.reward_log.map(|d| DistributionView {
+                tree_distributed: d.tree_distributed,
+                tree_unused: d.tree_unused,
+                gifts_final: d.gifts_final,
+                app_final: d.app_final,
+                direct_referral: d.direct.map_or(MilliPoints::ZERO, |x| x.amount),
+                pool_gifts: MilliPoints::checked_sum(d.gifts.iter().map(|g| g.amount))
+                    .unwrap_or_default(),
+                recipients: d.payouts.len(),
+                promotions: d.promotions.len(),
+            }),
         }
     }
 }
@@ -671,7 +783,7 @@ impl Store {
         &self,
         customer: ObjectId,
         transaction_id: ObjectId,
-    ) -> Result<Option<PurchaseWithJob>, crate::StoreError> {
+    ) -> Result<Option<PurchaseView>, crate::StoreError> {
         use futures_util::TryStreamExt;
         let pipeline = vec![
             doc! {"$match": {"_id": transaction_id, "customerId": customer, "type": "purchase",
@@ -687,7 +799,9 @@ impl Store {
             .try_next()
             .await?;
         found
-            .map(mongodb::bson::from_document)
+            .map(|raw| {
+                mongodb::bson::from_document::<PurchaseWithJob>(raw).map(PurchaseWithJob::into_view)
+            })
             .transpose()
             .map_err(|e| crate::StoreError::Unreadable(e.to_string()))
     }
