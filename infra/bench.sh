@@ -10,14 +10,14 @@
 # another server to measure against), and runs the harness
 # (tests/benches/system.rs, its executable from `cargo bench --no-run`) against it. The harness
 # prints a table and, as the last line of stdout, one JSON object; builds and progress go to
-# stderr. The database is always stopped afterwards. Exits non-zero only when something failed,
+# stderr. The database is always stopped afterwards (infra/services.sh). Exits non-zero only when something failed,
 # not when a figure misses its target.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+# shellcheck source=infra/services.sh
+source "$ROOT/infra/services.sh"
 STATE="$ROOT/.local/bench"
-DB_PIDFILE="$STATE/run-$$-db.pid"
-DB_LOG="$STATE/run-$$-db.log"
 CARGO="${CARGO:-cargo}"
 FUNCTIONS=(checkout reward-worker retry-failed)
 me="bench"
@@ -53,51 +53,21 @@ for fn in "${FUNCTIONS[@]}"; do
 done
 echo "$me: builds done after $((SECONDS - started)) s" >&2
 
-child=""
-keep_log=0
-cleanup() {
-    local rc=$?
-    trap - EXIT INT TERM HUP
-    if [ -n "$child" ] && kill -0 "$child" 2>/dev/null; then
-        kill -TERM "$child" 2>/dev/null || true
-        wait "$child" 2>/dev/null || true
-    fi
-    python3 "$ROOT/infra/localdb.py" stop --pidfile "$DB_PIDFILE" >/dev/null 2>&1 || true
-    if [ "$rc" -eq 0 ] && [ "$keep_log" -eq 0 ]; then
-        rm -f "$DB_LOG"
-    elif [ -f "$DB_LOG" ]; then
-        echo "$me: server log kept at $DB_LOG" >&2
-    fi
-    exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-trap 'exit 129' HUP
-
+services_init bench "$STATE"
 if [ -n "${MALL_BENCH_MONGODB_URI:-}" ]; then
     # Another server (a real mongod replica set, say): the harness works in a database of its
     # own there, named bench_<id>, and leaves it behind for inspection.
     echo "$me: using the server at MALL_BENCH_MONGODB_URI (no local server started)" >&2
-elif URI="$(python3 "$ROOT/infra/localdb.py" start --port auto --storage :memory: \
-        --pidfile "$DB_PIDFILE" --logfile "$DB_LOG")"; then
-    export MALL_BENCH_MONGODB_URI="$URI"
+else
+    services_start db MALL_BENCH_MONGODB_URI --port auto --storage :memory:
     export MALL_BENCH_SERVER="local SecantusDB $(.venv/bin/python -c \
         'import importlib.metadata as m; print(m.version("SecantusDB"))'), in memory"
-else
-    keep_log=1
-    echo "$me: ERROR: could not start the SecantusDB server (see messages above)" >&2
-    exit 1
 fi
 export MALL_BENCH_LAMBDA_DIR="${CARGO_TARGET_DIR:-$ROOT/target}/lambda"
 
-# In the background (stdin kept) and waited for, so INT/TERM reach the trap at once; the
-# harness stops its emulators and their function instances on TERM.
-"$HARNESS" <&0 &
-child=$!
+# The harness stops its emulators and their function instances on TERM.
 rc=0
-wait "$child" || rc=$?
-child=""
-[ "$rc" -eq 0 ] || keep_log=1
+services_run "$HARNESS" || rc=$?
+[ "$rc" -eq 0 ] || services_keep_logs
 echo "$me: done in $((SECONDS - started)) s (exit $rc)" >&2
 exit "$rc"

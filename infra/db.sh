@@ -8,22 +8,23 @@
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+# shellcheck source=infra/services.sh
+source "$ROOT/infra/services.sh"
 STATE="$ROOT/.local/db"
 PIDFILE="$STATE/db.pid"
 PORT="${MALL_DB_PORT:-27017}"
-localdb() { python3 "$ROOT/infra/localdb.py" "$@"; }
 
 start() {
     "$ROOT/infra/venv.sh" >&2   # stdout is reserved for the URI
     mkdir -p "$STATE/data"
-    localdb start --port "$PORT" --storage "$STATE/data" \
+    services_localdb start --port "$PORT" --storage "$STATE/data" \
         --pidfile "$PIDFILE" --logfile "$STATE/db.log"
 }
 
 case "${1:-}" in
     start)   start ;;
-    stop)    localdb stop --pidfile "$PIDFILE" ;;
-    status)  localdb status --pidfile "$PIDFILE" ;;
-    restart) localdb stop --pidfile "$PIDFILE"; start ;;
+    stop)    services_localdb stop --pidfile "$PIDFILE" ;;
+    status)  services_localdb status --pidfile "$PIDFILE" ;;
+    restart) services_localdb stop --pidfile "$PIDFILE"; start ;;
     *) echo "usage: $0 start|stop|status|restart" >&2; exit 2 ;;
 esac

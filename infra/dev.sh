@@ -32,16 +32,19 @@ say() { printf '\033[1m%s\033[0m\n' "$*"; }
 
 "$ROOT/infra/venv.sh"
 
-started_db=0
+# shellcheck source=infra/services.sh
+source "$ROOT/infra/services.sh"
+services_init dev "$STATE"
+
+# The database outlives the stack when it was already running; one started here stops with it.
 if ! MALL_DB_PORT="$DB_PORT" "$ROOT/infra/db.sh" status >/dev/null 2>&1; then
     MALL_DB_PORT="$DB_PORT" "$ROOT/infra/db.sh" start >/dev/null
-    started_db=1
+    services_on_exit 'MALL_DB_PORT="$DB_PORT" "$ROOT/infra/db.sh" stop >/dev/null 2>&1'
 fi
 
 watch_pid=""
 drain_pid=""
-cleanup() {
-    trap - EXIT INT TERM
+stop_stack() {
     say "stopping the local stack"
     [ -n "$drain_pid" ] && kill "$drain_pid" 2>/dev/null || true
     if [ -n "$watch_pid" ] && kill -0 "$watch_pid" 2>/dev/null; then
@@ -49,13 +52,8 @@ cleanup() {
         for _ in $(seq 1 50); do kill -0 "$watch_pid" 2>/dev/null || break; sleep 0.2; done
         kill -KILL "$watch_pid" 2>/dev/null || true
     fi
-    if [ "$started_db" = 1 ]; then
-        MALL_DB_PORT="$DB_PORT" "$ROOT/infra/db.sh" stop >/dev/null 2>&1 || true
-    fi
 }
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+services_on_exit stop_stack
 
 say "building the functions and the mall command (the first time takes a few minutes)"
 cargo build --quiet --locked -p mall-cli -p checkout -p reward-worker -p retry-failed
