@@ -39,13 +39,13 @@ use mall_domain::checkout::{CheckoutRequest, IdempotencyKey};
 use mall_domain::{ForestView, Level, LevelCounts, MilliPoints, RewardPolicy, ViewMember};
 use mall_store::bson::{doc, oid::ObjectId, Bson, DateTime, Document};
 use mall_store::documents::{CheckoutJobDoc, CustomerDoc, REFERRAL_ACTIVE};
-use mall_store::drain::{DrainLimits, SystemClock, DEFAULT_BATCH_SIZE};
 use mall_store::queue::QueueSettings;
 use mall_store::{CheckoutCommand, Store, StoreConfig};
 use mall_testkit::auth::{local_token, LOCAL_JWT_SECRET};
 use mall_testkit::db::counted_store_on;
 use mall_testkit::emulator::{read_json, workspace_root, EmulatorOptions, LambdaEmulator};
 use mall_testkit::stats::percentile;
+use reward_worker::drain::{DrainLimits, SystemClock, DEFAULT_BATCH_SIZE};
 use serde_json::{json, Value};
 use tokio::io::AsyncReadExt;
 use tokio::signal::unix::{signal, SignalKind};
@@ -784,9 +784,13 @@ async fn batch_size_sweep(uri: &str, work: &Workload) -> Vec<(usize, f64)> {
             ..DrainLimits::default()
         };
         let started = Instant::now();
-        let summary = store
-            .drain(QueueSettings::default(), limits, Arc::new(SystemClock))
-            .await;
+        let summary = reward_worker::drain_queue(
+            &store,
+            QueueSettings::default(),
+            limits,
+            Arc::new(SystemClock),
+        )
+        .await;
         let wall = started.elapsed();
         assert_eq!(summary.completed, jobs, "{summary:?}");
         rates.push((batch_size, jobs as f64 / wall.as_secs_f64()));
@@ -903,13 +907,13 @@ async fn count_commands(uri: &str) -> CommandCounts {
             counts.checkout_names = log.names();
             if k + 1 == COUNT_BATCH {
                 log.clear();
-                let summary = store
-                    .drain(
-                        QueueSettings::default(),
-                        drain(COUNT_BATCH),
-                        Arc::new(SystemClock),
-                    )
-                    .await;
+                let summary = reward_worker::drain_queue(
+                    &store,
+                    QueueSettings::default(),
+                    drain(COUNT_BATCH),
+                    Arc::new(SystemClock),
+                )
+                .await;
                 assert_eq!(summary.completed, COUNT_BATCH, "depth {depth}: {summary:?}");
                 counts.per_batch.push(log.count());
                 counts.learning.push(log.learning());
@@ -922,13 +926,13 @@ async fn count_commands(uri: &str) -> CommandCounts {
             checkout_split(&store, buyer, &key).await;
         }
         log.clear();
-        let summary = store
-            .drain(
-                QueueSettings::default(),
-                drain(COUNT_BATCH),
-                Arc::new(SystemClock),
-            )
-            .await;
+        let summary = reward_worker::drain_queue(
+            &store,
+            QueueSettings::default(),
+            drain(COUNT_BATCH),
+            Arc::new(SystemClock),
+        )
+        .await;
         assert_eq!(summary.completed, COUNT_BATCH, "depth {depth}: {summary:?}");
         counts.per_batch_warm.push(log.count());
         counts.batch_names = log.names();
@@ -938,9 +942,13 @@ async fn count_commands(uri: &str) -> CommandCounts {
         let key = IdempotencyKey::parse(&format!("count-{depth}-single")).unwrap();
         checkout_split(&store, single, &key).await;
         log.clear();
-        let summary = store
-            .drain(QueueSettings::default(), drain(1), Arc::new(SystemClock))
-            .await;
+        let summary = reward_worker::drain_queue(
+            &store,
+            QueueSettings::default(),
+            drain(1),
+            Arc::new(SystemClock),
+        )
+        .await;
         assert_eq!(summary.completed, 1, "depth {depth}: {summary:?}");
         counts.per_single_job.push(log.count());
     }

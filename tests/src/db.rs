@@ -155,18 +155,3 @@ pub fn untimed_settings() -> mall_store::queue::QueueSettings {
         ..mall_store::queue::QueueSettings::default()
     }
 }
-
-/// One drain of the queue by one lane, never cut for time: the serial order the pure rules
-/// are replayed in.
-pub async fn drain_serially(store: &Store) -> mall_store::drain::DrainSummary {
-    store
-        .drain(
-            untimed_settings(),
-            mall_store::drain::DrainLimits {
-                concurrency: 1,
-                ..mall_store::drain::DrainLimits::default()
-            },
-            Arc::new(mall_store::drain::SystemClock),
-        )
-        .await
-}

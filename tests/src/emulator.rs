@@ -9,17 +9,6 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-/// Environment variables the functions read that a developer's shell must not leak into a test.
-const FUNCTION_ENV: &[&str] = &[
-    "MONGODB_URI",
-    "MONGODB_DATABASE",
-    "LOCAL_JWT_SECRET",
-    "CUSTOMER_ID_CLAIM",
-    "EVENT_BUS_NAME",
-    "REWARD_POLICY",
-    "JOB_MAX_ATTEMPTS",
-];
-
 /// The workspace root (the parent of this crate).
 pub fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -147,8 +136,10 @@ impl LambdaEmulator {
             .stdin(Stdio::null())
             .stdout(out)
             .stderr(err);
-        for name in FUNCTION_ENV {
-            command.env_remove(name);
+        // Every variable the binaries read (declared in one table): a developer's shell must
+        // not leak any into a test.
+        for variable in mall_runtime::env::VARIABLES {
+            command.env_remove(variable.name);
         }
         command.envs(env.iter().copied());
         // Its own process group, so that the whole emulator can be signalled at once.

@@ -14,6 +14,9 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+#[path = "support/serial.rs"]
+mod serial;
+
 use std::collections::HashMap;
 
 use mall_domain::{MilliPoints, RewardPlan};
@@ -22,9 +25,10 @@ use mall_store::documents::{CheckoutJobDoc, JobEra, RunTimeFacts};
 use mall_store::queue::QueueSettings;
 use mall_store::settings::SettingsReading;
 use mall_store::Store;
-use mall_testkit::db::{documents, drain_serially, fresh_counted_store};
+use mall_testkit::db::{documents, fresh_counted_store};
 use mall_testkit::legacy::{LegacyDump, HEAD, HEAD_REFERRAL10};
 use mall_testkit::replay::Replay;
+use serial::drain_serially;
 
 fn amount(doc: &Document, key: &str) -> MilliPoints {
     mall_store::amount::from_bson(doc.get(key).unwrap()).unwrap()

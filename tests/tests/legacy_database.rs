@@ -11,6 +11,9 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+#[path = "support/serial.rs"]
+mod serial;
+
 use std::collections::HashMap;
 
 use futures_util::TryStreamExt;
@@ -19,9 +22,10 @@ use mall_store::bson::{doc, oid::ObjectId, Bson, DateTime, Document};
 use mall_store::indexes::IndexState;
 use mall_store::ops::{RedriveRequest, RedriveSelection};
 use mall_store::queue::QueueSettings;
-use mall_testkit::db::{documents, drain_serially, fresh_counted_store};
+use mall_testkit::db::{documents, fresh_counted_store};
 use mall_testkit::legacy::LegacyDump;
 use mall_testkit::replay::Replay;
+use serial::drain_serially;
 
 fn amount(doc: &Document, key: &str) -> MilliPoints {
     mall_store::amount::from_bson(doc.get(key).unwrap()).unwrap()
@@ -193,7 +197,7 @@ async fn the_original_systems_database_is_served_exactly_once_and_exactly() {
     // rides in one of them, paying nothing); then the claim that finds nothing. Before a
     // batch's transaction, this fresh environment learns the links of the chains it does not
     // know yet: a few round trips, the first time only.
-    let batches = 45_usize.div_ceil(mall_store::drain::DEFAULT_BATCH_SIZE);
+    let batches = 45_usize.div_ceil(reward_worker::drain::DEFAULT_BATCH_SIZE);
     assert_eq!(
         (summary.batches, summary.splits),
         (batches, 0),

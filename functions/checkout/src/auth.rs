@@ -20,8 +20,8 @@ use lambda_http::{Request, RequestExt};
 use mall_store::bson::oid::ObjectId;
 use serde_json::{Map, Value};
 
-/// The claim the app puts the customer's id in.
-pub const APP_CUSTOMER_CLAIM: &str = "Customer_id";
+/// The claim the app's own tokens carry the customer's ObjectId in.
+pub use mall_runtime::env::APP_CUSTOMER_CLAIM;
 /// The `Type` of a customer's token (an admin's says `Admin`).
 pub const CUSTOMER_TYPE: &str = "Customer";
 /// Clock skew tolerated on `exp` and `nbf`, seconds.

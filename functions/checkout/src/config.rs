@@ -1,7 +1,8 @@
 //! The checkout function's settings, read once from the environment at start-up (SPEC §8a).
 
 use mall_domain::RewardPolicy;
-use mall_store::config::{self, ConfigError};
+use mall_runtime::config::{economy, job_max_attempts, reward_policy, store_config};
+use mall_runtime::env::{self, ConfigError, Env};
 use mall_store::StoreConfig;
 
 /// How a request's identity is established (`IDENTITY_MODE`).
@@ -48,23 +49,19 @@ pub struct CheckoutConfig {
 }
 
 impl CheckoutConfig {
-    pub fn from_env() -> Result<Self, ConfigError> {
-        Self::from_lookup(|name| std::env::var(name).ok())
-    }
-
-    pub fn from_lookup<F: Fn(&str) -> Option<String>>(lookup: F) -> Result<Self, ConfigError> {
-        let non_empty = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
-        let identity = match non_empty("IDENTITY_MODE").as_deref() {
-            None | Some("app-token") => IdentityConfig::AppToken {
+    pub fn read(env: &Env) -> Result<Self, ConfigError> {
+        let identity = match env.choice(&env::IDENTITY_MODE)? {
+            "authorizer" => IdentityConfig::Authorizer,
+            _ => IdentityConfig::AppToken {
                 secret: match (
-                    non_empty("APP_JWT_SECRET_ARN"),
-                    non_empty("LOCAL_JWT_SECRET"),
+                    env.text(&env::APP_JWT_SECRET_ARN),
+                    env.text(&env::LOCAL_JWT_SECRET),
                 ) {
                     (Some(secret_id), _) => SecretSource::SecretsManager { secret_id },
                     (None, Some(secret)) => SecretSource::Local(secret),
                     (None, None) => {
                         return Err(ConfigError::Invalid {
-                            name: "APP_JWT_SECRET_ARN",
+                            name: env::APP_JWT_SECRET_ARN.name,
                             reason: "identity mode app-token needs the app's token secret: \
                                      APP_JWT_SECRET_ARN (or LOCAL_JWT_SECRET locally)"
                                 .into(),
@@ -72,23 +69,15 @@ impl CheckoutConfig {
                     }
                 },
             },
-            Some("authorizer") => IdentityConfig::Authorizer,
-            Some(other) => {
-                return Err(ConfigError::Invalid {
-                    name: "IDENTITY_MODE",
-                    reason: format!("{other:?} is neither app-token nor authorizer"),
-                })
-            }
         };
         Ok(CheckoutConfig {
-            store: StoreConfig::from_lookup(&lookup)?,
+            store: store_config(env)?,
             identity,
-            customer_id_claim: non_empty("CUSTOMER_ID_CLAIM")
-                .unwrap_or_else(|| crate::auth::APP_CUSTOMER_CLAIM.into()),
-            event_bus_name: non_empty("EVENT_BUS_NAME"),
-            job_max_attempts: config::job_max_attempts(&lookup)?,
-            reward_policy: config::reward_policy(&lookup)?,
-            economy: config::economy(&lookup)?,
+            customer_id_claim: env.text(&env::CUSTOMER_ID_CLAIM).unwrap_or_default(),
+            event_bus_name: env.text(&env::EVENT_BUS_NAME),
+            job_max_attempts: job_max_attempts(env)?,
+            reward_policy: reward_policy(env)?,
+            economy: economy(env)?,
         })
     }
 }

@@ -16,8 +16,9 @@ use std::time::Instant;
 use lambda_http::http::Method;
 use lambda_http::{Body, Request, Response};
 use mall_domain::checkout::{CheckoutRequest, IdempotencyKey, RequestError};
+use mall_runtime::telemetry;
 use mall_store::bson::oid::ObjectId;
-use mall_store::{telemetry, CheckoutCommand, Store};
+use mall_store::{CheckoutCommand, Store};
 
 use crate::api::ApiError;
 use crate::auth::Authenticator;
@@ -113,6 +114,9 @@ impl App {
             replayed = receipt.replayed,
             "checkout committed"
         );
+        if receipt.settings_unusable {
+            metrics::counter!(telemetry::INVALID_REWARD_SETTINGS).increment(1);
+        }
         if let (false, Some(events)) = (receipt.replayed, &self.events) {
             if let Err(reason) = events.publish(&receipt).await {
                 metrics::counter!(telemetry::JOB_QUEUED_EVENT_FAILURES).increment(1);

@@ -9,17 +9,15 @@ use checkout::events::JobQueuedPublisher;
 use checkout::policy::PolicySource;
 use checkout::App;
 use lambda_http::{service_fn, Request};
-use mall_store::Store;
+use mall_runtime::Started;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
-    mall_store::telemetry::init_json_logs();
-    let config = CheckoutConfig::from_env()?;
-    let store = Store::connect(&config.store).await?;
-    let reachable = store
-        .ensure_indexes_at_start()
-        .await
-        .inspect_err(|error| tracing::error!(%error, "refusing to start"))?;
+    let Started {
+        config,
+        store,
+        database_reachable: reachable,
+    } = mall_runtime::start(CheckoutConfig::read, |config| &config.store).await?;
     // An invalid or unreadable settings document: refuse to start rather than split purchases
     // by another policy than the one configured.
     // An unreachable database costs start-up one server-selection timeout, not two (Lambda
@@ -79,7 +77,7 @@ async fn main() -> Result<(), lambda_http::Error> {
         economy: config.economy,
         job_max_attempts: config.job_max_attempts,
     });
-    let metrics = emf_metrics("checkout")?;
+    let metrics = mall_runtime::telemetry::emf_metrics("checkout")?;
     metrics_cloudwatch_embedded::lambda::service::run_http(
         metrics,
         service_fn(move |request: Request| {
@@ -94,18 +92,4 @@ async fn main() -> Result<(), lambda_http::Error> {
 /// this would be a bug in `main`, reported as an init error rather than a panic.
 fn unreachable_config() -> Result<Authenticator, lambda_http::Error> {
     Err("the AWS configuration was not loaded for Secrets Manager".into())
-}
-
-/// CloudWatch Embedded Metric Format, flushed to stdout after every invocation.
-fn emf_metrics(
-    service: &'static str,
-) -> Result<&'static metrics_cloudwatch_embedded::Collector, lambda_http::Error> {
-    let collector = metrics_cloudwatch_embedded::Builder::new()
-        .cloudwatch_namespace(mall_store::telemetry::NAMESPACE)
-        .with_dimension("Service", service)
-        .lambda_cold_start_metric("ColdStart")
-        .with_lambda_request_id("RequestId")
-        .init()?;
-    mall_store::telemetry::describe_metrics();
-    Ok(collector)
 }

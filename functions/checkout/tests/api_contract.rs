@@ -11,8 +11,8 @@ use std::collections::BTreeSet;
 
 use lambda_http::{Body, Request, Response};
 use mall_store::bson::{doc, oid::ObjectId};
-use mall_store::drain::{DrainLimits, SystemClock};
 use mall_store::failpoints::Failpoint;
+use reward_worker::drain::{DrainLimits, SystemClock};
 use serde_json::{json, Value};
 use support::*;
 
@@ -247,14 +247,14 @@ async fn real_responses_match_the_openapi_contract() {
     let path = format!("/api/cart/checkout/{transaction_id}");
     let processing = contract.check(Ok(GET), &t.send(request("GET", &path, Some(buyer))).await);
     assert_eq!(processing["data"]["rewards"]["status"], "processing");
-    let queue = mall_store::config::queue_settings(|_| None).unwrap();
-    t.store
-        .drain(
-            queue,
-            DrainLimits::default(),
-            std::sync::Arc::new(SystemClock),
-        )
-        .await;
+    let queue = mall_store::queue::QueueSettings::default();
+    reward_worker::drain_queue(
+        &t.store,
+        queue,
+        DrainLimits::default(),
+        std::sync::Arc::new(SystemClock),
+    )
+    .await;
     let completed = contract.check(Ok(GET), &t.send(request("GET", &path, Some(buyer))).await);
     assert_eq!(completed["data"]["rewards"]["status"], "completed");
     assert!(completed["data"]["distribution"].is_object());

@@ -7,7 +7,7 @@
 use checkout::auth::Authenticator;
 use checkout::App;
 use lambda_http::Body;
-use mall_store::telemetry;
+use mall_runtime::telemetry;
 use serde_json::{json, Value};
 
 #[tokio::test]

@@ -10,12 +10,12 @@ use mall_domain::checkout::CheckoutRequest;
 use mall_domain::RewardPolicy;
 use mall_store::bson::{doc, oid::ObjectId, DateTime};
 use mall_store::documents::*;
-use mall_store::drain::{DrainLimits, SystemClock};
 use mall_store::ops::{RedriveRequest, RedriveSelection, SkipReason};
 use mall_store::queue::QueueSettings;
 use mall_store::{CheckoutCommand, Store};
 use mall_testkit::db::{self, fresh_counted_store};
 use mall_testkit::seed;
+use reward_worker::drain::{DrainLimits, SystemClock};
 use serde_json::{json, Value};
 
 fn at(now: DateTime, seconds: i64) -> DateTime {
@@ -412,13 +412,13 @@ async fn a_redriven_job_is_then_completed_by_the_worker_exactly_once() {
     };
     set_parent(ids["g"], Some(ids["buyer"])).await;
     let drain = |store: Store| async move {
-        store
-            .drain(
-                QueueSettings::default(),
-                DrainLimits::default(),
-                Arc::new(SystemClock),
-            )
-            .await
+        reward_worker::drain_queue(
+            &store,
+            QueueSettings::default(),
+            DrainLimits::default(),
+            Arc::new(SystemClock),
+        )
+        .await
     };
     assert_eq!(drain(store.clone()).await.failed, 1);
     set_parent(ids["g"], None).await;

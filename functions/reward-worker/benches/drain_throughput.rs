@@ -11,8 +11,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use mall_domain::RewardPolicy;
-use mall_store::drain::{DrainLimits, SystemClock};
 use mall_store::queue::QueueSettings;
+use reward_worker::drain::{DrainLimits, SystemClock};
 use serde_json::{json, Value};
 use support::World;
 
@@ -53,7 +53,7 @@ fn main() {
             let started = Instant::now();
             let mut completed = 0;
             while completed < JOBS {
-                let summary = world.store.drain(QueueSettings::default(), limits, Arc::new(SystemClock)).await;
+                let summary = reward_worker::drain_queue(&world.store, QueueSettings::default(), limits, Arc::new(SystemClock)).await;
                 assert_eq!(summary.failed, 0, "{summary:?}");
                 completed += summary.completed;
                 if summary.claimed == 0 {

@@ -4,40 +4,25 @@
 //!
 //! The event only says *that* there may be work; the queue says *what*. So every event shape is
 //! accepted, and a malformed one is logged, not refused.
+//!
+//! The crate holds the drain itself: [`drain`] (lanes of batches, the deadline, the clock, the
+//! metrics), [`drainer`] (the one drainer's lease loop) and [`config`]; `mall drain` runs the
+//! same code with the same configuration.
 
-use std::sync::Arc;
+pub mod config;
+pub mod drain;
+pub mod drainer;
+
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use lambda_runtime::LambdaEvent;
-use mall_store::bson::DateTime;
-use mall_store::config::{self, ConfigError};
-use mall_store::drain::{DrainLimits, DrainSummary, StopReason, SystemClock};
-use mall_store::drainer;
-use mall_store::queue::QueueSettings;
-use mall_store::{telemetry, Store, StoreConfig};
+use mall_runtime::telemetry;
+use mall_store::Store;
 use serde_json::Value;
 
-#[derive(Debug, Clone)]
-pub struct WorkerConfig {
-    pub store: StoreConfig,
-    pub queue: QueueSettings,
-    /// `WORKER_*`: see [`config::drain_limits`].
-    pub limits: DrainLimits,
-}
-
-impl WorkerConfig {
-    pub fn from_env() -> Result<Self, ConfigError> {
-        Self::from_lookup(|name| std::env::var(name).ok())
-    }
-
-    pub fn from_lookup<F: Fn(&str) -> Option<String>>(lookup: F) -> Result<Self, ConfigError> {
-        Ok(WorkerConfig {
-            store: StoreConfig::from_lookup(&lookup)?,
-            queue: config::queue_settings(&lookup)?,
-            limits: config::drain_limits(&lookup)?,
-        })
-    }
-}
+pub use config::WorkerConfig;
+pub use drain::{drain_queue, DrainLimits, DrainSummary, StopReason};
+pub use drainer::{drain_as_the_drainer, JOBS_PER_METRICS_FLUSH};
 
 /// What woke the worker, for the log.
 pub fn trigger_of(event: &Value) -> String {
@@ -68,94 +53,6 @@ pub fn deadline_from_context(deadline_ms: u64) -> Instant {
         .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
         .unwrap_or(0);
     Instant::now() + Duration::from_millis(deadline_ms.saturating_sub(now_ms))
-}
-
-/// Jobs drained between two flushes of the metrics: the Embedded Metric Format keeps at most 100
-/// values of a histogram per flush (`JobProcessingMs` records one per job), and drops the rest
-/// with an error logged.
-pub const JOBS_PER_METRICS_FLUSH: usize = 90;
-
-/// Drains the queue as the only drainer, within `limits`, in parts of at most
-/// [`JOBS_PER_METRICS_FLUSH`] claims, calling `flush` after each part so that every job's metrics
-/// reach CloudWatch however long the backlog. One summary for the whole drain.
-///
-/// Before each part it takes (or renews) the drainer lease for `holder` (see
-/// [`mall_store::drainer`]); if another invocation holds it, this one stops at once with
-/// [`StopReason::AnotherDrainer`]. When the queue is empty it gives the lease back and looks once
-/// more: a job whose wake-up found the lease held is drained here, not left to the schedule.
-pub async fn drain_as_the_drainer(
-    store: &Store,
-    queue: QueueSettings,
-    limits: DrainLimits,
-    holder: &str,
-    flush: &(dyn Fn() + Sync),
-) -> DrainSummary {
-    let started = Instant::now();
-    let mut summary = DrainSummary::default();
-    let mut looked_again = false;
-    loop {
-        let now = DateTime::now();
-        let left = limits
-            .deadline
-            .map(|deadline| deadline.saturating_duration_since(Instant::now()));
-        match store
-            .take_drainer_lease(holder, now, drainer::lease_end(now, left))
-            .await
-        {
-            Ok(true) => {}
-            Ok(false) => {
-                tracing::info!(
-                    claimed = summary.claimed,
-                    "another invocation is draining the queue: leaving it to that one"
-                );
-                summary.stopped = Some(StopReason::AnotherDrainer);
-                break;
-            }
-            // The lease only saves work; the batches' turn keeps two drainers correct.
-            Err(error) => {
-                tracing::warn!(%error, "the drainer lease could not be taken: draining anyway")
-            }
-        }
-        let left = limits.max_jobs.saturating_sub(summary.claimed);
-        let part = store
-            .drain(
-                queue,
-                DrainLimits {
-                    max_jobs: left.min(JOBS_PER_METRICS_FLUSH),
-                    ..limits
-                },
-                Arc::new(SystemClock),
-            )
-            .await;
-        flush();
-        summary.absorb(&part);
-        // A part stops at its cap while lanes that found no claim left to reserve say so too:
-        // only a part that claimed something may have left more to do.
-        summary.stopped = match part.stopped {
-            Some(StopReason::Cap) if part.claimed == 0 => Some(StopReason::Empty),
-            other => other,
-        };
-        if summary.stopped == Some(StopReason::Cap) && summary.claimed < limits.max_jobs {
-            continue;
-        }
-        if let Err(error) = store.release_drainer_lease(holder, DateTime::now()).await {
-            tracing::warn!(%error, "the drainer lease could not be given back: it runs out by itself");
-        }
-        if summary.stopped != Some(StopReason::Empty) || (looked_again && part.claimed == 0) {
-            break;
-        }
-        looked_again = true;
-        match store.any_claimable(DateTime::now(), queue.lease).await {
-            Ok(true) => continue,
-            Ok(false) => break,
-            Err(error) => {
-                tracing::warn!(%error, "the queue could not be looked at once more");
-                break;
-            }
-        }
-    }
-    summary.duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
-    summary
 }
 
 /// Handles one invocation: drain (flushing the metrics with `flush` as it goes), log the
@@ -265,19 +162,6 @@ mod tests {
             "MongoDB Database Trigger for mall.checkoutjobs"
         );
         assert_eq!(trigger_of(&json!([1, 2])), "unrecognised");
-    }
-
-    #[test]
-    fn configuration_has_the_spec_defaults() {
-        let config = WorkerConfig::from_lookup(|name| {
-            (name == "MONGODB_URI").then(|| "mongodb://localhost".to_owned())
-        })
-        .unwrap();
-        assert_eq!(config.limits.concurrency, 4);
-        assert_eq!(config.limits.margin, Duration::from_millis(5000));
-        assert_eq!(config.queue.lease, Duration::from_secs(300));
-        assert_eq!(config.queue.retry.base, Duration::from_secs(30));
-        assert_eq!(config.queue.retry.max_attempts, 3);
     }
 
     #[test]

@@ -2,27 +2,16 @@
 //! then drains the queue on every invocation with [`reward_worker::handle`].
 
 use lambda_runtime::{service_fn, LambdaEvent};
-use mall_store::Store;
+use mall_runtime::Started;
 use reward_worker::WorkerConfig;
 use serde_json::Value;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    mall_store::telemetry::init_json_logs();
-    let config = WorkerConfig::from_env()?;
-    let store = Store::connect(&config.store).await?;
-    let _reachable = store
-        .ensure_indexes_at_start()
-        .await
-        .inspect_err(|error| tracing::error!(%error, "refusing to start"))?;
+    let Started { config, store, .. } =
+        mall_runtime::start(WorkerConfig::read, |config| &config.store).await?;
     let (store, config) = (&store, &config);
-    let metrics = metrics_cloudwatch_embedded::Builder::new()
-        .cloudwatch_namespace(mall_store::telemetry::NAMESPACE)
-        .with_dimension("Service", "reward-worker")
-        .lambda_cold_start_metric("ColdStart")
-        .with_lambda_request_id("RequestId")
-        .init()?;
-    mall_store::telemetry::describe_metrics();
+    let metrics = mall_runtime::telemetry::emf_metrics("reward-worker")?;
     // Between the parts of a long drain (the runtime flushes once more after the invocation).
     let flush = move || {
         if let Err(error) = metrics.flush(std::io::stdout()) {

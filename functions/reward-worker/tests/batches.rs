@@ -17,10 +17,10 @@ use futures_util::TryStreamExt;
 use mall_domain::{MilliPoints, RewardPolicy};
 use mall_store::bson::{doc, oid::ObjectId, DateTime};
 use mall_store::documents::{JobStatus, RewardsStatus};
-use mall_store::drain::{DrainLimits, DrainSummary, SystemClock};
 use mall_store::failpoints::Failpoint;
 use mall_store::queue::{Claim, QueueSettings};
 use mall_store::rewards::JobOutcome;
+use reward_worker::drain::{DrainLimits, DrainSummary, SystemClock};
 use serde_json::{json, Value};
 use support::*;
 
@@ -33,14 +33,13 @@ fn limits(batch_size: usize) -> DrainLimits {
 }
 
 async fn drain(world: &World, batch_size: usize) -> DrainSummary {
-    world
-        .store
-        .drain(
-            mall_testkit::db::untimed_settings(),
-            limits(batch_size),
-            Arc::new(SystemClock),
-        )
-        .await
+    reward_worker::drain_queue(
+        &world.store,
+        mall_testkit::db::untimed_settings(),
+        limits(batch_size),
+        Arc::new(SystemClock),
+    )
+    .await
 }
 
 /// A deterministic forest of `n` customers in which promotions happen often: each joins under
@@ -519,13 +518,13 @@ async fn workers_whose_batches_credit_the_same_ancestors_take_turns_instead_of_l
     for _ in 0..3 {
         let store = world.other_worker().await;
         lanes.spawn(async move {
-            store
-                .drain(
-                    mall_testkit::db::untimed_settings(),
-                    limits(4),
-                    Arc::new(SystemClock),
-                )
-                .await
+            reward_worker::drain_queue(
+                &store,
+                mall_testkit::db::untimed_settings(),
+                limits(4),
+                Arc::new(SystemClock),
+            )
+            .await
         });
     }
     let mut total = DrainSummary::default();
@@ -582,10 +581,8 @@ async fn a_batch_whose_load_runs_past_its_time_budget_is_cut_smaller_and_every_j
         ..QueueSettings::default()
     };
     world.store.failpoints().arm(Failpoint::JobSlowLoad);
-    let summary = world
-        .store
-        .drain(settings, limits(16), Arc::new(SystemClock))
-        .await;
+    let summary =
+        reward_worker::drain_queue(&world.store, settings, limits(16), Arc::new(SystemClock)).await;
     world.store.failpoints().disarm(Failpoint::JobSlowLoad);
 
     assert_eq!(summary.completed, 24, "{summary:?}");

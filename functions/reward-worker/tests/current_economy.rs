@@ -14,8 +14,8 @@ use std::sync::Arc;
 use mall_domain::MilliPoints;
 use mall_store::bson::{doc, oid::ObjectId, DateTime, Document};
 use mall_store::documents::{JobStatus, TransactionType};
-use mall_store::drain::{DrainLimits, DrainSummary, SystemClock};
 use mall_store::queue::QueueSettings;
+use reward_worker::drain::{DrainLimits, DrainSummary, SystemClock};
 use serde_json::json;
 use support::*;
 
@@ -34,17 +34,17 @@ fn app_defaults() -> Document {
 }
 
 async fn drain(store: &mall_store::Store, batch_size: usize) -> DrainSummary {
-    store
-        .drain(
-            mall_testkit::db::untimed_settings(),
-            DrainLimits {
-                concurrency: 1,
-                batch_size,
-                ..DrainLimits::default()
-            },
-            Arc::new(SystemClock),
-        )
-        .await
+    reward_worker::drain_queue(
+        store,
+        mall_testkit::db::untimed_settings(),
+        DrainLimits {
+            concurrency: 1,
+            batch_size,
+            ..DrainLimits::default()
+        },
+        Arc::new(SystemClock),
+    )
+    .await
 }
 
 /// root (C) ← parent (B) ← buyer (A), everyone active and verified; more buyers under parent.

@@ -28,7 +28,7 @@ impl Write for Logged {
 }
 
 use mall_domain::RewardPolicy;
-use mall_store::telemetry;
+use mall_runtime::telemetry;
 use serde_json::{json, Value};
 use support::*;
 
@@ -58,15 +58,16 @@ async fn a_backlog_drain_records_every_jobs_metrics() {
             .await;
     }
 
-    let config = reward_worker::WorkerConfig::from_lookup(|name| match name {
-        "MONGODB_URI" => Some(test_uri()),
-        "MONGODB_DATABASE" => Some(world.database.clone()),
-        // One batch at a time, as the template deploys it: every job here credits the same
-        // chain, and concurrent batches would only conflict.
-        "WORKER_CONCURRENCY" => Some("1".to_owned()),
-        _ => None,
-    })
-    .unwrap();
+    let config =
+        reward_worker::WorkerConfig::read(&mall_runtime::Env::from_lookup(|name| match name {
+            "MONGODB_URI" => Some(test_uri()),
+            "MONGODB_DATABASE" => Some(world.database.clone()),
+            // One batch at a time, as the template deploys it: every job here credits the same
+            // chain, and concurrent batches would only conflict.
+            "WORKER_CONCURRENCY" => Some("1".to_owned()),
+            _ => None,
+        }))
+        .unwrap();
     let flushed = Mutex::new(Vec::new());
     let flush = || collector.flush(&mut *flushed.lock().unwrap()).unwrap();
     let mut context = lambda_runtime::Context::default();

@@ -13,9 +13,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use mall_domain::RewardPolicy;
 use mall_store::bson::{doc, DateTime, Document};
 use mall_store::collections;
-use mall_store::drain::StopReason;
 use mall_store::drainer::DRAINER_ID;
 use mall_testkit::db::test_mongodb_uri;
+use reward_worker::drain::StopReason;
 use serde_json::{json, Value};
 use support::*;
 
@@ -27,11 +27,11 @@ async fn small_world() -> (World, mall_store::bson::oid::ObjectId) {
 }
 
 fn config(world: &World) -> reward_worker::WorkerConfig {
-    reward_worker::WorkerConfig::from_lookup(|name| match name {
+    reward_worker::WorkerConfig::read(&mall_runtime::Env::from_lookup(|name| match name {
         "MONGODB_URI" => Some(test_mongodb_uri()),
         "MONGODB_DATABASE" => Some(world.database.clone()),
         _ => None,
-    })
+    }))
     .unwrap()
 }
 

@@ -10,8 +10,8 @@ use std::sync::Arc;
 use mall_domain::RewardPolicy;
 use mall_store::bson::doc;
 use mall_store::documents::JobStatus;
-use mall_store::drain::{DrainLimits, SystemClock};
 use mall_store::queue::QueueSettings;
+use reward_worker::drain::{DrainLimits, SystemClock};
 use support::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -32,10 +32,18 @@ async fn two_jobs_promoting_siblings_together_promote_their_parent() {
             ..DrainLimits::default()
         };
         let (a, b) = tokio::join!(
-            world
-                .store
-                .drain(QueueSettings::default(), limits, Arc::new(SystemClock)),
-            other.drain(QueueSettings::default(), limits, Arc::new(SystemClock)),
+            reward_worker::drain_queue(
+                &world.store,
+                QueueSettings::default(),
+                limits,
+                Arc::new(SystemClock)
+            ),
+            reward_worker::drain_queue(
+                &other,
+                QueueSettings::default(),
+                limits,
+                Arc::new(SystemClock)
+            ),
         );
         assert_eq!(a.completed + b.completed, 2, "round {round}: {a:?} {b:?}");
 
@@ -54,15 +62,14 @@ async fn two_jobs_promoting_siblings_together_promote_their_parent() {
 }
 
 /// One drain of everything due, as the scheduled worker runs it.
-async fn drain_all(world: &World) -> mall_store::drain::DrainSummary {
-    world
-        .store
-        .drain(
-            QueueSettings::default(),
-            DrainLimits::default(),
-            Arc::new(SystemClock),
-        )
-        .await
+async fn drain_all(world: &World) -> reward_worker::drain::DrainSummary {
+    reward_worker::drain_queue(
+        &world.store,
+        QueueSettings::default(),
+        DrainLimits::default(),
+        Arc::new(SystemClock),
+    )
+    .await
 }
 
 #[tokio::test]

@@ -14,12 +14,12 @@ use mall_domain::scenario::Scenario;
 use mall_domain::{MilliPoints, RewardPolicy};
 use mall_store::bson::{doc, oid::ObjectId};
 use mall_store::documents::{JobErrorKind, JobStatus, RewardsStatus, TransactionType};
-use mall_store::drain::{DrainLimits, OffsetClock, StopReason, SystemClock};
 use mall_store::failpoints::Failpoint;
 use mall_store::queue::QueueSettings;
 use mall_store::rewards::JobOutcome;
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
+use reward_worker::drain::{DrainLimits, OffsetClock, StopReason, SystemClock};
 use serde_json::{json, Value};
 use support::*;
 
@@ -58,10 +58,8 @@ async fn spec_world() -> (World, mall_store::CheckoutReceipt) {
 #[tokio::test]
 async fn the_spec_scenario_pays_promotes_and_logs_exactly_as_the_simulator_says() {
     let (world, receipt) = spec_world().await;
-    let summary = world
-        .store
-        .drain(settings(), limits(), Arc::new(SystemClock))
-        .await;
+    let summary =
+        reward_worker::drain_queue(&world.store, settings(), limits(), Arc::new(SystemClock)).await;
     assert_eq!((summary.claimed, summary.completed), (1, 1));
 
     // Wallets: the buyer paid 400; u1 and u5 got a level bucket, u3 and u4 half of the J bucket.
@@ -156,10 +154,8 @@ async fn the_spec_scenario_pays_promotes_and_logs_exactly_as_the_simulator_says(
 
     // Draining again pays nothing more.
     let before = world.customers().await;
-    let again = world
-        .store
-        .drain(settings(), limits(), after_the_lease())
-        .await;
+    let again =
+        reward_worker::drain_queue(&world.store, settings(), limits(), after_the_lease()).await;
     assert_eq!(again.claimed, 0);
     assert_eq!(world.customers().await, before);
 }
@@ -244,10 +240,9 @@ async fn a_worker_that_dies_at_any_step_leaves_the_job_to_another_and_nothing_do
         let before = world.total_wallets().await;
 
         world.store.failpoints().arm(failpoint);
-        let crashed = world
-            .store
-            .drain(settings(), limits(), Arc::new(SystemClock))
-            .await;
+        let crashed =
+            reward_worker::drain_queue(&world.store, settings(), limits(), Arc::new(SystemClock))
+                .await;
         assert_eq!(crashed.abandoned, 1, "{failpoint:?}");
         world.store.failpoints().disarm(failpoint);
         // Nothing of the dead attempt is visible, and the job is not claimable before its lease ends.
@@ -256,16 +251,19 @@ async fn a_worker_that_dies_at_any_step_leaves_the_job_to_another_and_nothing_do
             world.entries_of(receipt.transaction_id).await.is_empty(),
             "{failpoint:?}"
         );
-        let too_early = world
-            .other_worker()
-            .await
-            .drain(settings(), limits(), Arc::new(SystemClock))
-            .await;
+        let too_early = reward_worker::drain_queue(
+            &world.other_worker().await,
+            settings(),
+            limits(),
+            Arc::new(SystemClock),
+        )
+        .await;
         assert_eq!(too_early.claimed, 0, "{failpoint:?}");
 
         // Another worker, after the lease: it finishes the job, once.
         let other = world.other_worker().await;
-        let finished = other.drain(settings(), limits(), after_the_lease()).await;
+        let finished =
+            reward_worker::drain_queue(&other, settings(), limits(), after_the_lease()).await;
         assert_eq!(finished.completed, 1, "{failpoint:?}");
         assert_conserved(&world, receipt.transaction_id).await;
         assert_eq!(
@@ -297,7 +295,7 @@ async fn a_stale_worker_cannot_complete_or_fail_a_job_it_lost() {
     let other = world.other_worker().await;
     let fresh = other
         .claim_next(
-            mall_store::drain::Clock::now(later.as_ref()),
+            reward_worker::drain::Clock::now(later.as_ref()),
             settings().lease,
         )
         .await
@@ -342,10 +340,8 @@ async fn a_retryable_failure_backs_off_then_dies_after_max_attempts() {
     // An injected failure that a later attempt could get past (as a database error would).
     world.store.failpoints().arm(Failpoint::JobRetryableFailure);
     let started = mall_store::bson::DateTime::now();
-    let first = world
-        .store
-        .drain(settings(), limits(), Arc::new(SystemClock))
-        .await;
+    let first =
+        reward_worker::drain_queue(&world.store, settings(), limits(), Arc::new(SystemClock)).await;
     assert_eq!((first.claimed, first.retried), (1, 1));
     let job = world.store.job(receipt.job_id).await.unwrap().unwrap();
     assert_eq!(job.status, JobStatus::Pending);
@@ -362,9 +358,7 @@ async fn a_retryable_failure_backs_off_then_dies_after_max_attempts() {
 
     // Not due yet: nothing to claim now.
     assert_eq!(
-        world
-            .store
-            .drain(settings(), limits(), Arc::new(SystemClock))
+        reward_worker::drain_queue(&world.store, settings(), limits(), Arc::new(SystemClock))
             .await
             .claimed,
         0
@@ -372,10 +366,10 @@ async fn a_retryable_failure_backs_off_then_dies_after_max_attempts() {
 
     // An hour later it runs again and fails again; then a third and last time.
     let hour = Arc::new(OffsetClock(Duration::from_secs(3600)));
-    let second = world.store.drain(settings(), limits(), hour).await;
+    let second = reward_worker::drain_queue(&world.store, settings(), limits(), hour).await;
     assert_eq!(second.retried, 1);
     let two_hours = Arc::new(OffsetClock(Duration::from_secs(7200)));
-    let third = world.store.drain(settings(), limits(), two_hours).await;
+    let third = reward_worker::drain_queue(&world.store, settings(), limits(), two_hours).await;
     assert_eq!(third.failed, 1);
 
     let job = world.store.job(receipt.job_id).await.unwrap().unwrap();
@@ -401,10 +395,8 @@ async fn permanent_errors_fail_at_once_and_pay_nothing() {
         .delete_one(doc! {"_id": world.id("u0")})
         .await
         .unwrap();
-    let summary = world
-        .store
-        .drain(settings(), limits(), Arc::new(SystemClock))
-        .await;
+    let summary =
+        reward_worker::drain_queue(&world.store, settings(), limits(), Arc::new(SystemClock)).await;
     assert_eq!(summary.failed, 1);
     let job = world.store.job(receipt.job_id).await.unwrap().unwrap();
     assert_eq!((job.status, job.attempts), (JobStatus::Failed, 1));
@@ -428,10 +420,8 @@ async fn permanent_errors_fail_at_once_and_pay_nothing() {
         )
         .await
         .unwrap();
-    let summary = world
-        .store
-        .drain(settings(), limits(), Arc::new(SystemClock))
-        .await;
+    let summary =
+        reward_worker::drain_queue(&world.store, settings(), limits(), Arc::new(SystemClock)).await;
     assert_eq!(summary.failed, 1);
     let job = world.store.job(receipt.job_id).await.unwrap().unwrap();
     assert_eq!((job.status, job.attempts), (JobStatus::Failed, 1));
@@ -471,10 +461,8 @@ async fn a_job_document_nobody_can_read_is_failed_by_name_and_the_drain_goes_on(
     .await
     .unwrap();
 
-    let summary = world
-        .store
-        .drain(settings(), limits(), Arc::new(SystemClock))
-        .await;
+    let summary =
+        reward_worker::drain_queue(&world.store, settings(), limits(), Arc::new(SystemClock)).await;
     assert_eq!(
         (summary.claimed, summary.completed, summary.failed),
         (2, 1, 1)
@@ -511,10 +499,8 @@ async fn an_ancestor_wallet_that_cannot_be_read_fails_the_job_by_name_and_pays_n
         )
         .await
         .unwrap();
-    let summary = world
-        .store
-        .drain(settings(), limits(), Arc::new(SystemClock))
-        .await;
+    let summary =
+        reward_worker::drain_queue(&world.store, settings(), limits(), Arc::new(SystemClock)).await;
     assert_eq!(summary.failed, 1);
     let job = world.store.job(receipt.job_id).await.unwrap().unwrap();
     assert_eq!(job.errors[0].kind, JobErrorKind::Permanent);
@@ -560,10 +546,7 @@ async fn wallets_are_written_as_exact_points_and_the_app_reads_them() {
         )
         .await
         .unwrap();
-    world
-        .store
-        .drain(settings(), limits(), Arc::new(SystemClock))
-        .await;
+    reward_worker::drain_queue(&world.store, settings(), limits(), Arc::new(SystemClock)).await;
     // u1 was paid 1.75 for D and u5 1.75 for B (SPEC §9): exact Doubles of the new balances.
     for (name, expected) in [("u1", 5001.75), ("u5", 4240.9)] {
         let stored = customers
@@ -587,10 +570,8 @@ async fn the_drain_stops_before_the_deadline_margin() {
         margin: Duration::from_secs(5),
         ..limits()
     };
-    let summary = world
-        .store
-        .drain(settings(), tight, Arc::new(SystemClock))
-        .await;
+    let summary =
+        reward_worker::drain_queue(&world.store, settings(), tight, Arc::new(SystemClock)).await;
     assert_eq!(summary.claimed, 0);
     assert_eq!(summary.stopped, Some(StopReason::Deadline));
     assert_eq!(
@@ -609,9 +590,7 @@ async fn the_drain_stops_before_the_deadline_margin() {
         ..limits()
     };
     assert_eq!(
-        world
-            .store
-            .drain(settings(), capped, Arc::new(SystemClock))
+        reward_worker::drain_queue(&world.store, settings(), capped, Arc::new(SystemClock))
             .await
             .stopped,
         Some(StopReason::Cap)
@@ -652,16 +631,16 @@ async fn four_workers_draining_a_hundred_jobs_apply_each_exactly_once() {
     for _ in 0..4 {
         let store = world.other_worker().await;
         drains.spawn(async move {
-            store
-                .drain(
-                    settings(),
-                    DrainLimits {
-                        concurrency: 2,
-                        ..limits()
-                    },
-                    Arc::new(SystemClock),
-                )
-                .await
+            reward_worker::drain_queue(
+                &store,
+                settings(),
+                DrainLimits {
+                    concurrency: 2,
+                    ..limits()
+                },
+                Arc::new(SystemClock),
+            )
+            .await
         });
     }
     let mut completed = 0;
@@ -673,7 +652,7 @@ async fn four_workers_draining_a_hundred_jobs_apply_each_exactly_once() {
     // Jobs released under contention are due again shortly; later drains finish them.
     for round in 1..=20u64 {
         let later = Arc::new(OffsetClock(Duration::from_secs(60 * round)));
-        let rest = world.store.drain(settings(), limits(), later).await;
+        let rest = reward_worker::drain_queue(&world.store, settings(), limits(), later).await;
         assert_eq!(rest.failed, 0, "{rest:?}");
         completed += rest.completed;
         if rest.claimed == 0 {
@@ -763,10 +742,13 @@ fn every_job_of_two_hundred_random_trees_conserves_and_matches_the_simulator() {
                     let receipt = world
                         .checkout(world.id("c0"), product, &RewardPolicy::default())
                         .await;
-                    let summary = world
-                        .store
-                        .drain(settings(), limits(), Arc::new(SystemClock))
-                        .await;
+                    let summary = reward_worker::drain_queue(
+                        &world.store,
+                        settings(),
+                        limits(),
+                        Arc::new(SystemClock),
+                    )
+                    .await;
                     assert_eq!(summary.completed, 1);
                     assert_conserved(&world, receipt.transaction_id).await;
 
@@ -844,14 +826,13 @@ async fn contention_releases_the_job_without_spending_an_attempt() {
     );
     assert!(world.entries_of(receipt.transaction_id).await.is_empty());
 
-    let later = world
-        .store
-        .drain(
-            settings(),
-            limits(),
-            Arc::new(OffsetClock(Duration::from_secs(10))),
-        )
-        .await;
+    let later = reward_worker::drain_queue(
+        &world.store,
+        settings(),
+        limits(),
+        Arc::new(OffsetClock(Duration::from_secs(10))),
+    )
+    .await;
     assert_eq!(later.completed, 1);
     assert_conserved(&world, receipt.transaction_id).await;
 }
@@ -879,12 +860,13 @@ async fn every_trigger_drains_the_queue_through_the_lambda_handler() {
         )
         .unwrap()
             + 60_000;
-        let config = reward_worker::WorkerConfig::from_lookup(|name| match name {
-            "MONGODB_URI" => Some(test_uri()),
-            "MONGODB_DATABASE" => Some(world.database.clone()),
-            _ => None,
-        })
-        .unwrap();
+        let config =
+            reward_worker::WorkerConfig::read(&mall_runtime::Env::from_lookup(|name| match name {
+                "MONGODB_URI" => Some(test_uri()),
+                "MONGODB_DATABASE" => Some(world.database.clone()),
+                _ => None,
+            }))
+            .unwrap();
         let summary = reward_worker::handle(
             &world.store,
             &config,

@@ -4,8 +4,9 @@
 //!   standard input when FILE is absent or `-`) and prints the report as JSON.
 //! - `mall token --customer ID` mints a local HS256 bearer token for the checkout function
 //!   running with `LOCAL_JWT_SECRET` (local development only).
-//! - `mall drain` drains the reward queue once, as the scheduled worker would, against
-//!   `MONGODB_URI`, and prints the summary.
+//! - `mall drain` drains the reward queue once with the worker's own code and configuration,
+//!   against `MONGODB_URI`, and prints the summary.
+//! - `mall env` prints every environment variable the binaries read, as the README's table.
 //! - `mall demo-seed` puts demo data (a referral tree, products, a cart) into an empty database
 //!   and prints the demo buyer's id; on a database that has it already, it only refills the cart.
 //! - `mall customers` lists customers with their level and wallet (oldest first; `--json`).
@@ -64,7 +65,7 @@ enum Command {
         #[arg(long, env = "LOCAL_JWT_SECRET", hide_env_values = true)]
         secret: String,
         /// The claim that carries the customer id (CUSTOMER_ID_CLAIM).
-        #[arg(long, env = "CUSTOMER_ID_CLAIM", default_value = "Customer_id")]
+        #[arg(long, env = "CUSTOMER_ID_CLAIM", default_value = mall_runtime::env::APP_CUSTOMER_CLAIM)]
         claim: String,
         /// Lifetime of the token in seconds.
         #[arg(long, default_value_t = 3600, value_parser = clap::value_parser!(u64).range(1..=604_800))]
@@ -97,6 +98,9 @@ enum Command {
     },
     /// Seed demo data if the database has none (reads MONGODB_URI); print the demo buyer's id.
     DemoSeed,
+    /// Print the environment variables the binaries read (defaults, allowed values, readers)
+    /// as the README's Markdown table.
+    Env,
     /// Drain the reward queue once, as the scheduled worker does (reads MONGODB_URI and the
     /// JOB_* and WORKER_* variables).
     Drain {
@@ -186,6 +190,10 @@ fn main() -> ExitCode {
             batch_size,
             max_jobs,
         } => drain(concurrency, batch_size, max_jobs),
+        Command::Env => {
+            print!("{}", mall_runtime::env::markdown_table());
+            Ok(())
+        }
         Command::Jobs { action } => jobs(action),
         Command::DemoSeed => demo_seed(),
         Command::Audit { json } => audit(json),
@@ -263,34 +271,29 @@ fn drain(
     batch_size: Option<u8>,
     max_jobs: Option<usize>,
 ) -> anyhow::Result<()> {
-    use mall_store::drain::SystemClock;
-    let lookup = |name: &str| std::env::var(name).ok();
-    let store_config = mall_store::StoreConfig::from_lookup(lookup)?;
-    let queue = mall_store::config::queue_settings(lookup)?;
-    let mut limits = mall_store::config::drain_limits(lookup)?;
+    use reward_worker::drain::{drain_queue, StopReason, SystemClock};
+    let config = reward_worker::WorkerConfig::read(&mall_runtime::Env::process())?;
+    let mut limits = config.limits;
     limits.concurrency = concurrency.unwrap_or(limits.concurrency).max(1);
     limits.batch_size = batch_size.map_or(limits.batch_size, usize::from);
     limits.max_jobs = max_jobs.unwrap_or(limits.max_jobs);
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     let summary = runtime.block_on(async {
-        let store = mall_store::Store::connect(&store_config).await?;
+        let store = mall_store::Store::connect(&config.store).await?;
         store.ensure_indexes().await?;
-        anyhow::Ok(
-            store
-                .drain(queue, limits, std::sync::Arc::new(SystemClock))
-                .await,
-        )
+        let clock = std::sync::Arc::new(SystemClock);
+        anyhow::Ok(drain_queue(&store, config.queue, limits, clock).await)
     })?;
     println!("{}", serde_json::to_string_pretty(&summary)?);
     anyhow::ensure!(
-        summary.stopped != Some(mall_store::drain::StopReason::DatabaseError),
+        summary.stopped != Some(StopReason::DatabaseError),
         "the drain stopped on a database error (see the log)"
     );
     Ok(())
 }
 
 fn connect_from_env(runtime: &tokio::runtime::Runtime) -> anyhow::Result<mall_store::Store> {
-    let config = mall_store::StoreConfig::from_env()?;
+    let config = mall_runtime::config::store_config(&mall_runtime::Env::process())?;
     Ok(runtime.block_on(mall_store::Store::connect(&config))?)
 }
 
@@ -365,7 +368,7 @@ fn audit(json: bool) -> anyhow::Result<()> {
 fn cutover_check(json: bool) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     let store = connect_from_env(&runtime)?;
-    let queue = mall_store::config::queue_settings(|name| std::env::var(name).ok())?;
+    let queue = mall_runtime::config::queue_settings(&mall_runtime::Env::process())?;
     let report = runtime.block_on(store.cutover_check(
         mall_store::bson::DateTime::now(),
         queue.lease,

@@ -293,8 +293,8 @@ async fn jobs_status_and_redrive_work_from_the_shell() {
 #[tokio::test]
 async fn audit_passes_after_real_work_and_names_every_planted_violation() {
     use mall_store::bson::{doc, Document};
-    use mall_store::drain::{DrainLimits, SystemClock};
     use mall_testkit::seed;
+    use reward_worker::drain::{DrainLimits, SystemClock};
 
     let (uri, database) = (test_mongodb_uri(), fresh_database_name());
     let store = store_on(&database).await;
@@ -322,14 +322,14 @@ async fn audit_passes_after_real_work_and_names_every_planted_violation() {
     assert_eq!(report["jobsByStatus"]["pending"], 3);
     assert_eq!(report["violations"], serde_json::json!([]));
 
-    let queue = mall_store::config::queue_settings(|_| None).unwrap();
-    let summary = store
-        .drain(
-            queue,
-            DrainLimits::default(),
-            std::sync::Arc::new(SystemClock),
-        )
-        .await;
+    let queue = mall_store::queue::QueueSettings::default();
+    let summary = reward_worker::drain_queue(
+        &store,
+        queue,
+        DrainLimits::default(),
+        std::sync::Arc::new(SystemClock),
+    )
+    .await;
     assert_eq!(summary.completed, 3);
     let out = audit(&[]);
     assert!(

@@ -90,6 +90,9 @@ pub struct CheckoutReceipt {
     pub split: RewardSplit,
     /// This is a replay of an earlier request with the same key: nothing was charged now.
     pub replayed: bool,
+    /// The admin's `rewardsettings` could not be used: the app's defaults applied (logged;
+    /// the checkout function counts it).
+    pub settings_unusable: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -291,6 +294,7 @@ impl Store {
                 available: balance,
             }));
         }
+        let mut settings_unusable = false;
         let (split, terms) = match command.economy {
             Economy::Split => (
                 RewardSplit::of(cart.reward_points, command.policy)
@@ -302,6 +306,7 @@ impl Store {
             } => {
                 let reading = SettingsReading::of(snapshot.settings.first());
                 reading.report_problems();
+                settings_unusable = !reading.problems.is_empty();
                 let mut settings = reading.settings;
                 settings.level_gifts_enabled &= level_gifts_allowed;
                 (
@@ -381,7 +386,10 @@ impl Store {
             .session(&mut *session)
             .await?;
         self.failpoints().check(Failpoint::CheckoutBeforeCommit)?;
-        receipt_of(&purchase, false)
+        Ok(CheckoutReceipt {
+            settings_unusable,
+            ..receipt_of(&purchase, false)?
+        })
     }
 
     /// One aggregation on the customer: its balance, its cart, the cart's products, and a
@@ -601,6 +609,7 @@ fn receipt_of(purchase: &PurchaseDoc, replayed: bool) -> Result<CheckoutReceipt,
         reward_points: purchase.reward_points_earned,
         split,
         replayed,
+        settings_unusable: false,
     })
 }
 

@@ -9,10 +9,8 @@ pub mod amount;
 pub mod audit;
 pub mod chains;
 pub mod checkout;
-pub mod config;
 pub mod cutover;
 pub mod documents;
-pub mod drain;
 pub mod drainer;
 pub mod error;
 pub mod failpoints;
@@ -23,14 +21,11 @@ pub mod rewards;
 pub mod seeding;
 pub mod settings;
 mod store;
-pub mod telemetry;
 pub mod transaction;
 
 pub use checkout::{CheckoutCommand, CheckoutError, CheckoutReceipt};
-
-pub use config::{ConfigError, StoreConfig};
 pub use error::StoreError;
-pub use store::{collections, Store};
+pub use store::{collections, Store, StoreConfig};
 
 /// The BSON types the documents use, re-exported so callers need no direct `bson` dependency.
 pub use mongodb::bson;

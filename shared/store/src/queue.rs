@@ -181,9 +181,8 @@ pub enum JobOutcome {
     Failed,
     /// The claim was taken over by another worker: this worker wrote nothing.
     LostLease,
-    /// This worker "died" mid-job (a test failpoint): it wrote nothing and left the job to be
-    /// claimed again after its lease.
-    #[cfg(feature = "failpoints")]
+    /// This worker "died" mid-job (a test failpoint; never in a function's build): it wrote
+    /// nothing and left the job to be claimed again after its lease.
     Abandoned,
 }
 
@@ -202,8 +201,8 @@ pub enum Attempt {
     Contended,
     /// Another worker holds it now: nothing is written.
     Lost,
-    /// A test's simulated crash: nothing is written; the lease will expire.
-    #[cfg(feature = "failpoints")]
+    /// A test's simulated crash (never in a function's build): nothing is written; the lease
+    /// will expire.
     Died,
 }
 
@@ -269,7 +268,6 @@ impl Store {
         let failure = match attempt {
             Attempt::Done => return Ok(JobOutcome::Completed),
             Attempt::Lost => return Ok(JobOutcome::LostLease),
-            #[cfg(feature = "failpoints")]
             Attempt::Died => return Ok(JobOutcome::Abandoned),
             Attempt::Contended => {
                 tracing::info!(job_id = %claimed.job.id, "reward job snoozed: its customers are busy");

@@ -49,7 +49,8 @@ impl SettingsReading {
         }
     }
 
-    /// Logs and counts an unusable document (a checkout still goes through, on the defaults).
+    /// Logs an unusable document (a checkout still goes through, on the defaults; the
+    /// checkout function counts it from its receipt).
     pub fn report_problems(&self) {
         if self.problems.is_empty() {
             return;
@@ -59,7 +60,6 @@ impl SettingsReading {
             ?problems,
             "the reward settings cannot be used: the app's defaults apply"
         );
-        metrics::counter!(crate::telemetry::INVALID_REWARD_SETTINGS).increment(1);
     }
 }
 

@@ -9,7 +9,6 @@ use mongodb::options::ClientOptions;
 use mongodb::{Client, Collection, Database};
 
 use crate::chains::ParentLinks;
-use crate::config::StoreConfig;
 use crate::documents::{
     CartDoc, CheckoutJobDoc, CustomerDoc, ProductDoc, PurchaseDoc, RewardEntryDoc,
 };
@@ -46,6 +45,24 @@ macro_rules! raw_handles {
             pub(crate) fn $name(&$this) -> $ty $body
         )*
     };
+}
+
+/// Where the store connects: the connection string (it may carry a password, so it is never
+/// printed) and the database's name. Read from the environment by `mall-runtime`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct StoreConfig {
+    pub uri: String,
+    pub database: String,
+}
+
+/// Shows the database but not the URI, which may carry credentials.
+impl std::fmt::Debug for StoreConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoreConfig")
+            .field("uri", &"<redacted>")
+            .field("database", &self.database)
+            .finish()
+    }
 }
 
 #[derive(Clone, Debug)]

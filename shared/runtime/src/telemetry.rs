@@ -76,6 +76,22 @@ pub fn describe_metrics() {
     );
 }
 
+/// The CloudWatch Embedded Metric Format recorder of a Lambda (`service`: the `Service`
+/// dimension), its units described; flushed to stdout after every invocation (and, by the
+/// worker, between the parts of a long drain).
+pub fn emf_metrics(
+    service: &'static str,
+) -> Result<&'static metrics_cloudwatch_embedded::Collector, metrics_cloudwatch_embedded::Error> {
+    let collector = metrics_cloudwatch_embedded::Builder::new()
+        .cloudwatch_namespace(NAMESPACE)
+        .with_dimension("Service", service)
+        .lambda_cold_start_metric("ColdStart")
+        .with_lambda_request_id("RequestId")
+        .init()?;
+    describe_metrics();
+    Ok(collector)
+}
+
 /// Installs the JSON log subscriber (once per process; later calls do nothing).
 pub fn init_json_logs() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()

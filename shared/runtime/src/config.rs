@@ -1,0 +1,206 @@
+//! The settings more than one binary reads (SPEC §8a), parsed from the declared variables:
+//! the connection, the queue's settings, the reward policy, the checkout's economy and the
+//! job's attempts. Each is validated at start-up with an error naming the variable; the URI can
+//! hold a password, so it is never printed.
+
+use std::time::Duration;
+
+use mall_domain::{PolicyPreset, RetryPolicy, RewardPolicy};
+use mall_store::checkout::Economy;
+use mall_store::queue::QueueSettings;
+use mall_store::StoreConfig;
+
+use crate::env::{self, ConfigError, Env};
+
+/// `MONGODB_URI` (required) and `MONGODB_DATABASE` (default `mall`, MongoDB's naming rules).
+pub fn store_config(env: &Env) -> Result<StoreConfig, ConfigError> {
+    let uri = env.required(&env::MONGODB_URI)?;
+    let database = env.text(&env::MONGODB_DATABASE).unwrap_or_default();
+    // MongoDB's own rules for database names, checked here so a typo fails at start-up.
+    let forbidden = |c: char| "/\\. \"$*<>:|?\0".contains(c);
+    if database.is_empty() || database.len() > 63 || database.contains(forbidden) {
+        return Err(ConfigError::Invalid {
+            name: env::MONGODB_DATABASE.name,
+            reason: format!("{database:?} is not a valid database name"),
+        });
+    }
+    Ok(StoreConfig { uri, database })
+}
+
+/// `REWARD_POLICY` (a JSON object of policy overrides), or the default policy when unset.
+pub fn reward_policy(env: &Env) -> Result<RewardPolicy, ConfigError> {
+    match env.json(&env::REWARD_POLICY) {
+        None => Ok(RewardPolicy::default()),
+        Some(json) => RewardPolicy::from_json(&json).map_err(|error| ConfigError::Invalid {
+            name: env::REWARD_POLICY.name,
+            reason: error.to_string(),
+        }),
+    }
+}
+
+/// `JOB_MAX_ATTEMPTS`: claims a job gets before it is `failed`.
+pub fn job_max_attempts(env: &Env) -> Result<i32, ConfigError> {
+    let attempts = env.count(&env::JOB_MAX_ATTEMPTS)?;
+    Ok(i32::try_from(attempts).unwrap_or(i32::MAX))
+}
+
+/// `REWARD_LEVEL_GIFTS`: `on` or `off`. The app never paid its level gifts; a deployment that
+/// must not start paying them at cutover turns them off.
+pub fn level_gifts_allowed(env: &Env) -> Result<bool, ConfigError> {
+    Ok(env.choice(&env::REWARD_LEVEL_GIFTS)? == "on")
+}
+
+/// The queue's settings: the lease, the retries' backoff and attempts, the retention of
+/// completed jobs (unset: kept for good, as the app's jobs dashboard expects) and whether level
+/// gifts are paid.
+pub fn queue_settings(env: &Env) -> Result<QueueSettings, ConfigError> {
+    let defaults = QueueSettings::default();
+    let lease = Duration::from_secs(env.count(&env::JOB_LEASE_SECONDS)?);
+    Ok(QueueSettings {
+        lease,
+        // Well inside the lease, whatever it is set to.
+        batch_time_budget: defaults.batch_time_budget.min(lease / 10),
+        retry: RetryPolicy {
+            max_attempts: u32::try_from(job_max_attempts(env)?).unwrap_or(3),
+            base: Duration::from_secs(env.count(&env::JOB_BACKOFF_BASE_SECONDS)?),
+            cap: defaults.retry.cap,
+        },
+        retention: env
+            .integer(&env::JOB_RETENTION_DAYS)?
+            .map(|days| Duration::from_secs(u64::try_from(days).unwrap_or(1) * 86_400)),
+        level_gifts_allowed: level_gifts_allowed(env)?,
+    })
+}
+
+/// The checkout's economy: the app's current one when `REWARD_POLICY` names the `current`
+/// preset, else the policy's fixed split.
+pub fn economy(env: &Env) -> Result<Economy, ConfigError> {
+    let current = env
+        .json(&env::REWARD_POLICY)
+        .and_then(|json| RewardPolicy::preset_named_in(&json))
+        == Some(PolicyPreset::Current);
+    Ok(if current {
+        Economy::Current {
+            level_gifts_allowed: level_gifts_allowed(env)?,
+        }
+    } else {
+        Economy::Split
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &'static [(&'static str, &'static str)]) -> Env<'static> {
+        Env::from_lookup(move |name| {
+            pairs
+                .iter()
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| (*v).to_owned())
+        })
+    }
+
+    #[test]
+    fn the_uri_is_required_and_the_database_defaults_to_mall() {
+        assert_eq!(
+            store_config(&env(&[])),
+            Err(ConfigError::Missing {
+                name: "MONGODB_URI"
+            })
+        );
+        let config = store_config(&env(&[("MONGODB_URI", "mongodb://localhost")])).unwrap();
+        assert_eq!(config.database, "mall");
+        let config = store_config(&env(&[
+            ("MONGODB_URI", "mongodb://x"),
+            ("MONGODB_DATABASE", "shop"),
+        ]))
+        .unwrap();
+        assert_eq!(config.database, "shop");
+    }
+
+    #[test]
+    fn bad_database_names_are_refused() {
+        for bad in ["a.b", "a b", "a/b", "$x"] {
+            let lookup = move |name: &str| match name {
+                "MONGODB_URI" => Some("mongodb://x".to_owned()),
+                "MONGODB_DATABASE" => Some(bad.to_owned()),
+                _ => None,
+            };
+            let error = store_config(&Env::from_lookup(lookup)).unwrap_err();
+            assert!(error.to_string().starts_with("MONGODB_DATABASE"), "{error}");
+        }
+    }
+
+    #[test]
+    fn debug_output_hides_the_uri() {
+        let config = store_config(&env(&[("MONGODB_URI", "mongodb://user:secret@host")])).unwrap();
+        assert!(!format!("{config:?}").contains("secret"));
+    }
+
+    #[test]
+    fn policy_and_queue_settings_come_from_the_environment() {
+        assert_eq!(reward_policy(&env(&[])), Ok(RewardPolicy::default()));
+        let original = reward_policy(&env(&[("REWARD_POLICY", r#"{"preset":"original"}"#)]));
+        assert_eq!(original.unwrap().tree_bps().get(), 5000);
+        assert!(reward_policy(&env(&[("REWARD_POLICY", r#"{"treeBps": 1}"#)])).is_err());
+        assert_eq!(job_max_attempts(&env(&[])), Ok(3));
+        assert_eq!(job_max_attempts(&env(&[("JOB_MAX_ATTEMPTS", "5")])), Ok(5));
+        for bad in ["0", "-1", "x", "1.5", "101"] {
+            let lookup = move |name: &str| (name == "JOB_MAX_ATTEMPTS").then(|| bad.to_owned());
+            assert!(
+                job_max_attempts(&Env::from_lookup(lookup)).is_err(),
+                "{bad}"
+            );
+        }
+        let queue = queue_settings(&env(&[
+            ("JOB_LEASE_SECONDS", "60"),
+            ("JOB_RETENTION_DAYS", "2"),
+        ]))
+        .unwrap();
+        assert_eq!(queue.lease.as_secs(), 60);
+        assert_eq!(queue.batch_time_budget.as_secs(), 5);
+        assert_eq!(queue.retention.map(|r| r.as_secs()), Some(2 * 86_400));
+        assert_eq!(queue.retry.base.as_secs(), 30);
+        assert_eq!(queue_settings(&env(&[])).unwrap(), QueueSettings::default());
+        assert!(
+            !queue_settings(&env(&[("REWARD_LEVEL_GIFTS", "off")]))
+                .unwrap()
+                .level_gifts_allowed
+        );
+        assert!(queue_settings(&env(&[("REWARD_LEVEL_GIFTS", "maybe")])).is_err());
+        assert!(queue_settings(&env(&[("JOB_LEASE_SECONDS", "0")])).is_err());
+    }
+
+    #[test]
+    fn the_current_preset_selects_the_apps_economy() {
+        assert_eq!(economy(&env(&[])), Ok(Economy::Split));
+        assert_eq!(
+            economy(&env(&[("REWARD_POLICY", r#"{"preset": "original"}"#)])),
+            Ok(Economy::Split)
+        );
+        assert_eq!(
+            economy(&env(&[("REWARD_POLICY", r#"{"preset": "current"}"#)])),
+            Ok(Economy::Current {
+                level_gifts_allowed: true
+            })
+        );
+        assert_eq!(
+            economy(&env(&[
+                (
+                    "REWARD_POLICY",
+                    r#"{"preset": "current", "promotionDirects": 3}"#
+                ),
+                ("REWARD_LEVEL_GIFTS", "off"),
+            ])),
+            Ok(Economy::Current {
+                level_gifts_allowed: false
+            })
+        );
+        let rules = reward_policy(&env(&[("REWARD_POLICY", r#"{"preset": "current"}"#)])).unwrap();
+        assert_eq!(
+            (rules.level_bps().get(), rules.j_shared_bps().get()),
+            (1000, 1000)
+        );
+    }
+}
