@@ -537,6 +537,7 @@ async fn direct_checkouts(store: &Store, work: &Workload) -> usize {
         let request = CheckoutRequest::parse(body.as_bytes()).unwrap();
         let key = IdempotencyKey::parse(&format!("bench-{i:04}")).unwrap();
         let done = store
+            .checkouts()
             .checkout(&CheckoutCommand {
                 customer_id: *buyer,
                 request: &request,
@@ -819,6 +820,7 @@ struct CommandCounts {
 /// One checkout of the buyer's cart under the benchmark's policy (a fixed split).
 async fn checkout_split(store: &Store, buyer: ObjectId, key: &IdempotencyKey) {
     store
+        .checkouts()
         .checkout(&CheckoutCommand {
             customer_id: buyer,
             request: &CheckoutRequest::default(),

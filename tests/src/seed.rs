@@ -35,6 +35,7 @@ pub async fn customer(store: &Store, points: &str) -> ObjectId {
 /// and 3 attempts for its job.
 pub async fn checkout(store: &Store, buyer: ObjectId) -> mall_store::CheckoutReceipt {
     store
+        .checkouts()
         .checkout(&mall_store::CheckoutCommand {
             customer_id: buyer,
             request: &mall_domain::checkout::CheckoutRequest::default(),

@@ -119,6 +119,7 @@ async fn an_outage_refuses_cleanly_and_everything_completes_after_the_restart() 
         "nothing was written, half or whole, during the outage"
     );
     let job = store
+        .queue()
         .job(first_job.parse().unwrap())
         .await
         .unwrap()
@@ -134,10 +135,14 @@ async fn an_outage_refuses_cleanly_and_everything_completes_after_the_restart() 
     assert_eq!(retried.status(), 200, "{:?}", retried.text().await);
     let summary = drain(&http, &emulator, &scheduled).await;
     assert_eq!(summary["completed"], json!(2), "{summary}");
-    let report = store.audit().await.unwrap();
+    let report = store.operators().audit().await.unwrap();
     assert_eq!(report.violations, vec![]);
     assert_eq!(report.jobs_by_status.completed, 2);
-    let status = store.queue_status(DateTime::now()).await.unwrap();
+    let status = store
+        .operators()
+        .queue_status(DateTime::now())
+        .await
+        .unwrap();
     assert_eq!((status.pending, status.failed), (0, 0));
 }
 

@@ -86,7 +86,11 @@ async fn the_cutover_check_reads_the_apps_current_database() {
     let (dump, store) = loaded(HEAD).await;
     let later = an_hour_after_the_dump(&dump);
     let lease = QueueSettings::default().lease;
-    let check = store.cutover_check(later, lease, true).await.unwrap();
+    let check = store
+        .operators()
+        .cutover_check(later, lease, true)
+        .await
+        .unwrap();
     assert!(check.ready, "{:?}", check.blockers);
     assert_eq!(check.foreign_claims, 0);
     let jobs: Vec<(&str, &str, u64)> = check
@@ -137,7 +141,11 @@ async fn the_cutover_check_reads_the_apps_current_database() {
         .iter()
         .any(|w| w.contains("left `processing` by a killed worker")));
     // Turned off by the deployment, none is paid and nothing warns of them.
-    let off = store.cutover_check(later, lease, false).await.unwrap();
+    let off = store
+        .operators()
+        .cutover_check(later, lease, false)
+        .await
+        .unwrap();
     assert!(off.settings.level_gifts_paid.is_empty());
     assert!(!off.warnings.iter().any(|w| w.contains("level gifts")));
 
@@ -154,7 +162,11 @@ async fn the_cutover_check_reads_the_apps_current_database() {
     )
     .await
     .unwrap();
-    let check = store.cutover_check(later, lease, true).await.unwrap();
+    let check = store
+        .operators()
+        .cutover_check(later, lease, true)
+        .await
+        .unwrap();
     assert!(!check.ready);
     assert_eq!(check.foreign_claims, 1);
     assert!(
@@ -170,7 +182,11 @@ async fn the_cutover_check_reads_the_apps_current_database() {
         .update_many(doc! {}, doc! {"$set": {"giftsShare": "fifteen"}})
         .await
         .unwrap();
-    let check = store.cutover_check(later, lease, true).await.unwrap();
+    let check = store
+        .operators()
+        .cutover_check(later, lease, true)
+        .await
+        .unwrap();
     assert_eq!(check.settings.invalid_fields, ["giftsShare"]);
     assert!(check
         .warnings
@@ -363,7 +379,7 @@ async fn every_open_job_is_paid_once_by_its_eras_rules(name: &str) {
         }
     }
 
-    let audit = store.audit().await.unwrap();
+    let audit = store.operators().audit().await.unwrap();
     assert!(audit.is_clean(), "{:#?}", audit.violations);
     assert_eq!(
         audit.gifts_pool_milli,

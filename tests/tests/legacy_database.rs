@@ -82,6 +82,7 @@ async fn the_original_systems_database_is_served_exactly_once_and_exactly() {
     // The cutover check, read-only, before anything of ours ran.
     let untouched = mall_testkit::db::snapshot(&store).await;
     let check = store
+        .operators()
         .cutover_check(DateTime::now(), QueueSettings::default().lease, true)
         .await
         .unwrap();
@@ -254,7 +255,11 @@ async fn the_original_systems_database_is_served_exactly_once_and_exactly() {
         .unwrap();
     let request =
         RedriveRequest::new(RedriveSelection::Ids(vec![failed]), "cutover check", false).unwrap();
-    let report = store.redrive(&request, DateTime::now()).await.unwrap();
+    let report = store
+        .operators()
+        .redrive(&request, DateTime::now())
+        .await
+        .unwrap();
     assert_eq!(report.redriven, vec![failed]);
     let summary = drain_serially(&store).await;
     assert_eq!((summary.claimed, summary.failed), (1, 1), "{summary:?}");
@@ -323,6 +328,7 @@ async fn the_original_systems_database_is_served_exactly_once_and_exactly() {
     let ours = &documents(&store, "transactions", doc! {"jobId": {"$exists": true}}).await[0];
     let buyer = ours.get_object_id("customerId").unwrap();
     let view = store
+        .checkouts()
         .purchase_view(buyer, ours.get_object_id("_id").unwrap())
         .await
         .unwrap()
@@ -335,6 +341,7 @@ async fn the_original_systems_database_is_served_exactly_once_and_exactly() {
         let purchase = job.get_object_id("checkoutTransactionId").unwrap();
         let buyer = job.get_object_id("customerId").unwrap();
         assert!(store
+            .checkouts()
             .purchase_view(buyer, purchase)
             .await
             .unwrap()
@@ -410,6 +417,7 @@ async fn the_original_systems_database_is_served_exactly_once_and_exactly() {
     // switch.
     let running = mall_testkit::seed::original_job_in_progress(&store).await;
     let check = store
+        .operators()
         .cutover_check(DateTime::now(), QueueSettings::default().lease, true)
         .await
         .unwrap();
@@ -427,7 +435,7 @@ async fn the_original_systems_database_is_served_exactly_once_and_exactly() {
         .unwrap();
 
     // The audit passes; the original's own purchases and entries are counted as legacy.
-    let audit = store.audit().await.unwrap();
+    let audit = store.operators().audit().await.unwrap();
     assert!(audit.is_clean(), "{:#?}", audit.violations);
     assert_eq!(audit.legacy_purchases, 145);
     assert_eq!(audit.legacy_entries, 597 + 188 + 145 + 145);

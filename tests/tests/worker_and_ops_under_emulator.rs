@@ -44,6 +44,7 @@ async fn checkout(
     buyer: mall_store::bson::oid::ObjectId,
 ) -> mall_store::CheckoutReceipt {
     store
+        .checkouts()
         .checkout(&CheckoutCommand {
             customer_id: buyer,
             request: &CheckoutRequest::default(),
@@ -118,7 +119,13 @@ async fn worker_and_operator_binaries_answer_their_sample_events() {
         "{summary}"
     );
     assert_eq!(
-        store.job(good.job_id).await.unwrap().unwrap().status,
+        store
+            .queue()
+            .job(good.job_id)
+            .await
+            .unwrap()
+            .unwrap()
+            .status,
         JobStatus::Completed
     );
     let parent = store
@@ -146,7 +153,7 @@ async fn worker_and_operator_binaries_answer_their_sample_events() {
     assert_eq!(report["matched"], json!([bad.job_id.to_hex()]), "{report}");
     assert_eq!(report["redriven"], json!([]));
     assert_eq!(
-        store.job(bad.job_id).await.unwrap().unwrap().status,
+        store.queue().job(bad.job_id).await.unwrap().unwrap().status,
         JobStatus::Failed
     );
 
@@ -160,7 +167,7 @@ async fn worker_and_operator_binaries_answer_their_sample_events() {
         "the completed job is left alone"
     );
     assert_eq!(
-        store.job(bad.job_id).await.unwrap().unwrap().status,
+        store.queue().job(bad.job_id).await.unwrap().unwrap().status,
         JobStatus::Pending
     );
 

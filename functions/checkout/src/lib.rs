@@ -98,6 +98,7 @@ impl App {
         let policy = self.policy.get(&self.store).await?;
         let receipt = self
             .store
+            .checkouts()
             .checkout(&CheckoutCommand {
                 customer_id,
                 request: &body,
@@ -131,6 +132,7 @@ impl App {
         let transaction_id = ObjectId::parse_str(id).map_err(|_| ApiError::PurchaseNotFound)?;
         let view = self
             .store
+            .checkouts()
             .purchase_view(customer_id, transaction_id)
             .await
             .map_err(|e| {

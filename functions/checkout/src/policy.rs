@@ -42,7 +42,7 @@ impl PolicySource {
         store: &Store,
         configured: RewardPolicy,
     ) -> Result<Self, PolicySettingsError> {
-        match store.effective_reward_policy(&configured).await {
+        match store.checkouts().effective_reward_policy(&configured).await {
             Ok(policy) => Ok(Self::loaded(policy)),
             Err(error) if error.is_unreachable() => {
                 tracing::warn!(%error, "the reward policy will be read once the database answers");
@@ -57,6 +57,7 @@ impl PolicySource {
         self.loaded
             .get_or_try_init(|| async {
                 store
+                    .checkouts()
                     .effective_reward_policy(&self.configured)
                     .await
                     .map_err(|error| {

@@ -165,7 +165,7 @@ pub async fn handle(store: &Store, payload: &Value) -> OpsResponse {
     };
     let now = DateTime::now();
     match action {
-        OpsAction::Status => match store.queue_status(now).await {
+        OpsAction::Status => match store.operators().queue_status(now).await {
             Ok(status) => OpsResponse::Status {
                 ok: true,
                 action: "status",
@@ -176,7 +176,7 @@ pub async fn handle(store: &Store, payload: &Value) -> OpsResponse {
                 OpsResponse::error("UNAVAILABLE", "the database could not be read".into())
             }
         },
-        OpsAction::Redrive(request) => match store.redrive(&request, now).await {
+        OpsAction::Redrive(request) => match store.operators().redrive(&request, now).await {
             Ok(report) => {
                 tracing::info!(
                     dry_run = report.dry_run,

@@ -10,7 +10,7 @@ use mall_domain::checkout::CheckoutRequest;
 use mall_domain::RewardPolicy;
 use mall_store::bson::{doc, oid::ObjectId, DateTime};
 use mall_store::documents::*;
-use mall_store::ops::{RedriveRequest, RedriveSelection, SkipReason};
+use mall_store::ops::{NotRedriven, RedriveRequest, RedriveSelection};
 use mall_store::queue::QueueSettings;
 use mall_store::{CheckoutCommand, Store};
 use mall_testkit::db::{self, fresh_counted_store};
@@ -103,7 +103,7 @@ async fn status_reports_exactly_what_the_queue_holds() {
     store.checkout_jobs().insert_many(&jobs).await.unwrap();
 
     commands.clear();
-    let status = store.queue_status(now).await.unwrap();
+    let status = store.operators().queue_status(now).await.unwrap();
     assert_eq!(
         commands.count(),
         1,
@@ -137,6 +137,7 @@ async fn status_reports_exactly_what_the_queue_holds() {
     let empty = fresh_counted_store()
         .await
         .0
+        .operators()
         .queue_status(now)
         .await
         .unwrap();
@@ -172,7 +173,7 @@ async fn insert(store: &Store, jobs: &[&CheckoutJobDoc]) {
 async fn jobs_of(store: &Store, ids: &[ObjectId]) -> Vec<Option<CheckoutJobDoc>> {
     let mut jobs = vec![];
     for id in ids {
-        jobs.push(store.job(*id).await.unwrap());
+        jobs.push(store.queue().job(*id).await.unwrap());
     }
     jobs
 }
@@ -209,10 +210,10 @@ async fn redrive_by_id_touches_only_failed_jobs_and_says_why_it_skipped_the_rest
         false,
     )
     .unwrap();
-    let report = store.redrive(&request, now).await.unwrap();
+    let report = store.operators().redrive(&request, now).await.unwrap();
     assert_eq!(report.matched, [dead.id]);
     assert_eq!(report.redriven, [dead.id]);
-    let skipped: Vec<(ObjectId, SkipReason)> = report
+    let skipped: Vec<(ObjectId, NotRedriven)> = report
         .skipped
         .iter()
         .map(|s| (s.job_id, s.reason.clone()))
@@ -222,27 +223,27 @@ async fn redrive_by_id_touches_only_failed_jobs_and_says_why_it_skipped_the_rest
         [
             (
                 done.id,
-                SkipReason::NotFailed {
+                NotRedriven::NotFailed {
                     status: JobStatus::Completed
                 }
             ),
             (
                 waiting.id,
-                SkipReason::NotFailed {
+                NotRedriven::NotFailed {
                     status: JobStatus::Pending
                 }
             ),
             (
                 running.id,
-                SkipReason::NotFailed {
+                NotRedriven::NotFailed {
                     status: JobStatus::Processing
                 }
             ),
-            (unknown, SkipReason::UnknownId),
+            (unknown, NotRedriven::UnknownId),
         ]
     );
 
-    let revived = store.job(dead.id).await.unwrap().unwrap();
+    let revived = store.queue().job(dead.id).await.unwrap().unwrap();
     assert_eq!((revived.status, revived.attempts), (JobStatus::Pending, 0));
     assert_eq!(revived.run_after, Some(now));
     assert!(revived.failed_at.is_none() && revived.claim_token.is_none());
@@ -270,6 +271,7 @@ async fn a_dry_run_reports_and_changes_nothing() {
         limit: 100,
     };
     let report = store
+        .operators()
         .redrive(&RedriveRequest::new(selection, "check", true).unwrap(), now)
         .await
         .unwrap();
@@ -307,6 +309,7 @@ async fn redrive_by_filter_honours_time_text_and_limit() {
         .unwrap()
     };
     let first = store
+        .operators()
         .redrive(&by(Some("writeCONFLICT"), 1), now)
         .await
         .unwrap();
@@ -316,6 +319,7 @@ async fn redrive_by_filter_honours_time_text_and_limit() {
         "oldest failure first, limit 1"
     );
     let rest = store
+        .operators()
         .redrive(&by(Some("writeconflict"), 100), now)
         .await
         .unwrap();
@@ -325,6 +329,7 @@ async fn redrive_by_filter_honours_time_text_and_limit() {
         "the recent one is after failedBefore"
     );
     let regex_chars = store
+        .operators()
         .redrive(&by(Some("customers.*"), 100), now)
         .await
         .unwrap();
@@ -333,11 +338,23 @@ async fn redrive_by_filter_honours_time_text_and_limit() {
         "the text is matched literally"
     );
     assert_eq!(
-        store.job(old_other.id).await.unwrap().unwrap().status,
+        store
+            .queue()
+            .job(old_other.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .status,
         JobStatus::Failed
     );
     assert_eq!(
-        store.job(recent_conflict.id).await.unwrap().unwrap().status,
+        store
+            .queue()
+            .job(recent_conflict.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .status,
         JobStatus::Failed
     );
 }
@@ -356,7 +373,11 @@ async fn two_concurrent_redrives_revive_each_job_once() {
         let ids = ids.clone();
         operators.spawn(async move {
             let request = RedriveRequest::new(RedriveSelection::Ids(ids), who, false).unwrap();
-            store.redrive(&request, DateTime::now()).await.unwrap()
+            store
+                .operators()
+                .redrive(&request, DateTime::now())
+                .await
+                .unwrap()
         });
     }
     let mut redriven = vec![];
@@ -371,7 +392,7 @@ async fn two_concurrent_redrives_revive_each_job_once() {
         "every job re-driven by exactly one operator"
     );
     for id in ids {
-        let j = store.job(id).await.unwrap().unwrap();
+        let j = store.queue().job(id).await.unwrap().unwrap();
         assert_eq!(j.status, JobStatus::Pending);
         assert_eq!(j.redrives.len(), 1, "one redrives entry");
     }
@@ -388,6 +409,7 @@ async fn a_redriven_job_is_then_completed_by_the_worker_exactly_once() {
     let product = seed::product(&store, "10", "100", true).await;
     seed::fill_cart(&store, ids["buyer"], &[(product, 1)]).await;
     let receipt = store
+        .checkouts()
         .checkout(&CheckoutCommand {
             customer_id: ids["buyer"],
             request: &CheckoutRequest::default(),

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use mall_runtime::telemetry;
 use mall_store::bson::DateTime;
-use mall_store::queue::{Claim, FailureOutcome, JobOutcome, QueueSettings};
+use mall_store::queue::{Claim, JobOutcome, QueueSettings};
 use mall_store::Store;
 use serde::Serialize;
 use tokio::task::JoinSet;
@@ -242,7 +242,11 @@ async fn drain_lane(
             Ok(taken) => wanted.min(limits.max_jobs - taken),
             Err(_) => break StopReason::Cap,
         };
-        let claims = match store.claim_batch(clock.now(), settings.lease, wanted).await {
+        let claims = match store
+            .queue()
+            .claim_batch(clock.now(), settings.lease, wanted)
+            .await
+        {
             Ok(claims) if claims.is_empty() => break StopReason::Empty,
             Ok(claims) => claims,
             Err(error) => {
@@ -267,8 +271,12 @@ async fn drain_lane(
                     jobs.push(*claimed)
                 }
                 Claim::Unreadable(unreadable) => {
-                    match store.fail_unreadable(&unreadable, clock.now()).await {
-                        Ok(FailureOutcome::Failed) => {
+                    match store
+                        .queue()
+                        .fail_unreadable(&unreadable, clock.now())
+                        .await
+                    {
+                        Ok(JobOutcome::Failed) => {
                             metrics::counter!(telemetry::JOBS_FAILED).increment(1);
                             summary.failed += 1;
                         }
@@ -288,7 +296,11 @@ async fn drain_lane(
             continue;
         }
         let batch_started = Instant::now();
-        let report = match store.process_batch(&jobs, clock.now(), &settings).await {
+        let report = match store
+            .rewards()
+            .process_batch(&jobs, clock.now(), &settings)
+            .await
+        {
             Ok(report) => report,
             Err(error) => {
                 tracing::error!(jobs = jobs.len(), %error, "a batch of reward jobs could not be processed");

@@ -42,6 +42,7 @@ pub async fn drain_as_the_drainer(
             .deadline
             .map(|deadline| deadline.saturating_duration_since(Instant::now()));
         match store
+            .queue()
             .take_drainer_lease(holder, now, drainer::lease_end(now, left))
             .await
         {
@@ -81,14 +82,22 @@ pub async fn drain_as_the_drainer(
         if summary.stopped == Some(StopReason::Cap) && summary.claimed < limits.max_jobs {
             continue;
         }
-        if let Err(error) = store.release_drainer_lease(holder, DateTime::now()).await {
+        if let Err(error) = store
+            .queue()
+            .release_drainer_lease(holder, DateTime::now())
+            .await
+        {
             tracing::warn!(%error, "the drainer lease could not be given back: it runs out by itself");
         }
         if summary.stopped != Some(StopReason::Empty) || (looked_again && part.claimed == 0) {
             break;
         }
         looked_again = true;
-        match store.any_claimable(DateTime::now(), queue.lease).await {
+        match store
+            .queue()
+            .any_claimable(DateTime::now(), queue.lease)
+            .await
+        {
             Ok(true) => continue,
             Ok(false) => break,
             Err(error) => {

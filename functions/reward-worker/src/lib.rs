@@ -113,7 +113,11 @@ pub async fn handle(
 /// The queue's depth and oldest pending age (gauges), and any job of ours a worker that is not
 /// ours started within the last lease (logged as an error and counted).
 async fn report_queue_health(store: &Store, config: &WorkerConfig) {
-    match store.queue_depth(mall_store::bson::DateTime::now()).await {
+    match store
+        .queue()
+        .queue_depth(mall_store::bson::DateTime::now())
+        .await
+    {
         Ok((pending, oldest_age)) => {
             #[allow(clippy::cast_precision_loss)]
             metrics::gauge!(telemetry::QUEUE_DEPTH).set(pending as f64);
@@ -124,6 +128,7 @@ async fn report_queue_health(store: &Store, config: &WorkerConfig) {
         Err(error) => tracing::warn!(%error, "queue depth unknown after the drain"),
     }
     match store
+        .queue()
         .foreign_activity(mall_store::bson::DateTime::now(), config.queue.lease)
         .await
     {

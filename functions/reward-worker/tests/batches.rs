@@ -287,7 +287,7 @@ async fn one_job_that_cannot_be_paid_fails_alone_and_the_rest_of_its_batch_commi
     let status = |i: usize| {
         let world = &world;
         let id = receipts[i].job_id;
-        async move { world.store.job(id).await.unwrap().unwrap() }
+        async move { world.store.queue().job(id).await.unwrap().unwrap() }
     };
     let gone = status(1).await;
     assert_eq!(gone.status, JobStatus::Failed);
@@ -332,6 +332,7 @@ async fn a_job_whose_claim_was_lost_is_left_to_its_new_owner_and_the_rest_commit
     let settings = QueueSettings::default();
     let claimed: Vec<_> = world
         .store
+        .queue()
         .claim_batch(DateTime::now(), settings.lease, 10)
         .await
         .unwrap()
@@ -354,6 +355,7 @@ async fn a_job_whose_claim_was_lost_is_left_to_its_new_owner_and_the_rest_commit
 
     let report = world
         .store
+        .rewards()
         .process_batch(&claimed, DateTime::now(), &settings)
         .await
         .unwrap();
@@ -375,7 +377,7 @@ async fn a_job_whose_claim_was_lost_is_left_to_its_new_owner_and_the_rest_commit
         world.entries_of(purchase).await.is_empty(),
         "nothing paid for the lost job"
     );
-    let job = world.store.job(lost).await.unwrap().unwrap();
+    let job = world.store.queue().job(lost).await.unwrap().unwrap();
     assert_eq!(job.status, JobStatus::Processing, "its new owner's");
 }
 
@@ -418,7 +420,13 @@ async fn workers_claiming_batches_at_once_never_share_a_job() {
     let lease = QueueSettings::default().lease;
     let claim = |store: &mall_store::Store| {
         let store = store.clone();
-        async move { store.claim_batch(DateTime::now(), lease, 16).await.unwrap() }
+        async move {
+            store
+                .queue()
+                .claim_batch(DateTime::now(), lease, 16)
+                .await
+                .unwrap()
+        }
     };
     let (a, b, c) = tokio::join!(claim(&world.store), claim(&others[0]), claim(&others[1]));
     let mut seen = HashSet::new();

@@ -135,7 +135,13 @@ async fn each_job_pays_by_the_settings_and_first_purchase_of_its_checkout() {
         (&second, false, "5"),
         (&third, false, "10"),
     ] {
-        let job = world.store.job(receipt.job_id).await.unwrap().unwrap();
+        let job = world
+            .store
+            .queue()
+            .job(receipt.job_id)
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(job.payload.first_purchase, Some(first_purchase));
         assert_eq!(job.payload.direct_referral_share, Some(points(referral)));
         assert_eq!(job.payload.economy.as_deref(), Some("current"));
@@ -175,7 +181,7 @@ async fn each_job_pays_by_the_settings_and_first_purchase_of_its_checkout() {
     assert_eq!(purchase.gifts_points_share, points("15"));
     // The pool: the app's 1000, three gifts shares, one signup gift.
     assert_eq!(world.gifts_pool().await, Some(points("995")));
-    let audit = world.store.audit().await.unwrap();
+    let audit = world.store.operators().audit().await.unwrap();
     assert!(audit.is_clean(), "{:#?}", audit.violations);
 
     // A batch once the pool exists (and the buyer's chain is known): the claim (candidates,
@@ -212,7 +218,7 @@ async fn a_configured_zero_pays_zero() {
         .is_empty());
     assert_eq!(world.wallet("buyer0").await, points("900"));
     assert_eq!(world.wallet("parent").await, points("1005"));
-    let audit = world.store.audit().await.unwrap();
+    let audit = world.store.operators().audit().await.unwrap();
     assert!(audit.is_clean(), "{:#?}", audit.violations);
 }
 
@@ -234,12 +240,19 @@ async fn an_unusable_settings_document_checks_out_on_the_defaults_and_says_so() 
         ),
         (points("50"), points("15"), points("5"), points("30"))
     );
-    let job = world.store.job(receipt.job_id).await.unwrap().unwrap();
+    let job = world
+        .store
+        .queue()
+        .job(receipt.job_id)
+        .await
+        .unwrap()
+        .unwrap();
     let copy = job.payload.settings.unwrap();
     assert_eq!(copy.get_f64("treeShare"), Ok(0.5));
     assert_eq!(copy.get_f64("giftsShare"), Ok(0.15));
     let check = world
         .store
+        .operators()
         .cutover_check(DateTime::now(), QueueSettings::default().lease, true)
         .await
         .unwrap();
@@ -304,7 +317,7 @@ async fn concurrent_first_purchases_never_overdraw_the_gifts_pool() {
         uncovered += log.gifts_uncovered.len();
     }
     assert_eq!(gifts.len() + uncovered, BUYERS);
-    let audit = world.store.audit().await.unwrap();
+    let audit = world.store.operators().audit().await.unwrap();
     assert!(audit.is_clean(), "{:#?}", audit.violations);
 }
 
@@ -369,7 +382,7 @@ async fn course_subscriptions_beside_checkouts_lose_no_wallet_change() {
     for _ in 0..4 {
         seed_cart(&world, buyer, product).await;
         let (receipt, ()) = tokio::join!(
-            world.store.checkout(&command),
+            world.store.checkouts().checkout(&command),
             subscribe_to_a_course(&app, buyer, 9.5),
         );
         receipt.unwrap();
@@ -422,6 +435,7 @@ async fn a_worker_that_is_not_ours_is_seen_whether_it_parks_or_pays_our_jobs() {
     assert_eq!(
         world
             .store
+            .queue()
             .foreign_activity(DateTime::now(), lease)
             .await
             .unwrap(),
@@ -450,6 +464,7 @@ async fn a_worker_that_is_not_ours_is_seen_whether_it_parks_or_pays_our_jobs() {
     assert_eq!(
         world
             .store
+            .queue()
             .foreign_activity(DateTime::now(), lease)
             .await
             .unwrap(),

@@ -81,6 +81,7 @@ async fn an_invocation_that_finds_another_draining_returns_at_once_and_leaves_th
     let until = DateTime::from_millis(now.timestamp_millis() + 60_000);
     assert!(world
         .store
+        .queue()
         .take_drainer_lease("the-other-invocation", now, until)
         .await
         .unwrap());
@@ -123,6 +124,7 @@ async fn an_invocation_that_finds_another_draining_returns_at_once_and_leaves_th
     assert!(given_back.get_datetime("until").unwrap() <= &DateTime::now());
     assert!(world
         .store
+        .queue()
         .take_drainer_lease("after", DateTime::now(), until)
         .await
         .unwrap());

@@ -109,7 +109,13 @@ async fn a_completed_job_requeued_by_hand_is_recognised_as_applied_and_pays_noth
         purchase,
         "the purchase untouched"
     );
-    let job = world.store.job(receipt.job_id).await.unwrap().unwrap();
+    let job = world
+        .store
+        .queue()
+        .job(receipt.job_id)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(job.status, JobStatus::Completed);
 
     // The same, for a job that had been paid on its last attempt: the claim takes it past its

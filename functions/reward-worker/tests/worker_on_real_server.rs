@@ -145,7 +145,13 @@ async fn the_spec_scenario_pays_promotes_and_logs_exactly_as_the_simulator_says(
     assert_eq!(purchase.gifts_points_share, points("44.75"));
     assert_conserved(&world, receipt.transaction_id).await;
 
-    let job = world.store.job(receipt.job_id).await.unwrap().unwrap();
+    let job = world
+        .store
+        .queue()
+        .job(receipt.job_id)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(job.status, JobStatus::Completed);
     assert_eq!(job.attempts, 1);
     assert!(job.claim_token.is_none() && job.lease_until.is_none());
@@ -188,6 +194,7 @@ async fn commands_per_job_do_not_grow_with_the_depth_of_the_chain() {
         world.commands.clear();
         let claimed = world
             .store
+            .queue()
             .claim_next(mall_store::bson::DateTime::now(), settings().lease)
             .await
             .unwrap()
@@ -195,6 +202,7 @@ async fn commands_per_job_do_not_grow_with_the_depth_of_the_chain() {
             .unwrap();
         let outcome = world
             .store
+            .rewards()
             .process_claimed(&claimed, mall_store::bson::DateTime::now(), &settings())
             .await
             .unwrap();
@@ -271,7 +279,13 @@ async fn a_worker_that_dies_at_any_step_leaves_the_job_to_another_and_nothing_do
             points("1001.75"),
             "{failpoint:?}: paid once"
         );
-        let job = world.store.job(receipt.job_id).await.unwrap().unwrap();
+        let job = world
+            .store
+            .queue()
+            .job(receipt.job_id)
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(
             (job.status, job.attempts),
             (JobStatus::Completed, 2),
@@ -286,6 +300,7 @@ async fn a_stale_worker_cannot_complete_or_fail_a_job_it_lost() {
     let now = mall_store::bson::DateTime::now();
     let stale = world
         .store
+        .queue()
         .claim_next(now, settings().lease)
         .await
         .unwrap()
@@ -294,6 +309,7 @@ async fn a_stale_worker_cannot_complete_or_fail_a_job_it_lost() {
     let later = after_the_lease();
     let other = world.other_worker().await;
     let fresh = other
+        .queue()
         .claim_next(
             reward_worker::drain::Clock::now(later.as_ref()),
             settings().lease,
@@ -308,24 +324,33 @@ async fn a_stale_worker_cannot_complete_or_fail_a_job_it_lost() {
     // The stale worker's late completion and late failure are both refused by the fence.
     let outcome = world
         .store
+        .rewards()
         .process_claimed(&stale, now, &settings())
         .await
         .unwrap();
     assert_eq!(outcome, JobOutcome::LostLease);
-    let failure = mall_store::queue::JobFailure::retryable("late");
+    let failure = mall_store::queue::Attempt::Retryable("late".into());
     let late = world
         .store
-        .record_failure(&stale, &failure, now, &settings().retry)
+        .queue()
+        .settle(&stale, failure, now, &settings())
         .await
         .unwrap();
-    assert_eq!(late, mall_store::queue::FailureOutcome::LostLease);
+    assert_eq!(late, JobOutcome::LostLease);
     assert!(world.entries_of(receipt.transaction_id).await.is_empty());
-    let job = world.store.job(receipt.job_id).await.unwrap().unwrap();
+    let job = world
+        .store
+        .queue()
+        .job(receipt.job_id)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(job.claim_token, Some(fresh.token));
     assert!(job.errors.is_empty());
 
     // The owner completes it, once.
     let outcome = other
+        .rewards()
         .process_claimed(&fresh, now, &settings())
         .await
         .unwrap();
@@ -343,7 +368,13 @@ async fn a_retryable_failure_backs_off_then_dies_after_max_attempts() {
     let first =
         reward_worker::drain_queue(&world.store, settings(), limits(), Arc::new(SystemClock)).await;
     assert_eq!((first.claimed, first.retried), (1, 1));
-    let job = world.store.job(receipt.job_id).await.unwrap().unwrap();
+    let job = world
+        .store
+        .queue()
+        .job(receipt.job_id)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(job.status, JobStatus::Pending);
     let delay = job.run_after.unwrap().timestamp_millis() - started.timestamp_millis();
     assert!(
@@ -372,7 +403,13 @@ async fn a_retryable_failure_backs_off_then_dies_after_max_attempts() {
     let third = reward_worker::drain_queue(&world.store, settings(), limits(), two_hours).await;
     assert_eq!(third.failed, 1);
 
-    let job = world.store.job(receipt.job_id).await.unwrap().unwrap();
+    let job = world
+        .store
+        .queue()
+        .job(receipt.job_id)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!((job.status, job.attempts), (JobStatus::Failed, 3));
     assert!(job.failed_at.is_some());
     let attempts: Vec<i32> = job.errors.iter().map(|e| e.attempt).collect();
@@ -398,7 +435,13 @@ async fn permanent_errors_fail_at_once_and_pay_nothing() {
     let summary =
         reward_worker::drain_queue(&world.store, settings(), limits(), Arc::new(SystemClock)).await;
     assert_eq!(summary.failed, 1);
-    let job = world.store.job(receipt.job_id).await.unwrap().unwrap();
+    let job = world
+        .store
+        .queue()
+        .job(receipt.job_id)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!((job.status, job.attempts), (JobStatus::Failed, 1));
     assert_eq!(job.errors[0].kind, JobErrorKind::Permanent);
     assert!(
@@ -423,7 +466,13 @@ async fn permanent_errors_fail_at_once_and_pay_nothing() {
     let summary =
         reward_worker::drain_queue(&world.store, settings(), limits(), Arc::new(SystemClock)).await;
     assert_eq!(summary.failed, 1);
-    let job = world.store.job(receipt.job_id).await.unwrap().unwrap();
+    let job = world
+        .store
+        .queue()
+        .job(receipt.job_id)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!((job.status, job.attempts), (JobStatus::Failed, 1));
     assert!(
         job.errors[0].message.contains("cycle"),
@@ -481,7 +530,13 @@ async fn a_job_document_nobody_can_read_is_failed_by_name_and_the_drain_goes_on(
         message.starts_with("the job document cannot be read: payload: invalid type: string"),
         "{message}"
     );
-    let job = world.store.job(receipt.job_id).await.unwrap().unwrap();
+    let job = world
+        .store
+        .queue()
+        .job(receipt.job_id)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(job.status, JobStatus::Completed);
 }
 
@@ -502,7 +557,13 @@ async fn an_ancestor_wallet_that_cannot_be_read_fails_the_job_by_name_and_pays_n
     let summary =
         reward_worker::drain_queue(&world.store, settings(), limits(), Arc::new(SystemClock)).await;
     assert_eq!(summary.failed, 1);
-    let job = world.store.job(receipt.job_id).await.unwrap().unwrap();
+    let job = world
+        .store
+        .queue()
+        .job(receipt.job_id)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(job.errors[0].kind, JobErrorKind::Permanent);
     let message = &job.errors[0].message;
     assert!(
@@ -577,6 +638,7 @@ async fn the_drain_stops_before_the_deadline_margin() {
     assert_eq!(
         world
             .store
+            .queue()
             .job(receipt.job_id)
             .await
             .unwrap()
@@ -666,6 +728,7 @@ async fn four_workers_draining_a_hundred_jobs_apply_each_exactly_once() {
         assert_eq!(
             world
                 .store
+                .queue()
                 .job(receipt.job_id)
                 .await
                 .unwrap()
@@ -801,6 +864,7 @@ async fn contention_releases_the_job_without_spending_an_attempt() {
     let now = mall_store::bson::DateTime::now();
     let claimed = world
         .store
+        .queue()
         .claim_next(now, settings().lease)
         .await
         .unwrap()
@@ -808,13 +872,20 @@ async fn contention_releases_the_job_without_spending_an_attempt() {
         .unwrap();
     let outcome = world
         .store
+        .rewards()
         .process_claimed(&claimed, now, &settings())
         .await
         .unwrap();
     busy.abort_transaction().await.unwrap();
 
     assert!(matches!(outcome, JobOutcome::Retried { .. }), "{outcome:?}");
-    let job = world.store.job(receipt.job_id).await.unwrap().unwrap();
+    let job = world
+        .store
+        .queue()
+        .job(receipt.job_id)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(
         (job.status, job.attempts),
         (JobStatus::Pending, 0),

@@ -300,7 +300,7 @@ fn connect_from_env(runtime: &tokio::runtime::Runtime) -> anyhow::Result<mall_st
 fn customers(limit: i64, json: bool) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     let store = connect_from_env(&runtime)?;
-    let customers = runtime.block_on(store.list_customers(limit))?;
+    let customers = runtime.block_on(store.operators().list_customers(limit))?;
     let names: std::collections::HashMap<_, _> = customers
         .iter()
         .map(|c| (c.id, c.username.as_str()))
@@ -354,7 +354,7 @@ fn customers(limit: i64, json: bool) -> anyhow::Result<()> {
 fn audit(json: bool) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     let store = connect_from_env(&runtime)?;
-    let report = runtime.block_on(store.audit())?;
+    let report = runtime.block_on(store.operators().audit())?;
     if json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
@@ -369,7 +369,7 @@ fn cutover_check(json: bool) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     let store = connect_from_env(&runtime)?;
     let queue = mall_runtime::config::queue_settings(&mall_runtime::Env::process())?;
-    let report = runtime.block_on(store.cutover_check(
+    let report = runtime.block_on(store.operators().cutover_check(
         mall_store::bson::DateTime::now(),
         queue.lease,
         queue.level_gifts_allowed,
@@ -392,7 +392,7 @@ fn jobs(action: JobsAction) -> anyhow::Result<()> {
     match action {
         JobsAction::Status { json } => {
             let store = connect_from_env(&runtime)?;
-            let status = runtime.block_on(store.queue_status(DateTime::now()))?;
+            let status = runtime.block_on(store.operators().queue_status(DateTime::now()))?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&status)?);
             } else {
@@ -434,7 +434,7 @@ fn jobs(action: JobsAction) -> anyhow::Result<()> {
             };
             let request = RedriveRequest::new(selection, &reason, dry_run)?;
             let store = connect_from_env(&runtime)?;
-            let report = runtime.block_on(store.redrive(&request, DateTime::now()))?;
+            let report = runtime.block_on(store.operators().redrive(&request, DateTime::now()))?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&report)?);
             } else {
@@ -561,7 +561,7 @@ mod tables {
         }
         out
     }
-    use mall_store::ops::{QueueStatus, RedriveReport, SkipReason};
+    use mall_store::ops::{NotRedriven, QueueStatus, RedriveReport};
 
     pub fn audit(r: &AuditReport) -> String {
         let mut out = String::new();
@@ -679,8 +679,8 @@ mod tables {
         }
         for s in &r.skipped {
             let why = match &s.reason {
-                SkipReason::UnknownId => "skipped: no such job".to_owned(),
-                SkipReason::NotFailed { status } => format!("skipped: {status:?}, not failed"),
+                NotRedriven::UnknownId => "skipped: no such job".to_owned(),
+                NotRedriven::NotFailed { status } => format!("skipped: {status:?}, not failed"),
             };
             let _ = writeln!(out, "  {}  {why}", s.job_id.to_hex());
         }
@@ -722,9 +722,10 @@ fn demo_seed() -> anyhow::Result<()> {
     let store = connect_from_env(&runtime)?;
     let buyer = runtime.block_on(async {
         store.ensure_indexes().await?;
-        let existing = store.customer_named(DEMO_BUYER).await?;
+        let existing = store.operators().customer_named(DEMO_BUYER).await?;
         let dates = match existing {
             Some(_) => store
+                .operators()
                 .product_named("Khalas dates, 1 kg")
                 .await?
                 .map(|p| p.id)
@@ -754,7 +755,7 @@ fn demo_seed() -> anyhow::Result<()> {
                         })
                     })
                     .collect::<anyhow::Result<Vec<_>>>()?;
-                store.insert_customers(&customers).await?;
+                store.operators().insert_customers(&customers).await?;
                 let products = [
                     ("Khalas dates, 1 kg", "تمر خلاص", "500", "50"),
                     ("Arabic coffee, 250 g", "قهوة عربية", "120", "12"),
@@ -773,17 +774,19 @@ fn demo_seed() -> anyhow::Result<()> {
                 })
                 .collect::<anyhow::Result<Vec<_>>>()?;
                 let dates = products[0].id;
-                store.insert_products(&products).await?;
+                store.operators().insert_products(&products).await?;
                 dates
             }
         };
         let buyer = store
+            .operators()
             .customer_named(DEMO_BUYER)
             .await?
             .context("the demo buyer is missing")?
             .id;
         // A cart of two boxes of dates (1000 points, 100 reward points) unless it holds items.
         store
+            .operators()
             .fill_empty_cart(
                 buyer,
                 &[DemoCartLine {

@@ -197,6 +197,7 @@ async fn killed_workers_never_pay_twice_and_every_job_completes() {
         let quantity = 1 + (k % 3) as i64;
         seed::fill_cart(&store, ids[buyer], &[(dates, quantity)]).await;
         let receipt = store
+            .checkouts()
             .checkout(&mall_store::CheckoutCommand {
                 customer_id: ids[buyer],
                 request: &CheckoutRequest::default(),
@@ -252,7 +253,11 @@ async fn killed_workers_never_pay_twice_and_every_job_completes() {
         assert!(
             started.elapsed() < kill_for + finish_within(checkouts),
             "the queue did not drain: {:?}",
-            store.queue_status(DateTime::now()).await.unwrap()
+            store
+                .operators()
+                .queue_status(DateTime::now())
+                .await
+                .unwrap()
         );
         workers.keep_running();
         tick_transaction_reaper(&store).await;
@@ -288,7 +293,11 @@ async fn killed_workers_never_pay_twice_and_every_job_completes() {
     assert_eq!(report["violations"], json!([]));
     assert_eq!(report["jobsByStatus"]["completed"], json!(checkouts));
     assert_eq!(report["purchases"], json!(checkouts));
-    let status = store.queue_status(DateTime::now()).await.unwrap();
+    let status = store
+        .operators()
+        .queue_status(DateTime::now())
+        .await
+        .unwrap();
     assert_eq!(
         (status.pending, status.processing, status.failed),
         (0, 0, 0)
@@ -297,7 +306,7 @@ async fn killed_workers_never_pay_twice_and_every_job_completes() {
     // Every wallet, to the milli-point, as the rules computed without the database.
     let mut wrong = Vec::new();
     let (mut total, mut expected_total) = (0i128, 0i128);
-    for customer in store.list_customers(10_000).await.unwrap() {
+    for customer in store.operators().list_customers(10_000).await.unwrap() {
         let name = names[&customer.id];
         let want = expected[name];
         total += i128::from(customer.points.as_milli());

@@ -209,7 +209,7 @@ async fn drain_processes_what_checkout_queued() {
     assert_eq!(summary["claimed"], 1);
     assert_eq!(summary["completed"], 1);
     assert_eq!(summary["stopped"], "empty");
-    let job = store.job(receipt.job_id).await.unwrap().unwrap();
+    let job = store.queue().job(receipt.job_id).await.unwrap().unwrap();
     assert_eq!(job.status, JobStatus::Completed);
     // The parent (B, active, verified) got one level bucket of the 35-point tree pool.
     let parent_doc = store
@@ -268,7 +268,7 @@ async fn jobs_status_and_redrive_work_from_the_shell() {
         "{dry}"
     );
     assert_eq!(
-        store.job(job_id).await.unwrap().unwrap().status,
+        store.queue().job(job_id).await.unwrap().unwrap().status,
         mall_store::documents::JobStatus::Failed
     );
 
@@ -277,7 +277,7 @@ async fn jobs_status_and_redrive_work_from_the_shell() {
     let report: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(report["redriven"], serde_json::json!([id]));
     assert_eq!(
-        store.job(job_id).await.unwrap().unwrap().status,
+        store.queue().job(job_id).await.unwrap().unwrap().status,
         mall_store::documents::JobStatus::Pending
     );
 

@@ -36,7 +36,7 @@ use serde::Serialize;
 use crate::documents::{JobStatus, RewardsStatus, TransactionType};
 use crate::error::StoreError;
 use crate::ops::plain;
-use crate::Store;
+use crate::ops::Operators;
 
 /// The transaction types that are reward entries (everything but the purchase).
 const ENTRY_TYPES: [TransactionType; 7] = [
@@ -406,10 +406,10 @@ fn milli(doc: &Document, key: &str) -> Option<i64> {
         .map(mall_domain::MilliPoints::as_milli)
 }
 
-impl Store {
+impl Operators<'_> {
     /// Reads the database and checks every invariant of [`crate::audit`]. Read-only.
-    pub async fn audit(&self) -> Result<AuditReport, StoreError> {
-        let raw = |name: &str| self.database().collection::<Document>(name);
+    pub async fn audit(self) -> Result<AuditReport, StoreError> {
+        let raw = |name: &str| self.store.database().collection::<Document>(name);
         let customers = raw(crate::collections::CUSTOMERS)
             .estimated_document_count()
             .await?;

@@ -41,8 +41,10 @@ use crate::error::{is_topology_unknown, is_unreachable};
 use crate::failpoints::Failpoint;
 use crate::settings::SettingsReading;
 use crate::store::collections;
+use crate::store::REWARD_POLICY_SETTINGS_ID;
 use crate::transaction::{TransactionFailure, TransactionRetry};
 use crate::Store;
+use crate::StoreError;
 
 /// Which economy a checkout splits by.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -119,7 +121,7 @@ pub enum CheckoutError {
 }
 
 /// How one attempt of the transaction ended, short of success.
-enum AttemptError {
+enum CheckoutAttemptError {
     /// A business refusal: abort, nothing was written.
     Refused(CheckoutError),
     /// The customer went away between our read and our write: a fresh attempt reads again.
@@ -132,20 +134,20 @@ enum AttemptError {
     Database(Error),
 }
 
-impl From<Error> for AttemptError {
+impl From<Error> for CheckoutAttemptError {
     fn from(err: Error) -> Self {
-        AttemptError::Database(err)
+        CheckoutAttemptError::Database(err)
     }
 }
 
-impl crate::transaction::AttemptError for AttemptError {
+impl crate::transaction::TransactionError for CheckoutAttemptError {
     /// A conflict on the key, on the wallet, or any write conflict a fresh attempt gets past
     /// (a duplicate key on the idempotency index too: the next attempt's read sees the committed
     /// purchase and replays it).
     fn is_conflict(&self) -> bool {
         match self {
-            AttemptError::KeyConflict(_) | AttemptError::CustomerGone => true,
-            AttemptError::Database(err) => is_retryable_conflict(err),
+            CheckoutAttemptError::KeyConflict(_) | CheckoutAttemptError::CustomerGone => true,
+            CheckoutAttemptError::Database(err) => is_retryable_conflict(err),
             _ => false,
         }
     }
@@ -219,80 +221,43 @@ fn cart_lines(cart: Option<SnapshotCart>) -> Result<Vec<CartLine<String>>, CartE
 }
 
 impl Store {
-    /// Runs the checkout transaction, retrying it while it conflicts (bounded).
-    pub async fn checkout(
-        &self,
-        command: &CheckoutCommand<'_>,
-    ) -> Result<CheckoutReceipt, CheckoutError> {
-        let ran = self
-            .in_transaction(
-                &TransactionRetry::default(),
-                &mut (self, command),
-                |session, (store, command)| Box::pin(store.checkout_attempt(session, command)),
-            )
-            .await;
-        match ran {
-            Ok(committed) => Ok(committed.value),
-            Err(TransactionFailure::Stopped(AttemptError::Replay(receipt))) => Ok(*receipt),
-            Err(TransactionFailure::Stopped(AttemptError::Refused(err))) => Err(err),
-            Err(TransactionFailure::Stopped(AttemptError::Database(err))) => {
-                Err(classify_failure(err))
-            }
-            Err(TransactionFailure::Stopped(AttemptError::KeyConflict(err))) => {
-                Err(classify_failure(err))
-            }
-            Err(TransactionFailure::Stopped(AttemptError::CustomerGone)) => Err(
-                CheckoutError::Unavailable("the checkout kept conflicting".into()),
-            ),
-            Err(TransactionFailure::CommitUnknown(err)) => Err(CheckoutError::Unavailable(
-                format!("the commit's outcome is unknown: {err}"),
-            )),
-            // Only a conflict on the key itself says that its first request is still running.
-            Err(TransactionFailure::Exhausted {
-                last: Some(AttemptError::KeyConflict(err)),
-                ..
-            }) => {
-                tracing::debug!(error = %err, "the idempotency key is in flight");
-                Err(CheckoutError::IdempotencyInProgress)
-            }
-            Err(TransactionFailure::Exhausted { last: None, .. }) => Err(
-                CheckoutError::Unavailable("the database's topology is still unknown".into()),
-            ),
-            Err(TransactionFailure::Exhausted { .. }) => Err(CheckoutError::Unavailable(
-                "the checkout kept conflicting".into(),
-            )),
-        }
-    }
-
     async fn checkout_attempt(
         &self,
         session: &mut ClientSession,
         command: &CheckoutCommand<'_>,
-    ) -> Result<CheckoutReceipt, AttemptError> {
+    ) -> Result<CheckoutReceipt, CheckoutAttemptError> {
         let customer = command.customer_id;
         let fingerprint = command.request.fingerprint();
         let snapshot = self
             .read_checkout_snapshot(session, customer, command.idempotency_key, command.economy)
             .await?
-            .ok_or(AttemptError::Refused(CheckoutError::CustomerNotFound))?;
+            .ok_or(CheckoutAttemptError::Refused(
+                CheckoutError::CustomerNotFound,
+            ))?;
 
         if let Some(earlier) = snapshot.existing.into_iter().next() {
             return if earlier.request_fingerprint.as_deref() == Some(fingerprint.as_str()) {
-                Err(AttemptError::Replay(Box::new(receipt_of(&earlier, true)?)))
+                Err(CheckoutAttemptError::Replay(Box::new(receipt_of(
+                    &earlier, true,
+                )?)))
             } else {
-                Err(AttemptError::Refused(CheckoutError::IdempotencyKeyReused))
+                Err(CheckoutAttemptError::Refused(
+                    CheckoutError::IdempotencyKeyReused,
+                ))
             };
         }
 
-        let internal = |e: String| AttemptError::Refused(CheckoutError::Internal(e));
+        let internal = |e: String| CheckoutAttemptError::Refused(CheckoutError::Internal(e));
         let balance = crate::amount::wallet_or_default(&snapshot.points)
             .map_err(|e| internal(format!("customer {customer}: points: {e}")))?;
         let cart = price(snapshot.cart, &snapshot.products)?;
         if balance < cart.total {
-            return Err(AttemptError::Refused(CheckoutError::InsufficientBalance {
-                required: cart.total,
-                available: balance,
-            }));
+            return Err(CheckoutAttemptError::Refused(
+                CheckoutError::InsufficientBalance {
+                    required: cart.total,
+                    available: balance,
+                },
+            ));
         }
         let mut settings_unusable = false;
         let (split, terms) = match command.economy {
@@ -339,8 +304,8 @@ impl Store {
             .session(&mut *session)
             .await
             .map_err(|err| match command.idempotency_key {
-                Some(_) if is_conflict_on_insert(&err) => AttemptError::KeyConflict(err),
-                _ => AttemptError::Database(err),
+                Some(_) if is_conflict_on_insert(&err) => CheckoutAttemptError::KeyConflict(err),
+                _ => CheckoutAttemptError::Database(err),
             })?;
 
         // Charge (and save the address) in one update by `_id`: the new balance comes from the
@@ -359,7 +324,7 @@ impl Store {
             .session(&mut *session)
             .await?;
         if charged.matched_count == 0 {
-            return Err(AttemptError::CustomerGone);
+            return Err(CheckoutAttemptError::CustomerGone);
         }
         self.carts()
             .update_one(
@@ -400,7 +365,7 @@ impl Store {
         customer: ObjectId,
         key: Option<&IdempotencyKey>,
         economy: Economy,
-    ) -> Result<Option<CheckoutSnapshot>, AttemptError> {
+    ) -> Result<Option<CheckoutSnapshot>, CheckoutAttemptError> {
         let mut pipeline = vec![
             doc! {"$match": {"_id": customer}},
             doc! {"$project": {"points": 1, "username": 1, "email": 1, "Address": 1}},
@@ -460,15 +425,15 @@ impl Store {
         };
         mongodb::bson::from_document(found)
             .map(Some)
-            .map_err(|e| AttemptError::Refused(CheckoutError::Internal(e.to_string())))
+            .map_err(|e| CheckoutAttemptError::Refused(CheckoutError::Internal(e.to_string())))
     }
 }
 
 fn price(
     cart: Option<SnapshotCart>,
     products: &[Document],
-) -> Result<PricedCart<String>, AttemptError> {
-    let refused = |e| AttemptError::Refused(CheckoutError::Cart(e));
+) -> Result<PricedCart<String>, CheckoutAttemptError> {
+    let refused = |e| CheckoutAttemptError::Refused(CheckoutError::Cart(e));
     let lines = cart_lines(cart).map_err(refused)?;
     let offers: Vec<Offer<String>> = products
         .iter()
@@ -586,7 +551,10 @@ fn purchase_doc(
 /// The receipt of a recorded purchase: the split as made at checkout (`rewardSplit`; the job
 /// later rewrites the app's share fields with the final pools). A purchase from before that
 /// field derives its gifts share (`R − app − tree`): its job rewrote only `giftsPointsShare`.
-fn receipt_of(purchase: &PurchaseDoc, replayed: bool) -> Result<CheckoutReceipt, AttemptError> {
+fn receipt_of(
+    purchase: &PurchaseDoc,
+    replayed: bool,
+) -> Result<CheckoutReceipt, CheckoutAttemptError> {
     let split = match purchase.reward_split {
         Some(split) => split.into(),
         None => RewardSplit {
@@ -595,7 +563,9 @@ fn receipt_of(purchase: &PurchaseDoc, replayed: bool) -> Result<CheckoutReceipt,
                 .reward_points_earned
                 .checked_sub(purchase.app_points_share)
                 .and_then(|rest| rest.checked_sub(purchase.tree_points_share))
-                .map_err(|e| AttemptError::Refused(CheckoutError::Internal(e.to_string())))?,
+                .map_err(|e| {
+                    CheckoutAttemptError::Refused(CheckoutError::Internal(e.to_string()))
+                })?,
             tree: purchase.tree_points_share,
             referral: MilliPoints::ZERO,
         },
@@ -784,12 +754,71 @@ impl PurchaseWithJob {
     }
 }
 
+/// The checkout's operations: the checkout transaction, a purchase's read model, the reward policy in force.
+#[derive(Clone, Copy, Debug)]
+pub struct Checkouts<'a> {
+    pub(crate) store: &'a Store,
+}
+
 impl Store {
+    /// The checkout's operations: the checkout transaction, a purchase's read model, the reward policy in force.
+    pub fn checkouts(&self) -> Checkouts<'_> {
+        Checkouts { store: self }
+    }
+}
+
+impl Checkouts<'_> {
+    /// Runs the checkout transaction, retrying it while it conflicts (bounded).
+    pub async fn checkout(
+        self,
+        command: &CheckoutCommand<'_>,
+    ) -> Result<CheckoutReceipt, CheckoutError> {
+        let ran = self
+            .store
+            .in_transaction(
+                &TransactionRetry::default(),
+                &mut (self.store, command),
+                |session, (store, command)| Box::pin(store.checkout_attempt(session, command)),
+            )
+            .await;
+        match ran {
+            Ok(committed) => Ok(committed.value),
+            Err(TransactionFailure::Stopped(CheckoutAttemptError::Replay(receipt))) => Ok(*receipt),
+            Err(TransactionFailure::Stopped(CheckoutAttemptError::Refused(err))) => Err(err),
+            Err(TransactionFailure::Stopped(CheckoutAttemptError::Database(err))) => {
+                Err(classify_failure(err))
+            }
+            Err(TransactionFailure::Stopped(CheckoutAttemptError::KeyConflict(err))) => {
+                Err(classify_failure(err))
+            }
+            Err(TransactionFailure::Stopped(CheckoutAttemptError::CustomerGone)) => Err(
+                CheckoutError::Unavailable("the checkout kept conflicting".into()),
+            ),
+            Err(TransactionFailure::CommitUnknown(err)) => Err(CheckoutError::Unavailable(
+                format!("the commit's outcome is unknown: {err}"),
+            )),
+            // Only a conflict on the key itself says that its first request is still running.
+            Err(TransactionFailure::Exhausted {
+                last: Some(CheckoutAttemptError::KeyConflict(err)),
+                ..
+            }) => {
+                tracing::debug!(error = %err, "the idempotency key is in flight");
+                Err(CheckoutError::IdempotencyInProgress)
+            }
+            Err(TransactionFailure::Exhausted { last: None, .. }) => Err(
+                CheckoutError::Unavailable("the database's topology is still unknown".into()),
+            ),
+            Err(TransactionFailure::Exhausted { .. }) => Err(CheckoutError::Unavailable(
+                "the checkout kept conflicting".into(),
+            )),
+        }
+    }
+
     /// One purchase of `customer` with its job, in one aggregation; `None` when there is no such
     /// purchase, it belongs to someone else, or it is the original system's (it has no job of
     /// ours: the app's own screens list those).
     pub async fn purchase_view(
-        &self,
+        self,
         customer: ObjectId,
         transaction_id: ObjectId,
     ) -> Result<Option<PurchaseView>, crate::StoreError> {
@@ -801,6 +830,7 @@ impl Store {
             "foreignField": "checkoutTransactionId", "as": "job"}},
         ];
         let found: Option<Document> = self
+            .store
             .database()
             .collection::<Document>(collections::TRANSACTIONS)
             .aggregate(pipeline)
@@ -813,5 +843,35 @@ impl Store {
             })
             .transpose()
             .map_err(|e| crate::StoreError::Unreadable(e.to_string()))
+    }
+}
+
+impl Checkouts<'_> {
+    /// The policy in force: `configured`, refined by the settings document
+    /// `{_id: "rewardPolicy", …policy fields}` when there is one. Read once at start-up.
+    pub async fn effective_reward_policy(
+        self,
+        configured: &mall_domain::RewardPolicy,
+    ) -> Result<mall_domain::RewardPolicy, crate::error::PolicySettingsError> {
+        use crate::error::PolicySettingsError;
+        let settings = self
+            .store
+            .database()
+            .collection::<mongodb::bson::Document>(collections::SETTINGS)
+            .find_one(mongodb::bson::doc! {"_id": REWARD_POLICY_SETTINGS_ID})
+            .await
+            .map_err(StoreError::from)?;
+        let Some(mut settings) = settings else {
+            return Ok(*configured);
+        };
+        settings.remove("_id");
+        settings.remove("updatedAt");
+        let overrides: mall_domain::PolicyOverrides = crate::documents::read_document(settings)
+            .map_err(|e| {
+                StoreError::Unreadable(format!("the reward policy settings document: {e}"))
+            })?;
+        overrides
+            .apply_to(configured)
+            .map_err(PolicySettingsError::Invalid)
     }
 }

@@ -17,8 +17,8 @@ use serde::Serialize;
 use crate::documents::{CheckoutJobDoc, JobEra, JobPayloadDoc};
 use crate::error::StoreError;
 use crate::indexes::{IndexState, IndexStatus};
+use crate::ops::Operators;
 use crate::store::collections;
-use crate::Store;
 
 /// How many unreadable records are listed by id (all are counted).
 pub const LISTED_UNREADABLE: usize = 50;
@@ -149,12 +149,22 @@ impl Unreadable {
     }
 }
 
-impl Store {
+/// The app's recorded share of R differs from what the other three leave (its shares do not add
+/// up to 1) by more than rounding.
+fn app_share_differs(payload: &JobPayloadDoc) -> bool {
+    let rest = payload.reward_points.as_milli()
+        - payload.tree_points_share.as_milli()
+        - payload.gifts_points_share.as_milli()
+        - payload.direct_referral_share.unwrap_or_default().as_milli();
+    (rest - payload.app_points_share.as_milli()).abs() > 2
+}
+
+impl Operators<'_> {
     /// Reads the database and reports what the cutover meets; `lease` is the worker's
     /// (`JOB_LEASE_SECONDS`), which decides when an original `processing` job is abandoned, and
     /// `level_gifts_allowed` its `REWARD_LEVEL_GIFTS`.
     pub async fn cutover_check(
-        &self,
+        self,
         now: DateTime,
         lease: Duration,
         level_gifts_allowed: bool,
@@ -169,6 +179,7 @@ impl Store {
                 doc! {"$sort": {"_id": 1}},
             ];
             let groups: Vec<Document> = self
+                .store
                 .database()
                 .collection::<Document>(collection)
                 .aggregate(pipeline)
@@ -192,7 +203,7 @@ impl Store {
         }
 
         let mut unreadable = Unreadable::default();
-        let raw = |name: &str| self.database().collection::<Document>(name);
+        let raw = |name: &str| self.store.database().collection::<Document>(name);
         let mut customers = raw(collections::CUSTOMERS)
             .find(doc! {})
             .projection(doc! {"points": 1})
@@ -394,7 +405,7 @@ impl Store {
             ));
         }
 
-        let reading = self.reward_settings().await?;
+        let reading = self.store.reward_settings().await?;
         let applied = reading
             .settings
             .split(mall_domain::MilliPoints::from_milli(1_000_000_000));
@@ -438,7 +449,7 @@ impl Store {
             level_gifts_paid,
         };
 
-        let indexes = self.inspect_indexes().await?;
+        let indexes = self.store.inspect_indexes().await?;
         for index in &indexes {
             match &index.state {
                 IndexState::Conflicting { existing, why } if existing == index.name && index.guarantee => {
@@ -478,14 +489,4 @@ impl Store {
             unreadable: unreadable.listed,
         })
     }
-}
-
-/// The app's recorded share of R differs from what the other three leave (its shares do not add
-/// up to 1) by more than rounding.
-fn app_share_differs(payload: &JobPayloadDoc) -> bool {
-    let rest = payload.reward_points.as_milli()
-        - payload.tree_points_share.as_milli()
-        - payload.gifts_points_share.as_milli()
-        - payload.direct_referral_share.unwrap_or_default().as_milli();
-    (rest - payload.app_points_share.as_milli()).abs() > 2
 }

@@ -23,6 +23,7 @@ use std::time::Duration;
 use mongodb::bson::{doc, DateTime, Document};
 
 use crate::queue::add;
+use crate::queue::Queue;
 use crate::{collections, Store, StoreError};
 
 /// The drainer lease's document in [`collections::REWARD_TURNS`].
@@ -32,15 +33,32 @@ pub const DRAINER_ID: &str = "drainer";
 pub const DRAINER_LEASE: Duration = Duration::from_secs(60);
 
 impl Store {
+    fn turns(&self) -> mongodb::Collection<Document> {
+        self.database()
+            .collection::<Document>(collections::REWARD_TURNS)
+    }
+}
+
+/// When a lease taken at `now` should end: [`DRAINER_LEASE`] from now, or the invocation's
+/// deadline if that comes first.
+pub fn lease_end(now: DateTime, left_before_deadline: Option<Duration>) -> DateTime {
+    add(
+        now,
+        left_before_deadline.map_or(DRAINER_LEASE, |left| left.min(DRAINER_LEASE)),
+    )
+}
+
+impl Queue<'_> {
     /// Takes the drainer lease for `holder` until `until`, or renews it if `holder` has it.
     /// `false` when another holder's lease runs past `now`.
     pub async fn take_drainer_lease(
-        &self,
+        self,
         holder: &str,
         now: DateTime,
         until: DateTime,
     ) -> Result<bool, StoreError> {
         let taken = self
+            .store
             .turns()
             .update_one(
                 doc! {"_id": DRAINER_ID,
@@ -60,11 +78,12 @@ impl Store {
 
     /// Gives the drainer lease back, if `holder` still has it.
     pub async fn release_drainer_lease(
-        &self,
+        self,
         holder: &str,
         now: DateTime,
     ) -> Result<(), StoreError> {
-        self.turns()
+        self.store
+            .turns()
             .update_one(
                 doc! {"_id": DRAINER_ID, "holder": holder},
                 doc! {"$set": {"until": now}},
@@ -74,8 +93,9 @@ impl Store {
     }
 
     /// Whether any job is claimable now (one indexed `find` of at most one id).
-    pub async fn any_claimable(&self, now: DateTime, lease: Duration) -> Result<bool, StoreError> {
+    pub async fn any_claimable(self, now: DateTime, lease: Duration) -> Result<bool, StoreError> {
         let found = self
+            .store
             .database()
             .collection::<Document>(collections::CHECKOUT_JOBS)
             .find_one(crate::queue::claimable(now, lease))
@@ -83,18 +103,4 @@ impl Store {
             .await?;
         Ok(found.is_some())
     }
-
-    fn turns(&self) -> mongodb::Collection<Document> {
-        self.database()
-            .collection::<Document>(collections::REWARD_TURNS)
-    }
-}
-
-/// When a lease taken at `now` should end: [`DRAINER_LEASE`] from now, or the invocation's
-/// deadline if that comes first.
-pub fn lease_end(now: DateTime, left_before_deadline: Option<Duration>) -> DateTime {
-    add(
-        now,
-        left_before_deadline.map_or(DRAINER_LEASE, |left| left.min(DRAINER_LEASE)),
-    )
 }

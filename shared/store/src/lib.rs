@@ -6,18 +6,22 @@
 //! app's shapes and amounts its unit (points as a Double; see [`amount`]), ids are ObjectIds.
 
 pub mod amount;
+#[cfg(feature = "operators")]
 pub mod audit;
 pub mod chains;
 pub mod checkout;
+#[cfg(feature = "operators")]
 pub mod cutover;
 pub mod documents;
 pub mod drainer;
 pub mod error;
 pub mod failpoints;
 pub mod indexes;
+#[cfg(feature = "operators")]
 pub mod ops;
 pub mod queue;
 pub mod rewards;
+#[cfg(feature = "operators")]
 pub mod seeding;
 pub mod settings;
 mod store;

@@ -14,6 +14,7 @@ use futures_util::TryStreamExt;
 use mongodb::bson::{doc, oid::ObjectId, Bson, DateTime, Document};
 use serde::{Deserialize, Serialize};
 
+use crate::documents::CustomerDoc;
 use crate::documents::{JobErrorDoc, JobStatus, RedriveDoc};
 use crate::error::StoreError;
 use crate::store::collections;
@@ -175,10 +176,10 @@ impl RedriveRequest {
     }
 }
 
-/// Why a job was not re-driven.
+/// Why a job asked for was not re-driven.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase", tag = "reason")]
-pub enum SkipReason {
+pub enum NotRedriven {
     /// No job has this id.
     UnknownId,
     /// Only `failed` jobs are re-driven.
@@ -191,7 +192,7 @@ pub struct SkippedJob {
     #[serde(serialize_with = "plain::id")]
     pub job_id: ObjectId,
     #[serde(flatten)]
-    pub reason: SkipReason,
+    pub reason: NotRedriven,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
@@ -264,8 +265,58 @@ fn literal_regex(text: &str) -> String {
 }
 
 impl Store {
+    /// One job, atomically with its purchase. `None` when re-driven; the job's status when it was
+    /// no longer `failed` (another operator, or a worker, got there first).
+    async fn redrive_one(
+        &self,
+        id: ObjectId,
+        reason: &str,
+        now: DateTime,
+    ) -> Result<Option<JobStatus>, StoreError> {
+        let entry = mongodb::bson::to_bson(&RedriveDoc {
+            at: now,
+            reason: reason.to_owned(),
+        })
+        .map_err(|e| StoreError::Unreadable(e.to_string()))?;
+        let redriven = self
+            .in_transaction(
+                &TransactionRetry::default().snapshotless(),
+                &mut (self, id, &entry, now),
+                |session, (store, id, entry, now)| {
+                    Box::pin(store.redrive_in(session, *id, entry, *now))
+                },
+            )
+            .await?
+            .value;
+        if redriven {
+            return Ok(None);
+        }
+        let status = self
+            .queue()
+            .job(id)
+            .await?
+            .map(|job| job.status)
+            .unwrap_or(JobStatus::Failed);
+        Ok(Some(status))
+    }
+}
+
+/// The operators' operations (feature `operators`): queue status, re-drive, audit, cutover check, customers, demo seeding.
+#[derive(Clone, Copy, Debug)]
+pub struct Operators<'a> {
+    pub(crate) store: &'a Store,
+}
+
+impl Store {
+    /// The operators' operations (feature `operators`): queue status, re-drive, audit, cutover check, customers, demo seeding.
+    pub fn operators(&self) -> Operators<'_> {
+        Operators { store: self }
+    }
+}
+
+impl Operators<'_> {
     /// The queue's status in one aggregation.
-    pub async fn queue_status(&self, now: DateTime) -> Result<QueueStatus, StoreError> {
+    pub async fn queue_status(self, now: DateTime) -> Result<QueueStatus, StoreError> {
         let pipeline = vec![doc! {"$facet": {
             "counts": [{"$group": {"_id": "$status", "n": {"$sum": 1}}}],
             "oldestPending": [
@@ -295,6 +346,7 @@ impl Store {
             ],
         }}];
         let facets: Option<Document> = self
+            .store
             .database()
             .collection::<Document>(collections::CHECKOUT_JOBS)
             .aggregate(pipeline)
@@ -350,7 +402,7 @@ impl Store {
 
     /// Re-drives the selected `failed` jobs (or, in a dry run, reports what it would do).
     pub async fn redrive(
-        &self,
+        self,
         request: &RedriveRequest,
         now: DateTime,
     ) -> Result<RedriveReport, StoreError> {
@@ -361,6 +413,7 @@ impl Store {
         match &request.selection {
             RedriveSelection::Ids(ids) => {
                 let found: Vec<JobState> = self
+                    .store
                     .checkout_jobs()
                     .clone_with_type::<JobState>()
                     .find(doc! {"_id": {"$in": ids}})
@@ -372,12 +425,12 @@ impl Store {
                     match found.iter().find(|job| job.id == *id) {
                         None => report.skipped.push(SkippedJob {
                             job_id: *id,
-                            reason: SkipReason::UnknownId,
+                            reason: NotRedriven::UnknownId,
                         }),
                         Some(job) if job.status != JobStatus::Failed => {
                             report.skipped.push(SkippedJob {
                                 job_id: *id,
-                                reason: SkipReason::NotFailed { status: job.status },
+                                reason: NotRedriven::NotFailed { status: job.status },
                             })
                         }
                         Some(_) if !report.matched.contains(id) => report.matched.push(*id),
@@ -402,6 +455,7 @@ impl Store {
                 }
                 let limit = i64::try_from((*limit).min(MAX_REDRIVE)).unwrap_or(0);
                 let found: Vec<JobState> = self
+                    .store
                     .checkout_jobs()
                     .clone_with_type::<JobState>()
                     .find(filter)
@@ -418,49 +472,32 @@ impl Store {
             return Ok(report);
         }
         for id in report.matched.clone() {
-            match self.redrive_one(id, &request.reason, now).await? {
+            match self.store.redrive_one(id, &request.reason, now).await? {
                 None => report.redriven.push(id),
                 Some(status) => report.skipped.push(SkippedJob {
                     job_id: id,
-                    reason: SkipReason::NotFailed { status },
+                    reason: NotRedriven::NotFailed { status },
                 }),
             }
         }
         Ok(report)
     }
+}
 
-    /// One job, atomically with its purchase. `None` when re-driven; the job's status when it was
-    /// no longer `failed` (another operator, or a worker, got there first).
-    async fn redrive_one(
-        &self,
-        id: ObjectId,
-        reason: &str,
-        now: DateTime,
-    ) -> Result<Option<JobStatus>, StoreError> {
-        let entry = mongodb::bson::to_bson(&RedriveDoc {
-            at: now,
-            reason: reason.to_owned(),
-        })
-        .map_err(|e| StoreError::Unreadable(e.to_string()))?;
-        let redriven = self
-            .in_transaction(
-                &TransactionRetry::default().snapshotless(),
-                &mut (self, id, &entry, now),
-                |session, (store, id, entry, now)| {
-                    Box::pin(store.redrive_in(session, *id, entry, *now))
-                },
-            )
+impl Operators<'_> {
+    /// Up to `limit` customers, oldest first: the operator's and the demo's view of wallets and
+    /// levels.
+    pub async fn list_customers(self, limit: i64) -> Result<Vec<CustomerDoc>, StoreError> {
+        use futures_util::TryStreamExt;
+        Ok(self
+            .store
+            .customers()
+            .find(mongodb::bson::doc! {})
+            .sort(mongodb::bson::doc! {"createdAt": 1, "_id": 1})
+            .limit(limit)
             .await?
-            .value;
-        if redriven {
-            return Ok(None);
-        }
-        let status = self
-            .job(id)
-            .await?
-            .map(|job| job.status)
-            .unwrap_or(JobStatus::Failed);
-        Ok(Some(status))
+            .try_collect()
+            .await?)
     }
 }
 

@@ -12,9 +12,11 @@
 //!     └──────────── re-drive by an operator (purchase: processing again) ◀────────────── failed
 //! ```
 //!
-//! The job's body (a batch's transaction, [`crate::rewards`]) reports each job's [`Attempt`] —
-//! done, retryable, fatal, contended, or lost — and [`Store::settle`] is the one executor that
-//! turns it into the next state.
+//! One vocabulary for a job's fate: the job's body (a batch's transaction, [`crate::rewards`])
+//! reports each job's [`Attempt`] — done, retryable, fatal, contended, or lost — and
+//! [`Store::settle`], the one executor, turns it into the next state and says what it did, a
+//! [`JobOutcome`] — completed, retried, failed, lost lease. Every report (a batch's, a drain's,
+//! an unreadable job's) is made of those two words.
 //!
 //! Guarantees:
 //! - **Atomic claims.** A claim takes jobs that are `pending` and due (`runAfter ≤ now`), or
@@ -146,30 +148,7 @@ impl ClaimedJob {
     }
 }
 
-/// Why an attempt failed, as the queue needs to know it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct JobFailure {
-    pub kind: JobErrorKind,
-    pub message: String,
-}
-
-impl JobFailure {
-    pub fn retryable(message: impl Into<String>) -> Self {
-        JobFailure {
-            kind: JobErrorKind::Retryable,
-            message: message.into(),
-        }
-    }
-
-    pub fn permanent(message: impl Into<String>) -> Self {
-        JobFailure {
-            kind: JobErrorKind::Permanent,
-            message: message.into(),
-        }
-    }
-}
-
-/// What became of one claimed job.
+/// What the queue did with one claimed job: the one word for a job's fate, in every report.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum JobOutcome {
     Completed,
@@ -186,8 +165,8 @@ pub enum JobOutcome {
     Abandoned,
 }
 
-/// What one attempt at a claimed job came to, as the job's body reports it.
-/// [`Store::settle`] turns it into the job's next state.
+/// What one attempt at a claimed job came to, as the job's body reports it (a failure is one
+/// of these too: `Retryable` or `Fatal`). [`Store::settle`] turns it into a [`JobOutcome`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Attempt {
     /// Applied, and completed in the same committed transaction.
@@ -204,36 +183,6 @@ pub enum Attempt {
     /// A test's simulated crash (never in a function's build): nothing is written; the lease
     /// will expire.
     Died,
-}
-
-impl From<JobFailure> for Attempt {
-    fn from(failure: JobFailure) -> Self {
-        match failure.kind {
-            JobErrorKind::Retryable => Attempt::Retryable(failure.message),
-            JobErrorKind::Permanent => Attempt::Fatal(failure.message),
-        }
-    }
-}
-
-/// What became of a failed attempt.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum FailureOutcome {
-    /// Back to `pending`, due at this time.
-    Retried { run_after: DateTime },
-    /// Dead: `failed`, with its purchase.
-    Failed,
-    /// The claim was no longer ours: nothing was written.
-    LostLease,
-}
-
-impl From<FailureOutcome> for JobOutcome {
-    fn from(recorded: FailureOutcome) -> Self {
-        match recorded {
-            FailureOutcome::Retried { run_after } => JobOutcome::Retried { run_after },
-            FailureOutcome::Failed => JobOutcome::Failed,
-            FailureOutcome::LostLease => JobOutcome::LostLease,
-        }
-    }
 }
 
 /// The original worker resets a `processing` job after 5 minutes: one it holds is abandoned
@@ -255,154 +204,22 @@ pub(crate) fn add(now: DateTime, duration: Duration) -> DateTime {
 }
 
 impl Store {
-    /// The one executor of an attempt's outcome: nothing more to write for a job done (its
-    /// completion committed with its payouts) or lost; a snooze for a contended one; a retry
-    /// or death, fenced by the claim, for a failed one.
-    pub async fn settle(
-        &self,
-        claimed: &ClaimedJob,
-        attempt: Attempt,
-        now: DateTime,
-        settings: &QueueSettings,
-    ) -> Result<JobOutcome, StoreError> {
-        let failure = match attempt {
-            Attempt::Done => return Ok(JobOutcome::Completed),
-            Attempt::Lost => return Ok(JobOutcome::LostLease),
-            Attempt::Died => return Ok(JobOutcome::Abandoned),
-            Attempt::Contended => {
-                tracing::info!(job_id = %claimed.job.id, "reward job snoozed: its customers are busy");
-                return Ok(self.release_contended(claimed, now).await?.into());
-            }
-            Attempt::Retryable(message) => JobFailure::retryable(message),
-            Attempt::Fatal(message) => JobFailure::permanent(message),
-        };
-        tracing::warn!(
-            job_id = %claimed.job.id,
-            attempt = claimed.attempt(),
-            kind = ?failure.kind,
-            error = %failure.message,
-            "reward job attempt failed"
-        );
-        Ok(self
-            .record_failure(claimed, &failure, now, &settings.retry)
-            .await?
-            .into())
-    }
-
-    /// Claims the oldest claimable job, if any (one command). The document is read only after
-    /// it is ours: one we cannot read comes back as [`Claim::Unreadable`].
-    pub async fn claim_next(
-        &self,
-        now: DateTime,
-        lease: Duration,
-    ) -> Result<Option<Claim>, StoreError> {
-        let token = ObjectId::new();
-        let claimed = self
-            .database()
-            .collection::<Document>(collections::CHECKOUT_JOBS)
-            .find_one_and_update(claimable(now, lease), claim_update(token, now, lease))
-            .sort(claim_order())
-            .return_document(ReturnDocument::After)
-            .await?;
-        Ok(claimed.map(|raw| read_claim(raw, token)))
-    }
-
-    /// Claims up to `max` of the oldest claimable jobs under one claim token, in three commands
-    /// (SPEC 6.2): pick the candidates' ids, stamp those still claimable with one conditional
-    /// `updateMany`, read back what carries the token. Each job is claimed exactly as by
-    /// [`Store::claim_next`] (its attempt counted, its own lease, fenced by the token); a
-    /// candidate another worker stamped first is simply not ours. Oldest first.
-    pub async fn claim_batch(
-        &self,
-        now: DateTime,
-        lease: Duration,
-        max: usize,
-    ) -> Result<Vec<Claim>, StoreError> {
-        use futures_util::TryStreamExt;
-        if max <= 1 {
-            return Ok(self.claim_next(now, lease).await?.into_iter().collect());
-        }
-        let jobs = self
-            .database()
-            .collection::<Document>(collections::CHECKOUT_JOBS);
-        // Concurrent workers pick the same oldest candidates; the one that stamps them first has
-        // them, the others pick again (a few times: each round, someone claimed something).
-        for _ in 0..CLAIM_ROUNDS {
-            let candidates: Vec<Document> = jobs
-                .find(claimable(now, lease))
-                .sort(claim_order())
-                .limit(i64::try_from(max).unwrap_or(i64::MAX))
-                .projection(doc! {"_id": 1})
-                .await?
-                .try_collect()
-                .await?;
-            if candidates.is_empty() {
-                return Ok(vec![]);
-            }
-            let ids: Vec<mongodb::bson::Bson> = candidates
-                .into_iter()
-                .filter_map(|mut c| c.remove("_id"))
-                .collect();
-            let token = ObjectId::new();
-            let mut still_claimable = claimable(now, lease);
-            still_claimable.insert("_id", doc! {"$in": ids});
-            let stamped = jobs
-                .update_many(still_claimable, claim_update(token, now, lease))
-                .await?;
-            if stamped.modified_count == 0 {
-                continue;
-            }
-            let claimed: Vec<Document> = jobs
-                .find(doc! {"claimToken": token, "status": "processing"})
-                .sort(claim_order())
-                .await?
-                .try_collect()
-                .await?;
-            return Ok(claimed
-                .into_iter()
-                .map(|raw| read_claim(raw, token))
-                .collect());
-        }
-        Ok(vec![])
-    }
-
-    /// Marks a claimed, unreadable document `failed` (with its purchase, when it names one),
-    /// fenced by the claim like every write of a claim.
-    pub async fn fail_unreadable(
-        &self,
-        unreadable: &UnreadableJob,
-        now: DateTime,
-    ) -> Result<FailureOutcome, StoreError> {
-        tracing::error!(job_id = %unreadable.id, problem = %unreadable.problem,
-                        "an unreadable reward job was failed");
-        let fence = doc! {"_id": unreadable.id.clone(), "claimToken": unreadable.token,
-        "status": "processing"};
-        // Only the app's `error` field: the document's own `errors` may not even be an array.
-        self.mark_dead(
-            fence,
-            unreadable.purchase,
-            doc! {},
-            &unreadable.problem,
-            now,
-        )
-        .await
-    }
-
     /// Records a failed attempt under the claim's fence: back to `pending` after a backoff, or
     /// `failed` (with its purchase) when the error is permanent or the job's `maxAttempts` are
     /// spent. `retry` gives the backoff; its `max_attempts` is replaced by the job's own.
-    pub async fn record_failure(
+    async fn record_failure(
         &self,
         claimed: &ClaimedJob,
-        failure: &JobFailure,
+        kind: JobErrorKind,
+        message: &str,
         now: DateTime,
         retry: &RetryPolicy,
-    ) -> Result<FailureOutcome, StoreError> {
+    ) -> Result<JobOutcome, StoreError> {
         let error = JobErrorDoc {
             attempt: claimed.attempt(),
             at: now,
-            kind: failure.kind,
-            message: failure.message.clone(),
+            kind,
+            message: message.to_owned(),
         };
         let error =
             mongodb::bson::to_bson(&error).map_err(|e| StoreError::Unreadable(e.to_string()))?;
@@ -413,13 +230,13 @@ impl Store {
             max_attempts: u32::try_from(claimed.job.max_attempts).unwrap_or(0),
             ..*retry
         };
-        let decision = match failure.kind {
+        let decision = match kind {
             JobErrorKind::Permanent => RetryDecision::Dead,
             JobErrorKind::Retryable => retry.after_failure(attempts, random_permille()),
         };
         match decision {
             RetryDecision::RetryAfter(delay) => {
-                let last_error = doc! {"message": failure.message.as_str(), "lastAttemptAt": now};
+                let last_error = doc! {"message": message, "lastAttemptAt": now};
                 self.back_to_pending(
                     claimed,
                     add(now, delay),
@@ -432,7 +249,7 @@ impl Store {
                     claimed.fence(),
                     Some(claimed.job.checkout_transaction_id),
                     keep_error,
-                    &failure.message,
+                    message,
                     now,
                 )
                 .await
@@ -443,11 +260,11 @@ impl Store {
     /// Gives the job back without spending an attempt: its transaction kept conflicting with
     /// other writers of the same customers, which is contention, not an error of the job. It is
     /// due again after a short jittered pause (fenced like every write of a claim).
-    pub async fn release_contended(
+    async fn release_contended(
         &self,
         claimed: &ClaimedJob,
         now: DateTime,
-    ) -> Result<FailureOutcome, StoreError> {
+    ) -> Result<JobOutcome, StoreError> {
         let pause = Duration::from_millis(250 + u64::from(random_permille()) * 2);
         self.back_to_pending(
             claimed,
@@ -464,7 +281,7 @@ impl Store {
         claimed: &ClaimedJob,
         run_after: DateTime,
         mut update: Document,
-    ) -> Result<FailureOutcome, StoreError> {
+    ) -> Result<JobOutcome, StoreError> {
         let mut set = update.get_document("$set").cloned().unwrap_or_default();
         set.insert("status", "pending");
         set.insert("runAfter", run_after);
@@ -476,9 +293,9 @@ impl Store {
             .update_one(claimed.fence(), update)
             .await?;
         Ok(if updated.matched_count == 1 {
-            FailureOutcome::Retried { run_after }
+            JobOutcome::Retried { run_after }
         } else {
-            FailureOutcome::LostLease
+            JobOutcome::LostLease
         })
     }
 
@@ -491,7 +308,7 @@ impl Store {
         keep_error: Document,
         message: &str,
         now: DateTime,
-    ) -> Result<FailureOutcome, StoreError> {
+    ) -> Result<JobOutcome, StoreError> {
         let mut update = doc! {
             "$set": {"status": "failed", "failedAt": now, "processedAt": now, "updatedAt": now,
                      "error": {"message": message, "lastAttemptAt": now}},
@@ -511,9 +328,9 @@ impl Store {
             .await?
             .value;
         Ok(if dead {
-            FailureOutcome::Failed
+            JobOutcome::Failed
         } else {
-            FailureOutcome::LostLease
+            JobOutcome::LostLease
         })
     }
 
@@ -551,6 +368,7 @@ impl Store {
     /// Re-drive: a `failed` job back to `pending`, due now with its attempts reset and the
     /// operator's reason kept, and its unpaid purchase to `processing` (in the re-drive's
     /// transaction). `false` when the job was not `failed`.
+    #[cfg(feature = "operators")]
     pub(crate) async fn redrive_in(
         &self,
         session: &mut mongodb::ClientSession,
@@ -585,66 +403,6 @@ impl Store {
             .session(&mut *session)
             .await?;
         Ok(true)
-    }
-
-    /// Pending jobs and the age in seconds of the oldest, in one aggregation (for metrics).
-    pub async fn queue_depth(&self, now: DateTime) -> Result<(u64, Option<i64>), StoreError> {
-        use futures_util::TryStreamExt;
-        let pipeline = vec![
-            doc! {"$match": {"status": "pending"}},
-            doc! {"$group": {"_id": mongodb::bson::Bson::Null, "n": {"$sum": 1},
-            "oldest": {"$min": "$createdAt"}}},
-        ];
-        let found: Option<Document> = self
-            .database()
-            .collection::<Document>(collections::CHECKOUT_JOBS)
-            .aggregate(pipeline)
-            .await?
-            .try_next()
-            .await?;
-        let Some(found) = found else {
-            return Ok((0, None));
-        };
-        let pending = crate::documents::number(&found, "n").unwrap_or(0);
-        let oldest = found
-            .get_datetime("oldest")
-            .ok()
-            .map(|created| (now.timestamp_millis() - created.timestamp_millis()) / 1000);
-        Ok((u64::try_from(pending).unwrap_or(0), oldest))
-    }
-
-    /// Jobs of ours that a worker that is not ours (the app's own) started within `window`
-    /// (one count, bounded by the app's `status_1_createdAt_1` index to the last day's jobs): its
-    /// claim sets `startedAt` without our `claimedAt`, whether it then parks the job or pays and
-    /// completes it by its own rules. The worker reports it after every drain, so a forgotten
-    /// app worker shows within minutes even when it completes our jobs before we claim them.
-    pub async fn foreign_activity(
-        &self,
-        now: DateTime,
-        window: Duration,
-    ) -> Result<u64, StoreError> {
-        let back = |d: Duration| {
-            DateTime::from_millis(
-                now.timestamp_millis()
-                    .saturating_sub(i64::try_from(d.as_millis()).unwrap_or(i64::MAX)),
-            )
-        };
-        let filter = doc! {
-            "status": {"$in": ["pending", "processing", "completed", "failed"]},
-            "createdAt": {"$gte": back(Duration::from_secs(24 * 3600).max(window))},
-            "startedAt": {"$gte": back(window)},
-            "payload.policy": {"$exists": true},
-            "$or": [
-                {"claimedAt": {"$exists": false}},
-                {"$expr": {"$ne": ["$claimedAt", "$startedAt"]}},
-            ],
-        };
-        Ok(self.checkout_jobs().count_documents(filter).await?)
-    }
-
-    /// A job by id (for tools and tests).
-    pub async fn job(&self, id: ObjectId) -> Result<Option<CheckoutJobDoc>, StoreError> {
-        Ok(self.checkout_jobs().find_one(doc! {"_id": id}).await?)
     }
 }
 
@@ -778,4 +536,219 @@ pub(crate) fn rewards_status(status: RewardsStatus) -> &'static str {
 /// A random number in 0..=1000 for backoff jitter.
 fn random_permille() -> u32 {
     u32::try_from(RandomState::new().build_hasher().finish() % 1001).unwrap_or(1000)
+}
+
+/// The reward queue's operations: claims, settling an attempt, failures, the drainer lease, depth and foreign activity.
+#[derive(Clone, Copy, Debug)]
+pub struct Queue<'a> {
+    pub(crate) store: &'a Store,
+}
+
+impl Store {
+    /// The reward queue's operations: claims, settling an attempt, failures, the drainer lease, depth and foreign activity.
+    pub fn queue(&self) -> Queue<'_> {
+        Queue { store: self }
+    }
+}
+
+impl Queue<'_> {
+    /// The one executor of an attempt's outcome: nothing more to write for a job done (its
+    /// completion committed with its payouts) or lost; a snooze for a contended one; a retry
+    /// or death, fenced by the claim, for a failed one.
+    pub async fn settle(
+        self,
+        claimed: &ClaimedJob,
+        attempt: Attempt,
+        now: DateTime,
+        settings: &QueueSettings,
+    ) -> Result<JobOutcome, StoreError> {
+        let (kind, message) = match attempt {
+            Attempt::Done => return Ok(JobOutcome::Completed),
+            Attempt::Lost => return Ok(JobOutcome::LostLease),
+            Attempt::Died => return Ok(JobOutcome::Abandoned),
+            Attempt::Contended => {
+                tracing::info!(job_id = %claimed.job.id, "reward job snoozed: its customers are busy");
+                return self.store.release_contended(claimed, now).await;
+            }
+            Attempt::Retryable(message) => (JobErrorKind::Retryable, message),
+            Attempt::Fatal(message) => (JobErrorKind::Permanent, message),
+        };
+        tracing::warn!(
+            job_id = %claimed.job.id,
+            attempt = claimed.attempt(),
+            ?kind,
+            error = %message,
+            "reward job attempt failed"
+        );
+        self.store
+            .record_failure(claimed, kind, &message, now, &settings.retry)
+            .await
+    }
+
+    /// Claims the oldest claimable job, if any (one command). The document is read only after
+    /// it is ours: one we cannot read comes back as [`Claim::Unreadable`].
+    pub async fn claim_next(
+        self,
+        now: DateTime,
+        lease: Duration,
+    ) -> Result<Option<Claim>, StoreError> {
+        let token = ObjectId::new();
+        let claimed = self
+            .store
+            .database()
+            .collection::<Document>(collections::CHECKOUT_JOBS)
+            .find_one_and_update(claimable(now, lease), claim_update(token, now, lease))
+            .sort(claim_order())
+            .return_document(ReturnDocument::After)
+            .await?;
+        Ok(claimed.map(|raw| read_claim(raw, token)))
+    }
+
+    /// Claims up to `max` of the oldest claimable jobs under one claim token, in three commands
+    /// (SPEC 6.2): pick the candidates' ids, stamp those still claimable with one conditional
+    /// `updateMany`, read back what carries the token. Each job is claimed exactly as by
+    /// [`Store::claim_next`] (its attempt counted, its own lease, fenced by the token); a
+    /// candidate another worker stamped first is simply not ours. Oldest first.
+    pub async fn claim_batch(
+        self,
+        now: DateTime,
+        lease: Duration,
+        max: usize,
+    ) -> Result<Vec<Claim>, StoreError> {
+        use futures_util::TryStreamExt;
+        if max <= 1 {
+            return Ok(self.claim_next(now, lease).await?.into_iter().collect());
+        }
+        let jobs = self
+            .store
+            .database()
+            .collection::<Document>(collections::CHECKOUT_JOBS);
+        // Concurrent workers pick the same oldest candidates; the one that stamps them first has
+        // them, the others pick again (a few times: each round, someone claimed something).
+        for _ in 0..CLAIM_ROUNDS {
+            let candidates: Vec<Document> = jobs
+                .find(claimable(now, lease))
+                .sort(claim_order())
+                .limit(i64::try_from(max).unwrap_or(i64::MAX))
+                .projection(doc! {"_id": 1})
+                .await?
+                .try_collect()
+                .await?;
+            if candidates.is_empty() {
+                return Ok(vec![]);
+            }
+            let ids: Vec<mongodb::bson::Bson> = candidates
+                .into_iter()
+                .filter_map(|mut c| c.remove("_id"))
+                .collect();
+            let token = ObjectId::new();
+            let mut still_claimable = claimable(now, lease);
+            still_claimable.insert("_id", doc! {"$in": ids});
+            let stamped = jobs
+                .update_many(still_claimable, claim_update(token, now, lease))
+                .await?;
+            if stamped.modified_count == 0 {
+                continue;
+            }
+            let claimed: Vec<Document> = jobs
+                .find(doc! {"claimToken": token, "status": "processing"})
+                .sort(claim_order())
+                .await?
+                .try_collect()
+                .await?;
+            return Ok(claimed
+                .into_iter()
+                .map(|raw| read_claim(raw, token))
+                .collect());
+        }
+        Ok(vec![])
+    }
+
+    /// Marks a claimed, unreadable document `failed` (with its purchase, when it names one),
+    /// fenced by the claim like every write of a claim.
+    pub async fn fail_unreadable(
+        self,
+        unreadable: &UnreadableJob,
+        now: DateTime,
+    ) -> Result<JobOutcome, StoreError> {
+        tracing::error!(job_id = %unreadable.id, problem = %unreadable.problem,
+                        "an unreadable reward job was failed");
+        let fence = doc! {"_id": unreadable.id.clone(), "claimToken": unreadable.token,
+        "status": "processing"};
+        // Only the app's `error` field: the document's own `errors` may not even be an array.
+        self.store
+            .mark_dead(
+                fence,
+                unreadable.purchase,
+                doc! {},
+                &unreadable.problem,
+                now,
+            )
+            .await
+    }
+
+    /// Pending jobs and the age in seconds of the oldest, in one aggregation (for metrics).
+    pub async fn queue_depth(self, now: DateTime) -> Result<(u64, Option<i64>), StoreError> {
+        use futures_util::TryStreamExt;
+        let pipeline = vec![
+            doc! {"$match": {"status": "pending"}},
+            doc! {"$group": {"_id": mongodb::bson::Bson::Null, "n": {"$sum": 1},
+            "oldest": {"$min": "$createdAt"}}},
+        ];
+        let found: Option<Document> = self
+            .store
+            .database()
+            .collection::<Document>(collections::CHECKOUT_JOBS)
+            .aggregate(pipeline)
+            .await?
+            .try_next()
+            .await?;
+        let Some(found) = found else {
+            return Ok((0, None));
+        };
+        let pending = crate::documents::number(&found, "n").unwrap_or(0);
+        let oldest = found
+            .get_datetime("oldest")
+            .ok()
+            .map(|created| (now.timestamp_millis() - created.timestamp_millis()) / 1000);
+        Ok((u64::try_from(pending).unwrap_or(0), oldest))
+    }
+
+    /// Jobs of ours that a worker that is not ours (the app's own) started within `window`
+    /// (one count, bounded by the app's `status_1_createdAt_1` index to the last day's jobs): its
+    /// claim sets `startedAt` without our `claimedAt`, whether it then parks the job or pays and
+    /// completes it by its own rules. The worker reports it after every drain, so a forgotten
+    /// app worker shows within minutes even when it completes our jobs before we claim them.
+    pub async fn foreign_activity(
+        self,
+        now: DateTime,
+        window: Duration,
+    ) -> Result<u64, StoreError> {
+        let back = |d: Duration| {
+            DateTime::from_millis(
+                now.timestamp_millis()
+                    .saturating_sub(i64::try_from(d.as_millis()).unwrap_or(i64::MAX)),
+            )
+        };
+        let filter = doc! {
+            "status": {"$in": ["pending", "processing", "completed", "failed"]},
+            "createdAt": {"$gte": back(Duration::from_secs(24 * 3600).max(window))},
+            "startedAt": {"$gte": back(window)},
+            "payload.policy": {"$exists": true},
+            "$or": [
+                {"claimedAt": {"$exists": false}},
+                {"$expr": {"$ne": ["$claimedAt", "$startedAt"]}},
+            ],
+        };
+        Ok(self.store.checkout_jobs().count_documents(filter).await?)
+    }
+
+    /// A job by id (for tools and tests).
+    pub async fn job(self, id: ObjectId) -> Result<Option<CheckoutJobDoc>, StoreError> {
+        Ok(self
+            .store
+            .checkout_jobs()
+            .find_one(doc! {"_id": id})
+            .await?)
+    }
 }

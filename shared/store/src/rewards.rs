@@ -72,9 +72,9 @@ use crate::documents::{
 };
 use crate::error::StoreError;
 use crate::failpoints::Failpoint;
-use crate::queue::{add, rewards_status, Attempt, ClaimedJob, JobFailure, QueueSettings};
+use crate::queue::{add, rewards_status, Attempt, ClaimedJob, QueueSettings};
 use crate::store::collections;
-use crate::transaction::{AttemptError, TransactionFailure, TransactionRetry};
+use crate::transaction::{TransactionError, TransactionFailure, TransactionRetry};
 use crate::Store;
 
 /// The most ancestors a buyer's chain may have; a longer one fails its job rather than paying a
@@ -111,9 +111,9 @@ enum BatchError {
     /// Another writer got there first (a write conflict, a wallet changed): try again.
     Conflict(String),
     /// The server refused something of the batch: split it to find the job, or fail the job.
-    Refused(JobFailure),
+    Refused(Attempt),
     /// The database could not be reached: every job of the group fails this attempt.
-    Unavailable(JobFailure),
+    Unavailable(Attempt),
     /// Some fence failed: a claim is no longer ours.
     LostLease,
     /// Another batch holds the turn: wait for it, then try again.
@@ -125,7 +125,7 @@ enum BatchError {
     Died,
 }
 
-impl AttemptError for BatchError {
+impl TransactionError for BatchError {
     fn is_conflict(&self) -> bool {
         matches!(self, BatchError::Conflict(_))
     }
@@ -147,7 +147,7 @@ impl From<Error> for BatchError {
                 | ErrorKind::InsertMany(_)
                 | ErrorKind::BulkWrite(_)
         );
-        let failure = JobFailure::retryable(err.to_string());
+        let failure = Attempt::Retryable(err.to_string());
         if refused {
             BatchError::Refused(failure)
         } else {
@@ -366,198 +366,6 @@ struct PlannedJob {
 }
 
 impl Store {
-    /// Processes one claimed job to its outcome (a batch of one).
-    pub async fn process_claimed(
-        &self,
-        claimed: &ClaimedJob,
-        now: DateTime,
-        settings: &QueueSettings,
-    ) -> Result<JobOutcome, StoreError> {
-        let report = self
-            .process_batch(std::slice::from_ref(claimed), now, settings)
-            .await?;
-        Ok(report
-            .outcomes
-            .first()
-            .copied()
-            .unwrap_or(JobOutcome::LostLease))
-    }
-
-    /// Processes claimed jobs (in claim order) to their outcomes: completed, retried later,
-    /// dead, or left alone because the claim was lost. `Err` only when the database could not
-    /// even record a failure (those jobs' leases then expire and another worker takes them).
-    pub async fn process_batch(
-        &self,
-        jobs: &[ClaimedJob],
-        now: DateTime,
-        settings: &QueueSettings,
-    ) -> Result<BatchReport, StoreError> {
-        // `now` is when the batch began: each attempt's time is `now` plus the time since then
-        // (learning chains and waiting for the turn included), so committed jobs' `completedAt`
-        // follow their commits.
-        let started = std::time::Instant::now();
-        let mut outcomes: Vec<Option<JobOutcome>> = vec![None; jobs.len()];
-        let mut attempts: Vec<Option<Attempt>> = vec![None; jobs.len()];
-        let mut report = BatchReport::default();
-        let mut live = Vec::with_capacity(jobs.len());
-        for (i, claimed) in jobs.iter().enumerate() {
-            if claimed.attempt() > claimed.job.max_attempts {
-                outcomes[i] = Some(self.past_its_attempts(claimed, now, settings).await?);
-            } else {
-                live.push(i);
-            }
-        }
-        // The buyers' chains learned before the transaction (a warm environment knows them):
-        // the transaction then reads them all in its one load.
-        let buyers: Vec<ObjectId> = live.iter().map(|&i| jobs[i].job.customer_id).collect();
-        if let Err(error) = self.learn_chains(&buyers, MAX_CHAIN_STEPS).await {
-            // The batch's own reads find the chains (slower, in its snapshot).
-            tracing::warn!(%error, "learning the buyers' referral chains failed");
-        }
-        // Groups still to run, the next at the end: splitting keeps the claim order.
-        let mut groups = vec![live];
-        let split = |group: &mut Vec<usize>, groups: &mut Vec<Vec<usize>>| {
-            let second = group.split_off(group.len() / 2);
-            groups.push(second);
-            groups.push(std::mem::take(group));
-        };
-        while let Some(mut group) = groups.pop() {
-            if group.is_empty() {
-                continue;
-            }
-            let retry = if group.len() > 1 {
-                TransactionRetry::background().attempts(BATCH_ATTEMPTS_BEFORE_SPLIT)
-            } else {
-                TransactionRetry::background()
-            };
-            let mut longest = std::time::Duration::ZERO;
-            let ran = self
-                .in_transaction(
-                    &retry,
-                    &mut (self, jobs, group.as_slice(), settings, &mut longest),
-                    |session, (store, jobs, group, settings, longest)| {
-                        // Each attempt writes its own time: the committed jobs' `completedAt`
-                        // orders them as their commits are ordered wherever the order matters
-                        // (an attempt that conflicts with another reads after the other commits).
-                        let attempt_at = add(now, started.elapsed());
-                        Box::pin(async move {
-                            let began = std::time::Instant::now();
-                            let applied = store
-                                .apply_batch(session, jobs, group, attempt_at, settings)
-                                .await;
-                            if !matches!(applied, Err(BatchError::Busy)) {
-                                **longest = (**longest).max(began.elapsed());
-                            }
-                            applied
-                        })
-                    },
-                )
-                .await;
-            report.longest_transaction = report.longest_transaction.max(longest);
-            let mut every = |attempt: Attempt, group: &[usize]| {
-                for &i in group {
-                    attempts[i] = Some(attempt.clone());
-                }
-            };
-            match ran {
-                Ok(committed) => {
-                    report.conflicts += usize::try_from(committed.attempts - 1).unwrap_or(0);
-                    report.waits += usize::try_from(committed.waits).unwrap_or(0);
-                    every(Attempt::Done, &group);
-                    for (i, failure) in committed.value {
-                        attempts[i] = Some(failure.into());
-                    }
-                }
-                #[cfg(feature = "failpoints")]
-                Err(TransactionFailure::Stopped(BatchError::Died)) => every(Attempt::Died, &group),
-                Err(TransactionFailure::Stopped(BatchError::LostLease)) => {
-                    let held = self.still_held(jobs, &group).await?;
-                    if held.len() == group.len() {
-                        // The snapshot saw a claim lost that the database now shows held (a
-                        // claim moved twice meanwhile): contention; never loop on it.
-                        report.conflicts += 1;
-                        if group.len() > 1 {
-                            report.splits += 1;
-                            split(&mut group, &mut groups);
-                        } else {
-                            every(Attempt::Contended, &group);
-                        }
-                        continue;
-                    }
-                    let lost: Vec<usize> = group
-                        .iter()
-                        .copied()
-                        .filter(|i| !held.contains(i))
-                        .collect();
-                    every(Attempt::Lost, &lost);
-                    group.retain(|i| held.contains(i));
-                    groups.push(group);
-                }
-                Err(TransactionFailure::Stopped(BatchError::TooSlow)) => {
-                    // Only a group of several jobs is cut (one job's chain is bounded).
-                    tracing::warn!(
-                        jobs = group.len(),
-                        budget_ms = settings.batch_time_budget.as_millis(),
-                        "a batch ran past its time budget: cutting it in halves"
-                    );
-                    report.splits += 1;
-                    report.cuts += 1;
-                    split(&mut group, &mut groups);
-                }
-                // The turn stayed taken for the runner's whole patience: try again later.
-                Err(TransactionFailure::Stopped(BatchError::Busy))
-                | Err(TransactionFailure::Exhausted {
-                    last: Some(BatchError::Busy),
-                    ..
-                }) => every(Attempt::Contended, &group),
-                Err(TransactionFailure::Stopped(BatchError::Refused(failure)))
-                    if group.len() > 1 =>
-                {
-                    tracing::warn!(jobs = group.len(), error = %failure.message,
-                                   "a batch was refused: splitting it");
-                    report.splits += 1;
-                    split(&mut group, &mut groups);
-                }
-                Err(TransactionFailure::Stopped(
-                    BatchError::Refused(failure) | BatchError::Unavailable(failure),
-                )) => every(failure.into(), &group),
-                // The runner retries conflicts and never stops on one; were it to, the jobs
-                // would be tried again later.
-                Err(TransactionFailure::Stopped(BatchError::Conflict(why))) => {
-                    every(Attempt::Retryable(why), &group)
-                }
-                // Committed or not: if it was, the jobs are completed and the fenced failure
-                // finds them so (a lost lease); if not, they are retried.
-                Err(TransactionFailure::CommitUnknown(err)) => every(
-                    Attempt::Retryable(format!("the commit's outcome is unknown: {err}")),
-                    &group,
-                ),
-                Err(TransactionFailure::Exhausted {
-                    attempts: tries, ..
-                }) => {
-                    report.conflicts += usize::try_from(tries).unwrap_or(0);
-                    if group.len() > 1 {
-                        report.splits += 1;
-                        split(&mut group, &mut groups);
-                    } else {
-                        every(Attempt::Contended, &group);
-                    }
-                }
-            }
-        }
-        for (i, claimed) in jobs.iter().enumerate() {
-            if outcomes[i].is_none() {
-                let attempt = attempts[i].take().unwrap_or(Attempt::Lost);
-                outcomes[i] = Some(self.settle(claimed, attempt, now, settings).await?);
-            }
-        }
-        report.outcomes = outcomes
-            .into_iter()
-            .map(|o| o.unwrap_or(JobOutcome::LostLease))
-            .collect();
-        Ok(report)
-    }
-
     /// A job claimed once more than it may be: complete it if it was paid already (put back to
     /// `pending` by hand after its last attempt), else fail it.
     async fn past_its_attempts(
@@ -571,7 +379,7 @@ impl Store {
         }
         // Reclaimed after a worker died on its last attempt: the attempts are spent.
         let spent = Attempt::Retryable("the worker's lease expired on the last attempt".into());
-        self.settle(claimed, spent, now, settings).await
+        self.queue().settle(claimed, spent, now, settings).await
     }
 
     /// Which of the group's jobs this worker still holds (one command, after a fence failed).
@@ -669,9 +477,9 @@ impl Store {
         group: &[usize],
         now: DateTime,
         settings: &QueueSettings,
-    ) -> Result<Vec<(usize, JobFailure)>, BatchError> {
+    ) -> Result<Vec<(usize, Attempt)>, BatchError> {
         if self.failpoints().is_armed(Failpoint::JobRetryableFailure) {
-            let injected = JobFailure::retryable("injected failure (test failpoint)");
+            let injected = Attempt::Retryable("injected failure (test failpoint)".into());
             return Ok(group.iter().map(|&i| (i, injected.clone())).collect());
         }
         // Batches take turns: this write is the transaction's first, so a batch that another
@@ -716,7 +524,7 @@ impl Store {
         writes.pool = match loaded.pool.take() {
             Some(Ok(balance)) => Some(balance),
             Some(Err(problem)) => {
-                return Err(BatchError::Refused(JobFailure::retryable(format!(
+                return Err(BatchError::Refused(Attempt::Retryable(format!(
                     "the gifts pool's document cannot be read: {problem}"
                 ))))
             }
@@ -738,7 +546,7 @@ impl Store {
                 PurchaseState::Closed(status) => {
                     left.push((
                         i,
-                        JobFailure::permanent(format!(
+                        Attempt::Fatal(format!(
                             "the purchase's rewards are {status}, not processing"
                         )),
                     ));
@@ -749,7 +557,7 @@ impl Store {
                         "the purchase {} does not exist",
                         job.checkout_transaction_id
                     );
-                    left.push((i, JobFailure::permanent(message)));
+                    left.push((i, Attempt::Fatal(message)));
                     continue;
                 }
             }
@@ -757,7 +565,7 @@ impl Store {
             let planned = match plan_job(&loaded, &writes.balances, writes.pool, job, settings) {
                 Ok(planned) => planned,
                 Err(message) => {
-                    left.push((i, JobFailure::permanent(message)));
+                    left.push((i, Attempt::Fatal(message)));
                     continue;
                 }
             };
@@ -768,7 +576,7 @@ impl Store {
             }
             writes
                 .add(&planned, job, &loaded, now)
-                .map_err(|e| BatchError::Refused(JobFailure::permanent(e)))?;
+                .map_err(|e| BatchError::Refused(Attempt::Fatal(e)))?;
             writes.completed.push(i);
         }
 
@@ -1097,9 +905,7 @@ impl Store {
         found
             .map(|found| {
                 crate::documents::read_document(found).map_err(|e| {
-                    BatchError::Refused(JobFailure::permanent(format!(
-                        "corrupt customer data: {e}"
-                    )))
+                    BatchError::Refused(Attempt::Fatal(format!("corrupt customer data: {e}")))
                 })
             })
             .transpose()
@@ -1162,7 +968,7 @@ impl Store {
                 .map(crate::amount::from_bson)
                 .transpose()
                 .map_err(|e| {
-                    BatchError::Refused(JobFailure::retryable(format!(
+                    BatchError::Refused(Attempt::Retryable(format!(
                         "a gifts pool entry's amount cannot be read: {e}"
                     )))
                 })?
@@ -1173,7 +979,7 @@ impl Store {
             } else {
                 balance.checked_sub(amount)
             }
-            .map_err(|e| BatchError::Refused(JobFailure::retryable(e.to_string())))?;
+            .map_err(|e| BatchError::Refused(Attempt::Retryable(e.to_string())))?;
         }
         tracing::info!(balance = %balance, "the gifts pool was built from the ledger");
         Ok(balance)
@@ -1190,7 +996,7 @@ impl Store {
         now: DateTime,
     ) -> Result<(), BatchError> {
         let amount = crate::amount::to_bson(balance)
-            .map_err(|e| BatchError::Refused(JobFailure::retryable(e.to_string())))?;
+            .map_err(|e| BatchError::Refused(Attempt::Retryable(e.to_string())))?;
         let mut set = doc! {"balance": amount, "updatedAt": now};
         if built {
             set.insert("builtAt", now);
@@ -1226,7 +1032,7 @@ impl Store {
             .await?;
         if let Ok(errors) = reply.get_array("writeErrors") {
             if !errors.is_empty() {
-                return Err(BatchError::Refused(JobFailure::retryable(format!(
+                return Err(BatchError::Refused(Attempt::Retryable(format!(
                     "crediting the chain failed: {errors:?}"
                 ))));
             }
@@ -1254,7 +1060,7 @@ fn refused_unless_all_matched(
         .unwrap_or(false);
     let matched = crate::documents::number(reply, "n").unwrap_or(0);
     if errors || usize::try_from(matched).ok() != Some(expected) {
-        return Err(BatchError::Refused(JobFailure::retryable(otherwise)));
+        return Err(BatchError::Refused(Attempt::Retryable(otherwise.into())));
     }
     Ok(())
 }
@@ -1727,4 +1533,217 @@ fn reward_entries(
         }
     }
     entries
+}
+
+/// The reward batches: load, plan and write a batch of claimed jobs in one transaction.
+#[derive(Clone, Copy, Debug)]
+pub struct Rewards<'a> {
+    pub(crate) store: &'a Store,
+}
+
+impl Store {
+    /// The reward batches: load, plan and write a batch of claimed jobs in one transaction.
+    pub fn rewards(&self) -> Rewards<'_> {
+        Rewards { store: self }
+    }
+}
+
+impl Rewards<'_> {
+    /// Processes one claimed job to its outcome (a batch of one).
+    pub async fn process_claimed(
+        self,
+        claimed: &ClaimedJob,
+        now: DateTime,
+        settings: &QueueSettings,
+    ) -> Result<JobOutcome, StoreError> {
+        let report = self
+            .process_batch(std::slice::from_ref(claimed), now, settings)
+            .await?;
+        Ok(report
+            .outcomes
+            .first()
+            .copied()
+            .unwrap_or(JobOutcome::LostLease))
+    }
+
+    /// Processes claimed jobs (in claim order) to their outcomes: completed, retried later,
+    /// dead, or left alone because the claim was lost. `Err` only when the database could not
+    /// even record a failure (those jobs' leases then expire and another worker takes them).
+    pub async fn process_batch(
+        self,
+        jobs: &[ClaimedJob],
+        now: DateTime,
+        settings: &QueueSettings,
+    ) -> Result<BatchReport, StoreError> {
+        // `now` is when the batch began: each attempt's time is `now` plus the time since then
+        // (learning chains and waiting for the turn included), so committed jobs' `completedAt`
+        // follow their commits.
+        let started = std::time::Instant::now();
+        let mut outcomes: Vec<Option<JobOutcome>> = vec![None; jobs.len()];
+        let mut attempts: Vec<Option<Attempt>> = vec![None; jobs.len()];
+        let mut report = BatchReport::default();
+        let mut live = Vec::with_capacity(jobs.len());
+        for (i, claimed) in jobs.iter().enumerate() {
+            if claimed.attempt() > claimed.job.max_attempts {
+                outcomes[i] = Some(self.store.past_its_attempts(claimed, now, settings).await?);
+            } else {
+                live.push(i);
+            }
+        }
+        // The buyers' chains learned before the transaction (a warm environment knows them):
+        // the transaction then reads them all in its one load.
+        let buyers: Vec<ObjectId> = live.iter().map(|&i| jobs[i].job.customer_id).collect();
+        if let Err(error) = self.store.learn_chains(&buyers, MAX_CHAIN_STEPS).await {
+            // The batch's own reads find the chains (slower, in its snapshot).
+            tracing::warn!(%error, "learning the buyers' referral chains failed");
+        }
+        // Groups still to run, the next at the end: splitting keeps the claim order.
+        let mut groups = vec![live];
+        let split = |group: &mut Vec<usize>, groups: &mut Vec<Vec<usize>>| {
+            let second = group.split_off(group.len() / 2);
+            groups.push(second);
+            groups.push(std::mem::take(group));
+        };
+        while let Some(mut group) = groups.pop() {
+            if group.is_empty() {
+                continue;
+            }
+            let retry = if group.len() > 1 {
+                TransactionRetry::background().attempts(BATCH_ATTEMPTS_BEFORE_SPLIT)
+            } else {
+                TransactionRetry::background()
+            };
+            let mut longest = std::time::Duration::ZERO;
+            let ran = self
+                .store
+                .in_transaction(
+                    &retry,
+                    &mut (self.store, jobs, group.as_slice(), settings, &mut longest),
+                    |session, (store, jobs, group, settings, longest)| {
+                        // Each attempt writes its own time: the committed jobs' `completedAt`
+                        // orders them as their commits are ordered wherever the order matters
+                        // (an attempt that conflicts with another reads after the other commits).
+                        let attempt_at = add(now, started.elapsed());
+                        Box::pin(async move {
+                            let began = std::time::Instant::now();
+                            let applied = store
+                                .apply_batch(session, jobs, group, attempt_at, settings)
+                                .await;
+                            if !matches!(applied, Err(BatchError::Busy)) {
+                                **longest = (**longest).max(began.elapsed());
+                            }
+                            applied
+                        })
+                    },
+                )
+                .await;
+            report.longest_transaction = report.longest_transaction.max(longest);
+            let mut every = |attempt: Attempt, group: &[usize]| {
+                for &i in group {
+                    attempts[i] = Some(attempt.clone());
+                }
+            };
+            match ran {
+                Ok(committed) => {
+                    report.conflicts += usize::try_from(committed.attempts - 1).unwrap_or(0);
+                    report.waits += usize::try_from(committed.waits).unwrap_or(0);
+                    every(Attempt::Done, &group);
+                    for (i, failure) in committed.value {
+                        attempts[i] = Some(failure);
+                    }
+                }
+                #[cfg(feature = "failpoints")]
+                Err(TransactionFailure::Stopped(BatchError::Died)) => every(Attempt::Died, &group),
+                Err(TransactionFailure::Stopped(BatchError::LostLease)) => {
+                    let held = self.store.still_held(jobs, &group).await?;
+                    if held.len() == group.len() {
+                        // The snapshot saw a claim lost that the database now shows held (a
+                        // claim moved twice meanwhile): contention; never loop on it.
+                        report.conflicts += 1;
+                        if group.len() > 1 {
+                            report.splits += 1;
+                            split(&mut group, &mut groups);
+                        } else {
+                            every(Attempt::Contended, &group);
+                        }
+                        continue;
+                    }
+                    let lost: Vec<usize> = group
+                        .iter()
+                        .copied()
+                        .filter(|i| !held.contains(i))
+                        .collect();
+                    every(Attempt::Lost, &lost);
+                    group.retain(|i| held.contains(i));
+                    groups.push(group);
+                }
+                Err(TransactionFailure::Stopped(BatchError::TooSlow)) => {
+                    // Only a group of several jobs is cut (one job's chain is bounded).
+                    tracing::warn!(
+                        jobs = group.len(),
+                        budget_ms = settings.batch_time_budget.as_millis(),
+                        "a batch ran past its time budget: cutting it in halves"
+                    );
+                    report.splits += 1;
+                    report.cuts += 1;
+                    split(&mut group, &mut groups);
+                }
+                // The turn stayed taken for the runner's whole patience: try again later.
+                Err(TransactionFailure::Stopped(BatchError::Busy))
+                | Err(TransactionFailure::Exhausted {
+                    last: Some(BatchError::Busy),
+                    ..
+                }) => every(Attempt::Contended, &group),
+                Err(TransactionFailure::Stopped(BatchError::Refused(failure)))
+                    if group.len() > 1 =>
+                {
+                    tracing::warn!(jobs = group.len(), error = ?failure,
+                                   "a batch was refused: splitting it");
+                    report.splits += 1;
+                    split(&mut group, &mut groups);
+                }
+                Err(TransactionFailure::Stopped(
+                    BatchError::Refused(failure) | BatchError::Unavailable(failure),
+                )) => every(failure, &group),
+                // The runner retries conflicts and never stops on one; were it to, the jobs
+                // would be tried again later.
+                Err(TransactionFailure::Stopped(BatchError::Conflict(why))) => {
+                    every(Attempt::Retryable(why), &group)
+                }
+                // Committed or not: if it was, the jobs are completed and the fenced failure
+                // finds them so (a lost lease); if not, they are retried.
+                Err(TransactionFailure::CommitUnknown(err)) => every(
+                    Attempt::Retryable(format!("the commit's outcome is unknown: {err}")),
+                    &group,
+                ),
+                Err(TransactionFailure::Exhausted {
+                    attempts: tries, ..
+                }) => {
+                    report.conflicts += usize::try_from(tries).unwrap_or(0);
+                    if group.len() > 1 {
+                        report.splits += 1;
+                        split(&mut group, &mut groups);
+                    } else {
+                        every(Attempt::Contended, &group);
+                    }
+                }
+            }
+        }
+        for (i, claimed) in jobs.iter().enumerate() {
+            if outcomes[i].is_none() {
+                let attempt = attempts[i].take().unwrap_or(Attempt::Lost);
+                outcomes[i] = Some(
+                    self.store
+                        .queue()
+                        .settle(claimed, attempt, now, settings)
+                        .await?,
+                );
+            }
+        }
+        report.outcomes = outcomes
+            .into_iter()
+            .map(|o| o.unwrap_or(JobOutcome::LostLease))
+            .collect();
+        Ok(report)
+    }
 }

@@ -8,7 +8,7 @@ use mongodb::bson::{doc, oid::ObjectId, Document};
 
 use crate::documents::{CustomerDoc, ProductDoc};
 use crate::error::StoreError;
-use crate::Store;
+use crate::ops::Operators;
 
 /// One line of a cart as the app's cart screen writes it.
 #[derive(Clone, Debug, PartialEq)]
@@ -20,41 +20,42 @@ pub struct DemoCartLine {
     pub quantity: i64,
 }
 
-impl Store {
+impl Operators<'_> {
     /// Inserts customers (in one command per thousand).
-    pub async fn insert_customers(&self, customers: &[CustomerDoc]) -> Result<(), StoreError> {
+    pub async fn insert_customers(self, customers: &[CustomerDoc]) -> Result<(), StoreError> {
         for chunk in customers.chunks(1_000) {
-            self.customers().insert_many(chunk).await?;
+            self.store.customers().insert_many(chunk).await?;
         }
         Ok(())
     }
 
     /// Inserts products (in one command per thousand).
-    pub async fn insert_products(&self, products: &[ProductDoc]) -> Result<(), StoreError> {
+    pub async fn insert_products(self, products: &[ProductDoc]) -> Result<(), StoreError> {
         for chunk in products.chunks(1_000) {
-            self.products().insert_many(chunk).await?;
+            self.store.products().insert_many(chunk).await?;
         }
         Ok(())
     }
 
     /// The customer with this username, if any.
-    pub async fn customer_named(&self, username: &str) -> Result<Option<CustomerDoc>, StoreError> {
+    pub async fn customer_named(self, username: &str) -> Result<Option<CustomerDoc>, StoreError> {
         Ok(self
+            .store
             .customers()
             .find_one(doc! {"username": username})
             .await?)
     }
 
     /// The product with this name, if any.
-    pub async fn product_named(&self, name: &str) -> Result<Option<ProductDoc>, StoreError> {
-        Ok(self.products().find_one(doc! {"name": name}).await?)
+    pub async fn product_named(self, name: &str) -> Result<Option<ProductDoc>, StoreError> {
+        Ok(self.store.products().find_one(doc! {"name": name}).await?)
     }
 
     /// Fills the customer's cart with `lines` unless it already holds items, as the app's cart
     /// screen writes a cart (product ids as hex strings, the totals beside the items). `true`
     /// when the cart was filled.
     pub async fn fill_empty_cart(
-        &self,
+        self,
         customer: ObjectId,
         lines: &[DemoCartLine],
     ) -> Result<bool, StoreError> {
@@ -68,6 +69,7 @@ impl Store {
         let total: i64 = lines.iter().map(|l| l.price * l.quantity).sum();
         let count: i64 = lines.iter().map(|l| l.quantity).sum();
         let filled = self
+            .store
             .carts()
             .update_one(
                 doc! {"customerId": customer, "items.0": {"$exists": false}},

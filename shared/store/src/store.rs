@@ -42,6 +42,8 @@ macro_rules! raw_handles {
 
             $(#[$doc])*
             #[cfg(not(feature = "test-support"))]
+            // A handle only the operators' wing uses is unused in a build without it.
+            #[allow(dead_code)]
             pub(crate) fn $name(&$this) -> $ty $body
         )*
     };
@@ -155,48 +157,3 @@ impl Store {
 
 /// The `_id` of the optional settings document that refines the configured reward policy.
 pub const REWARD_POLICY_SETTINGS_ID: &str = "rewardPolicy";
-
-impl Store {
-    /// The policy in force: `configured`, refined by the settings document
-    /// `{_id: "rewardPolicy", …policy fields}` when there is one. Read once at start-up.
-    pub async fn effective_reward_policy(
-        &self,
-        configured: &mall_domain::RewardPolicy,
-    ) -> Result<mall_domain::RewardPolicy, crate::error::PolicySettingsError> {
-        use crate::error::PolicySettingsError;
-        let settings = self
-            .db
-            .collection::<mongodb::bson::Document>(collections::SETTINGS)
-            .find_one(mongodb::bson::doc! {"_id": REWARD_POLICY_SETTINGS_ID})
-            .await
-            .map_err(StoreError::from)?;
-        let Some(mut settings) = settings else {
-            return Ok(*configured);
-        };
-        settings.remove("_id");
-        settings.remove("updatedAt");
-        let overrides: mall_domain::PolicyOverrides = crate::documents::read_document(settings)
-            .map_err(|e| {
-                StoreError::Unreadable(format!("the reward policy settings document: {e}"))
-            })?;
-        overrides
-            .apply_to(configured)
-            .map_err(PolicySettingsError::Invalid)
-    }
-}
-
-impl Store {
-    /// Up to `limit` customers, oldest first: the operator's and the demo's view of wallets and
-    /// levels.
-    pub async fn list_customers(&self, limit: i64) -> Result<Vec<CustomerDoc>, StoreError> {
-        use futures_util::TryStreamExt;
-        Ok(self
-            .customers()
-            .find(mongodb::bson::doc! {})
-            .sort(mongodb::bson::doc! {"createdAt": 1, "_id": 1})
-            .limit(limit)
-            .await?
-            .try_collect()
-            .await?)
-    }
-}

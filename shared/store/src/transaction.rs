@@ -101,7 +101,7 @@ impl TransactionRetry {
 }
 
 /// What a transaction body's error tells the runner.
-pub(crate) trait AttemptError: From<Error> {
+pub(crate) trait TransactionError: From<Error> {
     /// Another writer got in the way: a new attempt may succeed.
     fn is_conflict(&self) -> bool;
 
@@ -123,7 +123,7 @@ impl From<Error> for DriverError {
     }
 }
 
-impl AttemptError for DriverError {
+impl TransactionError for DriverError {
     fn is_conflict(&self) -> bool {
         self.0
             .contains_label(mongodb::error::TRANSIENT_TRANSACTION_ERROR)
@@ -174,7 +174,7 @@ impl Store {
         mut body: F,
     ) -> Result<Committed<T>, TransactionFailure<E>>
     where
-        E: AttemptError,
+        E: TransactionError,
         F: for<'s> FnMut(&'s mut ClientSession, &'s mut C) -> BoxFuture<'s, Result<T, E>>,
     {
         let started = Instant::now();

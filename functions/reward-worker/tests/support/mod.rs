@@ -75,6 +75,7 @@ impl World {
     ) -> CheckoutReceipt {
         seed::fill_cart(&self.store, buyer, &[(product, 1)]).await;
         self.store
+            .checkouts()
             .checkout(&CheckoutCommand {
                 customer_id: buyer,
                 request: &CheckoutRequest::default(),
@@ -92,6 +93,7 @@ impl World {
     pub async fn checkout_current(&self, buyer: ObjectId, product: ObjectId) -> CheckoutReceipt {
         seed::fill_cart(&self.store, buyer, &[(product, 1)]).await;
         self.store
+            .checkouts()
             .checkout(&CheckoutCommand {
                 customer_id: buyer,
                 request: &CheckoutRequest::default(),
