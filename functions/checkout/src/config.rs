@@ -45,7 +45,7 @@ pub struct CheckoutConfig {
     pub event_bus_name: Option<String>,
     pub job_max_attempts: i32,
     pub reward_policy: RewardPolicy,
-    pub economy: mall_store::checkout::Economy,
+    pub economy: mall_store::Economy,
 }
 
 impl CheckoutConfig {

@@ -34,7 +34,7 @@ pub struct App {
     pub policy: PolicySource,
     /// The economy the checkout splits by (`REWARD_POLICY`'s `current` preset: the admin's
     /// settings, read at every checkout).
-    pub economy: mall_store::checkout::Economy,
+    pub economy: mall_store::Economy,
     pub job_max_attempts: i32,
 }
 

@@ -8,7 +8,7 @@
 //! request that finds the database, and checkouts answer `503` until then.
 
 use mall_domain::RewardPolicy;
-use mall_store::error::PolicySettingsError;
+use mall_store::PolicySettingsError;
 use mall_store::Store;
 use tokio::sync::OnceCell;
 

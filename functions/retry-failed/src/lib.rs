@@ -12,9 +12,9 @@
 //! nothing; the store's guarantees (only `failed` jobs, each atomically) do the rest.
 
 use mall_store::bson::{oid::ObjectId, DateTime};
-use mall_store::ops::QueueStatus;
-use mall_store::ops::{RedriveReport, RedriveRequest, RedriveSelection, DEFAULT_REDRIVE_LIMIT};
+use mall_store::QueueStatus;
 use mall_store::Store;
+use mall_store::{RedriveReport, RedriveRequest, RedriveSelection, DEFAULT_REDRIVE_LIMIT};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use mall_runtime::config::{queue_settings, store_config};
 use mall_runtime::env::{self, ConfigError, Env};
-use mall_store::queue::QueueSettings;
+use mall_store::QueueSettings;
 use mall_store::StoreConfig;
 
 use crate::drain::DrainLimits;

@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 
 use mall_runtime::telemetry;
 use mall_store::bson::DateTime;
-use mall_store::queue::{Claim, JobOutcome, QueueSettings};
 use mall_store::Store;
+use mall_store::{Claim, JobOutcome, QueueSettings};
 use serde::Serialize;
 use tokio::task::JoinSet;
 

@@ -1,5 +1,5 @@
 //! The one drainer's loop: an invocation drains only while it holds the drainer lease
-//! (`mall_store::drainer`), in parts of at most [`JOBS_PER_METRICS_FLUSH`] claims so that every
+//! ([`mall_store::Queue::take_drainer_lease`]), in parts of at most [`JOBS_PER_METRICS_FLUSH`] claims so that every
 //! job's metrics are flushed, and looks once more after giving the lease back so that no
 //! wake-up is lost.
 
@@ -7,8 +7,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use mall_store::bson::DateTime;
-use mall_store::drainer;
-use mall_store::queue::QueueSettings;
+use mall_store::QueueSettings;
 use mall_store::Store;
 
 use crate::drain::{drain_queue, DrainLimits, DrainSummary, StopReason, SystemClock};
@@ -23,7 +22,7 @@ pub const JOBS_PER_METRICS_FLUSH: usize = 90;
 /// reach CloudWatch however long the backlog. One summary for the whole drain.
 ///
 /// Before each part it takes (or renews) the drainer lease for `holder` (see
-/// [`mall_store::drainer`]); if another invocation holds it, this one stops at once with
+/// [`mall_store::Queue::take_drainer_lease`]); if another invocation holds it, this one stops at once with
 /// [`StopReason::AnotherDrainer`]. When the queue is empty it gives the lease back and looks once
 /// more: a job whose wake-up found the lease held is drained here, not left to the schedule.
 pub async fn drain_as_the_drainer(
@@ -41,11 +40,7 @@ pub async fn drain_as_the_drainer(
         let left = limits
             .deadline
             .map(|deadline| deadline.saturating_duration_since(Instant::now()));
-        match store
-            .queue()
-            .take_drainer_lease(holder, now, drainer::lease_end(now, left))
-            .await
-        {
+        match store.queue().take_drainer_lease(holder, now, left).await {
             Ok(true) => {}
             Ok(false) => {
                 tracing::info!(

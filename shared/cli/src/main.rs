@@ -150,7 +150,7 @@ enum JobsAction {
         #[arg(long, requires = "all")]
         error_contains: Option<String>,
         /// At most this many jobs (with --all; 1 to 1000).
-        #[arg(long, requires = "all", default_value_t = mall_store::ops::DEFAULT_REDRIVE_LIMIT)]
+        #[arg(long, requires = "all", default_value_t = mall_store::DEFAULT_REDRIVE_LIMIT)]
         limit: usize,
         /// Why (kept on each job).
         #[arg(long)]
@@ -314,7 +314,7 @@ fn customers(limit: i64, json: bool) -> anyhow::Result<()> {
                 "referrer": c.parent_customer.map(|p| names.get(&p).map_or_else(|| p.to_hex(), |n| (*n).to_owned())),
                 "level": c.level_letter,
                 "points": c.points.to_string(),
-                "active": c.referral_status == mall_store::documents::REFERRAL_ACTIVE,
+                "active": c.referral_status == mall_store::REFERRAL_ACTIVE,
                 "verified": c.is_verified,
             })
         })
@@ -332,7 +332,7 @@ fn customers(limit: i64, json: bool) -> anyhow::Result<()> {
             .parent_customer
             .map_or("-", |p| names.get(&p).copied().unwrap_or("?"));
         let status = match (
-            c.referral_status == mall_store::documents::REFERRAL_ACTIVE,
+            c.referral_status == mall_store::REFERRAL_ACTIVE,
             c.is_verified,
         ) {
             (true, true) => "active",
@@ -386,7 +386,7 @@ fn cutover_check(json: bool) -> anyhow::Result<()> {
 
 fn jobs(action: JobsAction) -> anyhow::Result<()> {
     use mall_store::bson::{oid::ObjectId, DateTime};
-    use mall_store::ops::{RedriveRequest, RedriveSelection};
+    use mall_store::{RedriveRequest, RedriveSelection};
 
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     match action {
@@ -449,9 +449,9 @@ fn jobs(action: JobsAction) -> anyhow::Result<()> {
 mod tables {
     use std::fmt::Write;
 
-    use mall_store::audit::AuditReport;
-    use mall_store::cutover::CutoverReport;
-    use mall_store::indexes::IndexState;
+    use mall_store::AuditReport;
+    use mall_store::CutoverReport;
+    use mall_store::IndexState;
 
     pub fn cutover(r: &CutoverReport) -> String {
         let mut out = String::new();
@@ -561,7 +561,7 @@ mod tables {
         }
         out
     }
-    use mall_store::ops::{NotRedriven, QueueStatus, RedriveReport};
+    use mall_store::{NotRedriven, QueueStatus, RedriveReport};
 
     pub fn audit(r: &AuditReport) -> String {
         let mut out = String::new();
@@ -715,8 +715,8 @@ const DEMO_BUYER: &str = "amal";
 
 fn demo_seed() -> anyhow::Result<()> {
     use mall_store::bson::{oid::ObjectId, DateTime};
-    use mall_store::documents::{CustomerDoc, ProductDoc};
-    use mall_store::seeding::DemoCartLine;
+    use mall_store::DemoCartLine;
+    use mall_store::{CustomerDoc, ProductDoc};
 
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     let store = connect_from_env(&runtime)?;

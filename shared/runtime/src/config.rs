@@ -6,8 +6,8 @@
 use std::time::Duration;
 
 use mall_domain::{PolicyPreset, RetryPolicy, RewardPolicy};
-use mall_store::checkout::Economy;
-use mall_store::queue::QueueSettings;
+use mall_store::Economy;
+use mall_store::QueueSettings;
 use mall_store::StoreConfig;
 
 use crate::env::{self, ConfigError, Env};

@@ -3,7 +3,7 @@
 //! logged as "refusing to start" with its reason and returned, so the Lambda's init fails
 //! with it (and the next invocation tries again) rather than serving on a bad footing.
 
-use mall_store::indexes::IndexError;
+use mall_store::IndexError;
 use mall_store::{Store, StoreConfig, StoreError};
 
 use crate::env::{ConfigError, Env};

@@ -65,11 +65,13 @@ impl ParentLinks {
     }
 
     /// Whether no link is kept.
+    #[cfg(feature = "test-support")]
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
 
     /// Forgets every link (a test's cold start).
+    #[cfg(feature = "test-support")]
     pub fn clear(&self) {
         self.links
             .lock()

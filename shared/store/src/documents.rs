@@ -149,6 +149,7 @@ impl TransactionType {
     }
 
     /// Paid out of the gifts pool (outside R).
+    #[cfg(feature = "operators")]
     pub const fn spends_the_gifts_pool(self) -> bool {
         matches!(
             self,
@@ -353,6 +354,7 @@ pub struct RewardEntryDoc {
 
 impl RewardEntryDoc {
     /// Whether this entry credits a customer's wallet (not a pool).
+    #[cfg(feature = "test-support")]
     pub fn credits_a_wallet(&self) -> bool {
         matches!(
             self.kind,

@@ -41,7 +41,7 @@ impl Store {
 
 /// When a lease taken at `now` should end: [`DRAINER_LEASE`] from now, or the invocation's
 /// deadline if that comes first.
-pub fn lease_end(now: DateTime, left_before_deadline: Option<Duration>) -> DateTime {
+fn lease_end(now: DateTime, left_before_deadline: Option<Duration>) -> DateTime {
     add(
         now,
         left_before_deadline.map_or(DRAINER_LEASE, |left| left.min(DRAINER_LEASE)),
@@ -49,14 +49,16 @@ pub fn lease_end(now: DateTime, left_before_deadline: Option<Duration>) -> DateT
 }
 
 impl Queue<'_> {
-    /// Takes the drainer lease for `holder` until `until`, or renews it if `holder` has it.
-    /// `false` when another holder's lease runs past `now`.
+    /// Takes the drainer lease for `holder`, or renews it if `holder` has it: for
+    /// [`DRAINER_LEASE`], or until the invocation's deadline (`left_before_deadline` from now)
+    /// if that comes first. `false` when another holder's lease runs past `now`.
     pub async fn take_drainer_lease(
         self,
         holder: &str,
         now: DateTime,
-        until: DateTime,
+        left_before_deadline: Option<Duration>,
     ) -> Result<bool, StoreError> {
+        let until = lease_end(now, left_before_deadline);
         let taken = self
             .store
             .turns()

@@ -35,6 +35,7 @@ pub enum Failpoint {
 pub const SLOW_LOAD_PER_JOB: std::time::Duration = std::time::Duration::from_millis(40);
 
 /// The error an armed failpoint raises.
+#[cfg(feature = "failpoints")]
 #[derive(Debug, thiserror::Error)]
 #[error("failpoint {0:?} was hit")]
 pub struct InjectedFailure(pub Failpoint);

@@ -1,35 +1,88 @@
-//! Every MongoDB query of the mall lives in this crate: the one client builder, the typed
-//! documents of each collection, and the indexes the code relies on.
+//! Every MongoDB query of the mall lives in this crate. A kernel — [`Store`]: the one client,
+//! the typed collection handles, the one transaction runner, the documents in the running
+//! app's shapes (amounts in its unit, points as a Double) — and one wing per purpose, each
+//! reached through a handle:
 //!
-//! Handlers and tools hold a [`Store`] (built once per process, cheap to clone) and call named
-//! operations on it; they never build a query themselves. Documents have the running
-//! app's shapes and amounts its unit (points as a Double; see [`amount`]), ids are ObjectIds.
+//! - [`Store::checkouts`] ([`Checkouts`]): the checkout transaction, a purchase's read model,
+//!   the reward policy in force.
+//! - [`Store::queue`] ([`Queue`]): claims, settling an attempt, failures, the drainer lease,
+//!   the queue's depth.
+//! - [`Store::rewards`] ([`Rewards`]): a batch of claimed jobs loaded, planned and written in
+//!   one transaction.
+//! - [`Store::operators`] ([`Operators`], feature `operators`: the `mall` command and
+//!   `retry-failed` only): queue status, re-drive, audit, cutover check, customers, seeding.
+//!
+//! This file is the crate's whole public face: the handles and their request and report
+//! types. The modules themselves are private, and public only to tests and test tools (the
+//! `test-support` feature), which read and write documents directly.
 
-pub mod amount;
-#[cfg(feature = "operators")]
-pub mod audit;
-pub mod chains;
-pub mod checkout;
-#[cfg(feature = "operators")]
-pub mod cutover;
-pub mod documents;
-pub mod drainer;
-pub mod error;
-pub mod failpoints;
-pub mod indexes;
-#[cfg(feature = "operators")]
-pub mod ops;
-pub mod queue;
-pub mod rewards;
-#[cfg(feature = "operators")]
-pub mod seeding;
-pub mod settings;
-mod store;
-pub mod transaction;
+/// The modules: private in a function's build, public to tests and test tools.
+macro_rules! modules {
+    ($($(#[$attr:meta])* $name:ident),* $(,)?) => {
+        $(
+            $(#[$attr])*
+            #[cfg(feature = "test-support")]
+            pub mod $name;
+            $(#[$attr])*
+            #[cfg(not(feature = "test-support"))]
+            mod $name;
+        )*
+    };
+}
 
-pub use checkout::{CheckoutCommand, CheckoutError, CheckoutReceipt};
-pub use error::StoreError;
-pub use store::{collections, Store, StoreConfig};
+modules! {
+    amount,
+    chains,
+    checkout,
+    documents,
+    drainer,
+    error,
+    failpoints,
+    indexes,
+    queue,
+    rewards,
+    settings,
+    store,
+    transaction,
+    #[cfg(feature = "operators")]
+    audit,
+    #[cfg(feature = "operators")]
+    cutover,
+    #[cfg(feature = "operators")]
+    ops,
+    #[cfg(feature = "operators")]
+    seeding,
+}
+
+pub use checkout::{
+    CheckoutCommand, CheckoutError, CheckoutReceipt, Checkouts, DistributionView, Economy,
+    JobProgress, JobView, PurchaseLineView, PurchaseView, RewardsProgress,
+};
+pub use error::{PolicySettingsError, StoreError};
+pub use indexes::{IndexError, IndexState, IndexStatus};
+pub use queue::{Attempt, Claim, ClaimedJob, JobOutcome, Queue, QueueSettings, UnreadableJob};
+pub use rewards::{BatchReport, Rewards};
+pub use store::{Store, StoreConfig};
+
+/// The collections' names, for tests and test tools that read documents directly.
+#[cfg(feature = "test-support")]
+pub use store::collections;
+#[cfg(not(feature = "test-support"))]
+use store::collections;
+
+#[cfg(feature = "operators")]
+pub use audit::{AuditReport, JobsByStatus, Violation};
+#[cfg(feature = "operators")]
+pub use cutover::CutoverReport;
+#[cfg(feature = "operators")]
+pub use documents::{CustomerDoc, ProductDoc, REFERRAL_ACTIVE};
+#[cfg(feature = "operators")]
+pub use ops::{
+    FailedJob, NotRedriven, Operators, QueueStatus, RedriveReport, RedriveRequest,
+    RedriveRequestError, RedriveSelection, SkippedJob, DEFAULT_REDRIVE_LIMIT, MAX_REDRIVE,
+};
+#[cfg(feature = "operators")]
+pub use seeding::DemoCartLine;
 
 /// The BSON types the documents use, re-exported so callers need no direct `bson` dependency.
 pub use mongodb::bson;

@@ -135,7 +135,8 @@ pub(crate) fn lookup_settings(field: &str) -> Document {
 
 impl Store {
     /// The settings in force now (for operators' checks).
-    pub async fn reward_settings(&self) -> Result<SettingsReading, StoreError> {
+    #[cfg(feature = "operators")]
+    pub(crate) async fn reward_settings(&self) -> Result<SettingsReading, StoreError> {
         let found = self
             .database()
             .collection::<Document>(collections::REWARD_SETTINGS)

@@ -108,17 +108,17 @@ impl Store {
         })
     }
 
-    /// Test-only fault injection (inert without the `failpoints` feature).
-    pub fn failpoints(&self) -> &Failpoints {
-        &self.failpoints
-    }
-
-    /// The parent links this environment has learned (see [`crate::chains`]).
-    pub fn links(&self) -> &ParentLinks {
-        &self.links
-    }
-
     raw_handles! {
+        /// Test-only fault injection (inert without the `failpoints` feature).
+        fn failpoints(&self) -> &Failpoints {
+            &self.failpoints
+        }
+
+        /// The parent links this environment has learned (see [`crate::chains`]).
+        fn links(&self) -> &ParentLinks {
+            &self.links
+        }
+
         fn client(&self) -> &Client {
             &self.client
         }
