@@ -91,15 +91,7 @@ pub fn economy(env: &Env) -> Result<Economy, ConfigError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn env(pairs: &'static [(&'static str, &'static str)]) -> Env<'static> {
-        Env::from_lookup(move |name| {
-            pairs
-                .iter()
-                .find(|(k, _)| *k == name)
-                .map(|(_, v)| (*v).to_owned())
-        })
-    }
+    use crate::env::tests::env;
 
     #[test]
     fn the_uri_is_required_and_the_database_defaults_to_mall() {

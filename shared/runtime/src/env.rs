@@ -430,10 +430,11 @@ fn code_or_unset(value: Option<&str>) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn env(pairs: &'static [(&'static str, &'static str)]) -> Env<'static> {
+    /// Variables from a list of pairs (the other unit tests use it too).
+    pub(crate) fn env(pairs: &'static [(&'static str, &'static str)]) -> Env<'static> {
         Env::from_lookup(move |name| {
             pairs
                 .iter()

@@ -822,7 +822,6 @@ impl Checkouts<'_> {
         customer: ObjectId,
         transaction_id: ObjectId,
     ) -> Result<Option<PurchaseView>, crate::StoreError> {
-        use futures_util::TryStreamExt;
         let pipeline = vec![
             doc! {"$match": {"_id": transaction_id, "customerId": customer, "type": "purchase",
             "jobId": {"$exists": true}}},
@@ -831,11 +830,7 @@ impl Checkouts<'_> {
         ];
         let found: Option<Document> = self
             .store
-            .database()
-            .collection::<Document>(collections::TRANSACTIONS)
-            .aggregate(pipeline)
-            .await?
-            .try_next()
+            .aggregate_first(collections::TRANSACTIONS, pipeline)
             .await?;
         found
             .map(|raw| {

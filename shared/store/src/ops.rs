@@ -347,11 +347,7 @@ impl Operators<'_> {
         }}];
         let facets: Option<Document> = self
             .store
-            .database()
-            .collection::<Document>(collections::CHECKOUT_JOBS)
-            .aggregate(pipeline)
-            .await?
-            .try_next()
+            .aggregate_first(collections::CHECKOUT_JOBS, pipeline)
             .await?;
         let facets: StatusFacets = match facets {
             Some(doc) => mongodb::bson::from_document(doc)

@@ -689,7 +689,6 @@ impl Queue<'_> {
 
     /// Pending jobs and the age in seconds of the oldest, in one aggregation (for metrics).
     pub async fn queue_depth(self, now: DateTime) -> Result<(u64, Option<i64>), StoreError> {
-        use futures_util::TryStreamExt;
         let pipeline = vec![
             doc! {"$match": {"status": "pending"}},
             doc! {"$group": {"_id": mongodb::bson::Bson::Null, "n": {"$sum": 1},
@@ -697,11 +696,7 @@ impl Queue<'_> {
         ];
         let found: Option<Document> = self
             .store
-            .database()
-            .collection::<Document>(collections::CHECKOUT_JOBS)
-            .aggregate(pipeline)
-            .await?
-            .try_next()
+            .aggregate_first(collections::CHECKOUT_JOBS, pipeline)
             .await?;
         let Some(found) = found else {
             return Ok((0, None));

@@ -108,6 +108,23 @@ impl Store {
         })
     }
 
+    /// The first document an aggregation on `collection` returns (one round trip, outside a
+    /// transaction).
+    pub(crate) async fn aggregate_first(
+        &self,
+        collection: &str,
+        pipeline: Vec<mongodb::bson::Document>,
+    ) -> Result<Option<mongodb::bson::Document>, StoreError> {
+        use futures_util::TryStreamExt;
+        Ok(self
+            .database()
+            .collection::<mongodb::bson::Document>(collection)
+            .aggregate(pipeline)
+            .await?
+            .try_next()
+            .await?)
+    }
+
     raw_handles! {
         /// Test-only fault injection (inert without the `failpoints` feature).
         fn failpoints(&self) -> &Failpoints {
