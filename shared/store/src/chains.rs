@@ -21,9 +21,10 @@ use std::sync::{Mutex, PoisonError};
 use futures_util::TryStreamExt;
 use mongodb::bson::{doc, oid::ObjectId, Bson, Document};
 
+use mongodb::Collection;
+
 use crate::error::StoreError;
-use crate::store::collections;
-use crate::Store;
+use crate::collections;
 
 /// Levels a pre-walk round trip climbs above the customers it asks for, through nested
 /// `$lookup`s (mongod allows 20 nested sub-pipelines; 15 stays well inside).
@@ -164,12 +165,13 @@ fn flatten(customer: &Document, into: &mut Vec<(ObjectId, Option<ObjectId>)>) {
     }
 }
 
-impl Store {
-    /// Learns the parent links of every customer on the buyers' chains that this environment
-    /// does not know yet, outside any transaction (the batch confirms them in its snapshot).
-    /// Returns the round trips it took.
+impl ParentLinks {
+    /// Learns, from `customers`, the parent links of every customer on the buyers' chains that
+    /// this environment does not know yet, outside any transaction (the batch confirms them in
+    /// its snapshot). Returns the round trips it took.
     pub(crate) async fn learn_chains(
         &self,
+        customers: &Collection<Document>,
         buyers: &[ObjectId],
         max_steps: usize,
     ) -> Result<usize, StoreError> {
@@ -177,15 +179,13 @@ impl Store {
         let mut trips = 0;
         // Each round climbs at least one level of every chain: bounded by the longest allowed.
         while trips <= max_steps {
-            let unknown = self.links().chains(buyers, &absent, max_steps).unknown;
+            let unknown = self.chains(buyers, &absent, max_steps).unknown;
             if unknown.is_empty() {
                 break;
             }
             let mut pipeline = vec![doc! {"$match": {"_id": {"$in": &unknown}}}];
             pipeline.extend(climb(LEVELS_PER_ROUND_TRIP));
-            let answers: Vec<Document> = self
-                .database()
-                .collection::<Document>(collections::CUSTOMERS)
+            let answers: Vec<Document> = customers
                 .aggregate(pipeline)
                 .await?
                 .try_collect()
@@ -197,7 +197,7 @@ impl Store {
             }
             let found: HashSet<ObjectId> = read.iter().map(|(id, _)| *id).collect();
             absent.extend(unknown.into_iter().filter(|id| !found.contains(id)));
-            self.links().learn(read);
+            self.learn(read);
         }
         Ok(trips)
     }

@@ -26,7 +26,7 @@ use mall_domain::checkout::{
     price_cart, CartError, CartLine, CheckoutRequest, IdempotencyKey, Offer, PricedCart,
     RawQuantity,
 };
-use mall_domain::{AppSettings, MilliPoints, RewardPolicy, RewardSplit};
+use mall_domain::{MilliPoints, RewardPolicy, RewardSplit};
 use mongodb::bson::{doc, oid::ObjectId, Bson, DateTime, Document};
 use mongodb::error::Error;
 use mongodb::ClientSession;
@@ -40,11 +40,12 @@ use crate::documents::{
 use crate::error::{is_topology_unknown, is_unreachable};
 use crate::failpoints::Failpoint;
 use crate::settings::SettingsReading;
-use crate::store::collections;
+use crate::collections;
 use crate::store::REWARD_POLICY_SETTINGS_ID;
 use crate::transaction::{TransactionFailure, TransactionRetry};
 use crate::Store;
 use crate::StoreError;
+use crate::queue::CurrentTerms;
 
 /// Which economy a checkout splits by.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -72,12 +73,6 @@ pub struct CheckoutCommand<'a> {
     pub job_max_attempts: i32,
 }
 
-/// What a job of the current economy is paid by, fixed at its checkout.
-#[derive(Clone, Debug)]
-pub(crate) struct CurrentTerms {
-    pub settings: AppSettings,
-    pub first_purchase: bool,
-}
 
 /// What the buyer is told: the same for the first request and for every replay of its key.
 #[derive(Clone, Debug, PartialEq, Eq)]

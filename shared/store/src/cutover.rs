@@ -18,7 +18,9 @@ use crate::documents::{CheckoutJobDoc, JobEra, JobPayloadDoc};
 use crate::error::StoreError;
 use crate::indexes::{IndexState, IndexStatus};
 use crate::ops::Operators;
-use crate::store::collections;
+use crate::collections;
+use crate::settings::SettingsReading;
+use crate::Store;
 
 /// How many unreadable records are listed by id (all are counted).
 pub const LISTED_UNREADABLE: usize = 50;
@@ -488,5 +490,18 @@ impl Operators<'_> {
             unreadable_count: unreadable.count,
             unreadable: unreadable.listed,
         })
+    }
+}
+
+impl Store {
+    /// The settings in force now (for operators' checks).
+    pub(crate) async fn reward_settings(&self) -> Result<SettingsReading, StoreError> {
+        let found = self
+            .database()
+            .collection::<Document>(collections::REWARD_SETTINGS)
+            .find_one(doc! {})
+            .sort(doc! {"_id": 1})
+            .await?;
+        Ok(SettingsReading::of(found.as_ref()))
     }
 }

@@ -22,7 +22,7 @@ use mongodb::IndexModel;
 use serde::Serialize;
 
 use crate::error::StoreError;
-use crate::store::collections;
+use crate::collections;
 use crate::Store;
 
 /// One index: its collection, name, keys and options.

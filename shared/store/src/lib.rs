@@ -33,6 +33,7 @@ macro_rules! modules {
 modules! {
     amount,
     chains,
+    collections,
     checkout,
     documents,
     drainer,
@@ -63,12 +64,6 @@ pub use indexes::{IndexError, IndexState, IndexStatus};
 pub use queue::{Attempt, Claim, ClaimedJob, JobOutcome, Queue, QueueSettings, UnreadableJob};
 pub use rewards::{BatchReport, Rewards};
 pub use store::{Store, StoreConfig};
-
-/// The collections' names, for tests and test tools that read documents directly.
-#[cfg(feature = "test-support")]
-pub use store::collections;
-#[cfg(not(feature = "test-support"))]
-use store::collections;
 
 #[cfg(feature = "operators")]
 pub use audit::{AuditReport, JobsByStatus, Violation};

@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use crate::documents::CustomerDoc;
 use crate::documents::{JobErrorDoc, JobStatus, RedriveDoc};
 use crate::error::StoreError;
-use crate::store::collections;
+use crate::collections;
 use crate::transaction::TransactionRetry;
 use crate::Store;
 

@@ -55,7 +55,7 @@ use crate::documents::{
     CheckoutJobDoc, JobErrorDoc, JobErrorKind, JobPayloadDoc, JobStatus, PurchaseDoc, RewardsStatus,
 };
 use crate::error::StoreError;
-use crate::store::collections;
+use crate::collections;
 use crate::transaction::{DriverError, TransactionRetry};
 use crate::Store;
 
@@ -406,6 +406,13 @@ impl Store {
     }
 }
 
+/// What a job of the current economy is paid by, fixed at its checkout.
+#[derive(Clone, Debug)]
+pub(crate) struct CurrentTerms {
+    pub settings: mall_domain::AppSettings,
+    pub first_purchase: bool,
+}
+
 /// Enqueue: the job of a purchase being recorded (inserted in the checkout's transaction, with
 /// the purchase's `rewardsStatus: processing`), due now, with the policy its reward was split by
 /// and, in the current economy, the settings and first-purchase decision it pays by.
@@ -413,7 +420,7 @@ pub(crate) fn enqueued(
     purchase: &PurchaseDoc,
     split: RewardSplit,
     policy: &RewardPolicy,
-    current: Option<&crate::checkout::CurrentTerms>,
+    current: Option<&CurrentTerms>,
     max_attempts: i32,
     now: DateTime,
 ) -> Result<CheckoutJobDoc, StoreError> {

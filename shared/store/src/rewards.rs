@@ -73,7 +73,7 @@ use crate::documents::{
 use crate::error::StoreError;
 use crate::failpoints::Failpoint;
 use crate::queue::{add, rewards_status, Attempt, ClaimedJob, QueueSettings};
-use crate::store::collections;
+use crate::collections;
 use crate::transaction::{TransactionError, TransactionFailure, TransactionRetry};
 use crate::Store;
 
@@ -1593,7 +1593,16 @@ impl Rewards<'_> {
         // The buyers' chains learned before the transaction (a warm environment knows them):
         // the transaction then reads them all in its one load.
         let buyers: Vec<ObjectId> = live.iter().map(|&i| jobs[i].job.customer_id).collect();
-        if let Err(error) = self.store.learn_chains(&buyers, MAX_CHAIN_STEPS).await {
+        let customers = self
+            .store
+            .database()
+            .collection::<Document>(collections::CUSTOMERS);
+        let learned = self
+            .store
+            .links()
+            .learn_chains(&customers, &buyers, MAX_CHAIN_STEPS)
+            .await;
+        if let Err(error) = learned {
             // The batch's own reads find the chains (slower, in its snapshot).
             tracing::warn!(%error, "learning the buyers' referral chains failed");
         }

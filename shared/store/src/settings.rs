@@ -11,8 +11,7 @@ use mall_domain::{AppSettings, Level, RawSettings, RawValue, SettingsProblem};
 use mongodb::bson::{doc, Bson, Document};
 
 use crate::error::StoreError;
-use crate::store::collections;
-use crate::Store;
+use crate::collections;
 
 /// The settings a checkout or a job uses, and what was wrong with the stored document.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -133,19 +132,6 @@ pub(crate) fn lookup_settings(field: &str) -> Document {
     }}
 }
 
-impl Store {
-    /// The settings in force now (for operators' checks).
-    #[cfg(feature = "operators")]
-    pub(crate) async fn reward_settings(&self) -> Result<SettingsReading, StoreError> {
-        let found = self
-            .database()
-            .collection::<Document>(collections::REWARD_SETTINGS)
-            .find_one(doc! {})
-            .sort(doc! {"_id": 1})
-            .await?;
-        Ok(SettingsReading::of(found.as_ref()))
-    }
-}
 
 #[cfg(test)]
 mod tests {
