@@ -17,3 +17,4 @@ pub mod replay;
 pub mod seed;
 pub mod server;
 pub mod stats;
+pub mod world;

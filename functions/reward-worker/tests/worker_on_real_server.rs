@@ -1,7 +1,8 @@
-//! The reward queue and processor against the real test server, through jobs that the real
-//! checkout transaction created: the SPEC §9 scenario end to end, conservation over random trees,
-//! concurrent workers, crashes at every step, lost leases, retries, dead jobs, the deadline, and
-//! the number of commands per job at depths 5, 50 and 500.
+//! The worker's drain against the real test server, through jobs that the real checkout
+//! transaction created: the SPEC §9 scenario end to end, conservation over random trees,
+//! concurrent workers, crashes at every step, retries, dead jobs, contention, the deadline, and
+//! every trigger through the Lambda handler. (Claims, fencing and the commands a job costs are
+//! the store's: `shared/store/tests/claims_and_fencing.rs`.)
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a failed unwrap is a failed test
 
@@ -38,21 +39,6 @@ fn limits() -> DrainLimits {
 /// A clock standing just past every lease taken now.
 fn after_the_lease() -> Arc<OffsetClock> {
     Arc::new(OffsetClock(settings().lease + Duration::from_secs(1)))
-}
-
-fn spec_scenario() -> Value {
-    serde_json::from_str(include_str!("../../../infra/scenarios/spec-section-9.json")).unwrap()
-}
-
-/// The §9 tree, seeded; the buyer `u0` checks out a product whose reward is 100 points.
-async fn spec_world() -> (World, mall_store::CheckoutReceipt) {
-    let mut world = World::new().await;
-    world.seed_customers(&spec_scenario(), "1000").await;
-    let product = world.product("400", "100").await;
-    let receipt = world
-        .checkout(world.id("u0"), product, &RewardPolicy::default())
-        .await;
-    (world, receipt)
 }
 
 #[tokio::test]
@@ -167,75 +153,6 @@ async fn the_spec_scenario_pays_promotes_and_logs_exactly_as_the_simulator_says(
 }
 
 #[tokio::test]
-async fn commands_per_job_do_not_grow_with_the_depth_of_the_chain() {
-    let mut counts = Vec::new();
-    for depth in [5usize, 50, 500] {
-        let mut world = World::new().await;
-        // A line: c0 (buyer) → c1 → … → c{depth}, each with one extra direct at B.
-        let mut customers: Vec<Value> = (0..=depth)
-            .map(|i| {
-                let parent = if i < depth { json!(format!("c{}", i + 1)) } else { Value::Null };
-                json!({"id": format!("c{i}"), "parent": parent, "level": (["A","B","C","D","J"][i % 5]),
-                       "active": i % 7 != 3, "verified": true})
-            })
-            .collect();
-        customers.extend((1..=depth).map(|i| {
-            json!({"id": format!("x{i}"), "parent": format!("c{i}"), "level": "B",
-                   "active": true, "verified": true})
-        }));
-        world
-            .seed_customers(&json!({"customers": customers}), "100")
-            .await;
-        let product = world.product("10", "10").await;
-        let receipt = world
-            .checkout(world.id("c0"), product, &RewardPolicy::default())
-            .await;
-
-        world.commands.clear();
-        let claimed = world
-            .store
-            .queue()
-            .claim_next(mall_store::bson::DateTime::now(), settings().lease)
-            .await
-            .unwrap()
-            .and_then(mall_store::queue::Claim::readable)
-            .unwrap();
-        let outcome = world
-            .store
-            .rewards()
-            .process_claimed(&claimed, mall_store::bson::DateTime::now(), &settings())
-            .await
-            .unwrap();
-        assert_eq!(outcome, JobOutcome::Completed, "depth {depth}");
-        let names = world.commands.names();
-        // This fresh environment first learns the chain's links, fifteen levels above the
-        // customers it asks for a round trip, outside the transaction; the rest is the same
-        // at every depth.
-        let learning = world.commands.learning();
-        assert_eq!(
-            learning,
-            (depth + 1).div_ceil(16),
-            "depth {depth}: {names:?}"
-        );
-        assert!(names.len() - learning <= 11, "depth {depth}: {names:?}");
-        counts.push((depth, names.len() - learning));
-        assert_conserved(&world, receipt.transaction_id).await;
-        // The whole chain was walked, to its root c{depth}: not cut short by the server.
-        let purchase = world.purchase(receipt.transaction_id).await;
-        let log = purchase.reward_log.unwrap();
-        assert_eq!(
-            log.missing_parent, None,
-            "depth {depth}: the walk stopped short"
-        );
-    }
-    assert!(
-        counts.iter().all(|(_, n)| *n == counts[0].1),
-        "the same number of commands at every depth, once the links are known: {counts:?}"
-    );
-    eprintln!("commands per job by depth (besides learning links): {counts:?}");
-}
-
-#[tokio::test]
 async fn a_worker_that_dies_at_any_step_leaves_the_job_to_another_and_nothing_doubles() {
     for failpoint in [
         Failpoint::JobAfterChainLoaded,
@@ -292,71 +209,6 @@ async fn a_worker_that_dies_at_any_step_leaves_the_job_to_another_and_nothing_do
             "{failpoint:?}"
         );
     }
-}
-
-#[tokio::test]
-async fn a_stale_worker_cannot_complete_or_fail_a_job_it_lost() {
-    let (world, receipt) = spec_world().await;
-    let now = mall_store::bson::DateTime::now();
-    let stale = world
-        .store
-        .queue()
-        .claim_next(now, settings().lease)
-        .await
-        .unwrap()
-        .and_then(mall_store::queue::Claim::readable)
-        .unwrap();
-    let later = after_the_lease();
-    let other = world.other_worker().await;
-    let fresh = other
-        .queue()
-        .claim_next(
-            reward_worker::drain::Clock::now(later.as_ref()),
-            settings().lease,
-        )
-        .await
-        .unwrap()
-        .and_then(mall_store::queue::Claim::readable)
-        .unwrap();
-    assert_eq!(fresh.job.id, stale.job.id);
-    assert_ne!(fresh.token, stale.token);
-
-    // The stale worker's late completion and late failure are both refused by the fence.
-    let outcome = world
-        .store
-        .rewards()
-        .process_claimed(&stale, now, &settings())
-        .await
-        .unwrap();
-    assert_eq!(outcome, JobOutcome::LostLease);
-    let failure = mall_store::queue::Attempt::Retryable("late".into());
-    let late = world
-        .store
-        .queue()
-        .settle(&stale, failure, now, &settings())
-        .await
-        .unwrap();
-    assert_eq!(late, JobOutcome::LostLease);
-    assert!(world.entries_of(receipt.transaction_id).await.is_empty());
-    let job = world
-        .store
-        .queue()
-        .job(receipt.job_id)
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(job.claim_token, Some(fresh.token));
-    assert!(job.errors.is_empty());
-
-    // The owner completes it, once.
-    let outcome = other
-        .rewards()
-        .process_claimed(&fresh, now, &settings())
-        .await
-        .unwrap();
-    assert_eq!(outcome, JobOutcome::Completed);
-    assert_conserved(&world, receipt.transaction_id).await;
-    assert_eq!(world.wallet("u1").await, points("1001.75"));
 }
 
 #[tokio::test]
