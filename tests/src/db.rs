@@ -118,9 +118,15 @@ pub async fn store_on(database: &str) -> Store {
 
 /// The documents of `collection` that match `filter`, sorted by `_id`.
 pub async fn documents(store: &Store, collection: &str, filter: Document) -> Vec<Document> {
-    store
-        .database()
-        .collection::<Document>(collection)
+    in_id_order(&store.database().collection(collection), filter).await
+}
+
+/// The documents of `collection` that match `filter`, oldest `_id` first.
+pub async fn in_id_order<T>(collection: &mongodb::Collection<T>, filter: Document) -> Vec<T>
+where
+    T: serde::de::DeserializeOwned + Send + Sync,
+{
+    collection
         .find(filter)
         .sort(doc! {"_id": 1})
         .await

@@ -6,7 +6,6 @@ use std::collections::HashMap;
 
 use crate::db::{self, CommandLog};
 use crate::seed;
-use futures_util::TryStreamExt;
 use mall_domain::checkout::CheckoutRequest;
 use mall_domain::{MilliPoints, RewardPolicy};
 use mall_store::bson::{doc, oid::ObjectId};
@@ -165,40 +164,21 @@ impl World {
     }
 
     pub async fn entries_of(&self, purchase: ObjectId) -> Vec<RewardEntryDoc> {
-        self.store
-            .reward_entries()
-            .find(doc! {"relatedTransaction": purchase})
-            .sort(doc! {"_id": 1})
-            .await
-            .unwrap()
-            .try_collect()
-            .await
-            .unwrap()
+        db::in_id_order(
+            &self.store.reward_entries(),
+            doc! {"relatedTransaction": purchase},
+        )
+        .await
     }
 
     pub async fn customers(&self) -> Vec<CustomerDoc> {
-        self.store
-            .customers()
-            .find(doc! {})
-            .sort(doc! {"_id": 1})
-            .await
-            .unwrap()
-            .try_collect()
-            .await
-            .unwrap()
+        db::in_id_order(&self.store.customers(), doc! {}).await
     }
 
     /// Every purchase's id, oldest first.
     pub async fn purchases_in_order(&self) -> Vec<ObjectId> {
-        self.store
-            .purchases()
-            .find(doc! {"type": "purchase"})
-            .sort(doc! {"_id": 1})
+        db::in_id_order(&self.store.purchases(), doc! {"type": "purchase"})
             .await
-            .unwrap()
-            .try_collect::<Vec<_>>()
-            .await
-            .unwrap()
             .into_iter()
             .map(|p| p.id)
             .collect()
