@@ -34,8 +34,9 @@ test: lint ## Format check, template lint, clippy, then unit, property, integrat
 
 lint: fmt-check lint-template lint-openapi clippy check-production ## cargo fmt --check, the template and OpenAPI lints, clippy -D warnings
 
-fmt-check:
+fmt-check: ## cargo fmt --check, then rustfmt on every source file (one cargo fmt cannot reach fails too)
 	$(CARGO) fmt --all -- --check
+	find shared functions tests -name '*.rs' -print0 | xargs -0 rustfmt --edition 2021 --check
 
 clippy:
 	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
@@ -53,6 +54,7 @@ lint-openapi: ## Validate functions/checkout/openapi.yaml (OpenAPI 3.1, local re
 
 fmt: ## Format the code
 	$(CARGO) fmt --all
+	find shared functions tests -name '*.rs' -print0 | xargs -0 rustfmt --edition 2021
 
 unit: ## Only the tests that need no database (pure rules, property tests, parsing, the CLI's simulator)
 	$(CARGO) test --workspace --lib --bins --locked

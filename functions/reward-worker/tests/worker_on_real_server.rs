@@ -17,7 +17,7 @@ use mall_store::bson::{doc, oid::ObjectId};
 use mall_store::documents::{JobErrorKind, JobStatus, RewardsStatus, TransactionType};
 use mall_store::failpoints::Failpoint;
 use mall_store::queue::QueueSettings;
-use mall_store::rewards::JobOutcome;
+use mall_store::JobOutcome;
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
 use reward_worker::drain::{DrainLimits, OffsetClock, StopReason, SystemClock};

@@ -23,8 +23,8 @@ use mongodb::bson::{doc, oid::ObjectId, Bson, Document};
 
 use mongodb::Collection;
 
-use crate::error::StoreError;
 use crate::collections;
+use crate::error::StoreError;
 
 /// Levels a pre-walk round trip climbs above the customers it asks for, through nested
 /// `$lookup`s (mongod allows 20 nested sub-pipelines; 15 stays well inside).
@@ -185,11 +185,7 @@ impl ParentLinks {
             }
             let mut pipeline = vec![doc! {"$match": {"_id": {"$in": &unknown}}}];
             pipeline.extend(climb(LEVELS_PER_ROUND_TRIP));
-            let answers: Vec<Document> = customers
-                .aggregate(pipeline)
-                .await?
-                .try_collect()
-                .await?;
+            let answers: Vec<Document> = customers.aggregate(pipeline).await?.try_collect().await?;
             trips += 1;
             let mut read = Vec::new();
             for answer in &answers {

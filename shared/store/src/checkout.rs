@@ -32,6 +32,7 @@ use mongodb::error::Error;
 use mongodb::ClientSession;
 use serde::Deserialize;
 
+use crate::collections;
 use crate::documents::{
     reference_of, CheckoutJobDoc, JobStatus, ProductDoc, PurchaseDoc, PurchaseLineDoc,
     RewardsStatus, ShippingAddressDoc, TransactionType, CURRENCY, ENTRY_COMPLETED,
@@ -39,13 +40,12 @@ use crate::documents::{
 };
 use crate::error::{is_topology_unknown, is_unreachable};
 use crate::failpoints::Failpoint;
+use crate::queue::CurrentTerms;
 use crate::settings::SettingsReading;
-use crate::collections;
 use crate::store::REWARD_POLICY_SETTINGS_ID;
 use crate::transaction::{TransactionFailure, TransactionRetry};
 use crate::Store;
 use crate::StoreError;
-use crate::queue::CurrentTerms;
 
 /// Which economy a checkout splits by.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -72,7 +72,6 @@ pub struct CheckoutCommand<'a> {
     pub economy: Economy,
     pub job_max_attempts: i32,
 }
-
 
 /// What the buyer is told: the same for the first request and for every replay of its key.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -14,11 +14,11 @@ use futures_util::TryStreamExt;
 use mongodb::bson::{doc, Bson, DateTime, Document};
 use serde::Serialize;
 
+use crate::collections;
 use crate::documents::{CheckoutJobDoc, JobEra, JobPayloadDoc};
 use crate::error::StoreError;
 use crate::indexes::{IndexState, IndexStatus};
 use crate::ops::Operators;
-use crate::collections;
 use crate::settings::SettingsReading;
 use crate::Store;
 

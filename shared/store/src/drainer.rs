@@ -13,7 +13,7 @@
 //! - It is advisory. Exactly-once and the turn do not depend on it: a drainer whose lease ran out
 //!   while it still works (a stalled process) only shares the queue again, as before.
 //! - No wake-up is lost: a drainer gives the lease back and only then looks for due jobs once
-//!   more ([`Store::any_claimable`]); a job whose wake-up found the lease held was committed
+//!   more ([`Queue::any_claimable`](crate::Queue::any_claimable)); a job whose wake-up found the lease held was committed
 //!   before that look, so the drainer sees it and drains again.
 //! - A drainer that dies holds the lease until it expires: its holder renews it for at most
 //!   [`DRAINER_LEASE`] at a time, never past its invocation's deadline.

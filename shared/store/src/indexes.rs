@@ -21,8 +21,8 @@ use mongodb::IndexModel;
 
 use serde::Serialize;
 
-use crate::error::StoreError;
 use crate::collections;
+use crate::error::StoreError;
 use crate::Store;
 
 /// One index: its collection, name, keys and options.

@@ -13,47 +13,67 @@
 //!   `retry-failed` only): queue status, re-drive, audit, cutover check, customers, seeding.
 //!
 //! This file is the crate's whole public face: the handles and their request and report
-//! types. The modules themselves are private, and public only to tests and test tools (the
-//! `test-support` feature), which read and write documents directly.
+//! types. The modules themselves are private; the few that tests and test tools read and
+//! write directly (documents, queue, amounts, …) are public to them alone (the
+//! `test-support` feature).
 
-/// The modules: private in a function's build, public to tests and test tools.
-macro_rules! modules {
-    ($($(#[$attr:meta])* $name:ident),* $(,)?) => {
-        $(
-            $(#[$attr])*
-            #[cfg(feature = "test-support")]
-            pub mod $name;
-            $(#[$attr])*
-            #[cfg(not(feature = "test-support"))]
-            mod $name;
-        )*
-    };
-}
+// The modules are private; those that tests and test tools read and write directly are public
+// to them (the `test-support` feature). Plain declarations, so that rustfmt sees every file.
+#[cfg(feature = "operators")]
+mod audit;
+mod chains;
+#[cfg(feature = "operators")]
+mod cutover;
+mod rewards;
+#[cfg(feature = "operators")]
+mod seeding;
+mod store;
+mod transaction;
 
-modules! {
-    amount,
-    chains,
-    collections,
-    checkout,
-    documents,
-    drainer,
-    error,
-    failpoints,
-    indexes,
-    queue,
-    rewards,
-    settings,
-    store,
-    transaction,
-    #[cfg(feature = "operators")]
-    audit,
-    #[cfg(feature = "operators")]
-    cutover,
-    #[cfg(feature = "operators")]
-    ops,
-    #[cfg(feature = "operators")]
-    seeding,
-}
+#[cfg(feature = "test-support")]
+pub mod amount;
+#[cfg(not(feature = "test-support"))]
+mod amount;
+#[cfg(feature = "test-support")]
+pub mod checkout;
+#[cfg(not(feature = "test-support"))]
+mod checkout;
+#[cfg(feature = "test-support")]
+pub mod collections;
+#[cfg(not(feature = "test-support"))]
+mod collections;
+#[cfg(feature = "test-support")]
+pub mod documents;
+#[cfg(not(feature = "test-support"))]
+mod documents;
+#[cfg(feature = "test-support")]
+pub mod drainer;
+#[cfg(not(feature = "test-support"))]
+mod drainer;
+#[cfg(feature = "test-support")]
+pub mod error;
+#[cfg(not(feature = "test-support"))]
+mod error;
+#[cfg(feature = "test-support")]
+pub mod failpoints;
+#[cfg(not(feature = "test-support"))]
+mod failpoints;
+#[cfg(feature = "test-support")]
+pub mod indexes;
+#[cfg(not(feature = "test-support"))]
+mod indexes;
+#[cfg(feature = "test-support")]
+pub mod ops;
+#[cfg(all(feature = "operators", not(feature = "test-support")))]
+mod ops;
+#[cfg(feature = "test-support")]
+pub mod queue;
+#[cfg(not(feature = "test-support"))]
+mod queue;
+#[cfg(feature = "test-support")]
+pub mod settings;
+#[cfg(not(feature = "test-support"))]
+mod settings;
 
 pub use checkout::{
     CheckoutCommand, CheckoutError, CheckoutReceipt, Checkouts, DistributionView, Economy,

@@ -14,10 +14,10 @@ use futures_util::TryStreamExt;
 use mongodb::bson::{doc, oid::ObjectId, Bson, DateTime, Document};
 use serde::{Deserialize, Serialize};
 
+use crate::collections;
 use crate::documents::CustomerDoc;
 use crate::documents::{JobErrorDoc, JobStatus, RedriveDoc};
 use crate::error::StoreError;
-use crate::collections;
 use crate::transaction::TransactionRetry;
 use crate::Store;
 

@@ -14,7 +14,7 @@
 //!
 //! One vocabulary for a job's fate: the job's body (a batch's transaction, [`crate::rewards`])
 //! reports each job's [`Attempt`] — done, retryable, fatal, contended, or lost — and
-//! [`Store::settle`], the one executor, turns it into the next state and says what it did, a
+//! [`Queue::settle`], the one executor, turns it into the next state and says what it did, a
 //! [`JobOutcome`] — completed, retried, failed, lost lease. Every report (a batch's, a drain's,
 //! an unreadable job's) is made of those two words.
 //!
@@ -51,11 +51,11 @@ use mall_domain::{RetryDecision, RetryPolicy, RewardPolicy, RewardSplit};
 use mongodb::bson::{doc, oid::ObjectId, DateTime, Document};
 use mongodb::options::ReturnDocument;
 
+use crate::collections;
 use crate::documents::{
     CheckoutJobDoc, JobErrorDoc, JobErrorKind, JobPayloadDoc, JobStatus, PurchaseDoc, RewardsStatus,
 };
 use crate::error::StoreError;
-use crate::collections;
 use crate::transaction::{DriverError, TransactionRetry};
 use crate::Store;
 
@@ -108,7 +108,7 @@ impl Claim {
     }
 }
 
-/// A claimed document that does not read as a job: failed by [`Store::fail_unreadable`].
+/// A claimed document that does not read as a job: failed by [`Queue::fail_unreadable`].
 #[derive(Clone, Debug, PartialEq)]
 pub struct UnreadableJob {
     pub id: mongodb::bson::Bson,
@@ -166,7 +166,7 @@ pub enum JobOutcome {
 }
 
 /// What one attempt at a claimed job came to, as the job's body reports it (a failure is one
-/// of these too: `Retryable` or `Fatal`). [`Store::settle`] turns it into a [`JobOutcome`].
+/// of these too: `Retryable` or `Fatal`). [`Queue::settle`] turns it into a [`JobOutcome`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Attempt {
     /// Applied, and completed in the same committed transaction.
@@ -614,7 +614,7 @@ impl Queue<'_> {
     /// Claims up to `max` of the oldest claimable jobs under one claim token, in three commands
     /// (SPEC 6.2): pick the candidates' ids, stamp those still claimable with one conditional
     /// `updateMany`, read back what carries the token. Each job is claimed exactly as by
-    /// [`Store::claim_next`] (its attempt counted, its own lease, fenced by the token); a
+    /// [`Queue::claim_next`] (its attempt counted, its own lease, fenced by the token); a
     /// candidate another worker stamped first is simply not ours. Oldest first.
     pub async fn claim_batch(
         self,

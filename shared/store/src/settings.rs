@@ -10,8 +10,8 @@
 use mall_domain::{AppSettings, Level, RawSettings, RawValue, SettingsProblem};
 use mongodb::bson::{doc, Bson, Document};
 
-use crate::error::StoreError;
 use crate::collections;
+use crate::error::StoreError;
 
 /// The settings a checkout or a job uses, and what was wrong with the stored document.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -131,7 +131,6 @@ pub(crate) fn lookup_settings(field: &str) -> Document {
         "as": field,
     }}
 }
-
 
 #[cfg(test)]
 mod tests {

@@ -9,13 +9,12 @@ use mongodb::options::ClientOptions;
 use mongodb::{Client, Collection, Database};
 
 use crate::chains::ParentLinks;
+use crate::collections;
 use crate::documents::{
     CartDoc, CheckoutJobDoc, CustomerDoc, ProductDoc, PurchaseDoc, RewardEntryDoc,
 };
-use crate::collections;
 use crate::error::StoreError;
 use crate::failpoints::Failpoints;
-
 
 /// The store's raw handles: the crate's own, and public only to tests and test tools (the
 /// `test-support` feature), so that handlers and tools go through named operations.

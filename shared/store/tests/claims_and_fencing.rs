@@ -11,7 +11,7 @@ use mall_domain::{MilliPoints, RewardPolicy};
 use mall_store::bson::{doc, oid::ObjectId, DateTime};
 use mall_store::documents::{JobStatus, RewardsStatus};
 use mall_store::queue::{Claim, QueueSettings};
-use mall_store::rewards::JobOutcome;
+use mall_store::JobOutcome;
 use mall_testkit::world::*;
 use serde_json::{json, Value};
 
