@@ -38,8 +38,8 @@ use futures_util::TryStreamExt;
 use mall_domain::checkout::{CheckoutRequest, IdempotencyKey};
 use mall_domain::{ForestView, Level, LevelCounts, MilliPoints, RewardPolicy, ViewMember};
 use mall_store::bson::{doc, oid::ObjectId, Bson, DateTime, Document};
-use mall_store::documents::{CheckoutJobDoc, CustomerDoc, REFERRAL_ACTIVE};
-use mall_store::queue::QueueSettings;
+use mall_store::testing::documents::{CheckoutJobDoc, CustomerDoc, REFERRAL_ACTIVE};
+use mall_store::testing::queue::QueueSettings;
 use mall_store::{CheckoutCommand, Store, StoreConfig};
 use mall_testkit::auth::{local_token, LOCAL_JWT_SECRET};
 use mall_testkit::db::counted_store_on;
@@ -543,7 +543,7 @@ async fn direct_checkouts(store: &Store, work: &Workload) -> usize {
                 request: &request,
                 idempotency_key: Some(&key),
                 policy: &policy,
-                economy: mall_store::checkout::Economy::Split,
+                economy: mall_store::testing::checkout::Economy::Split,
                 job_max_attempts: 3,
             })
             .await;
@@ -826,7 +826,7 @@ async fn checkout_split(store: &Store, buyer: ObjectId, key: &IdempotencyKey) {
             request: &CheckoutRequest::default(),
             idempotency_key: Some(key),
             policy: &policy(),
-            economy: mall_store::checkout::Economy::Split,
+            economy: mall_store::testing::checkout::Economy::Split,
             job_max_attempts: 3,
         })
         .await

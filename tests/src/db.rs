@@ -155,9 +155,9 @@ pub async fn snapshot(store: &Store) -> Vec<(String, Vec<Document>)> {
 /// The default queue settings with a time budget no batch of a test reaches, however busy the
 /// machine: for a test that counts a batch's commands, its splits or its turns, which a batch
 /// cut for time would change. Cuts for time have their own test, on a load slowed on purpose.
-pub fn untimed_settings() -> mall_store::queue::QueueSettings {
-    mall_store::queue::QueueSettings {
+pub fn untimed_settings() -> mall_store::testing::queue::QueueSettings {
+    mall_store::testing::queue::QueueSettings {
         batch_time_budget: std::time::Duration::from_secs(240),
-        ..mall_store::queue::QueueSettings::default()
+        ..mall_store::testing::queue::QueueSettings::default()
     }
 }

@@ -51,9 +51,10 @@ impl Replay {
                 replay.children.entry(parent).or_default().push(id);
             }
             let points = c.get("points").unwrap_or(&Bson::Null);
-            replay
-                .wallets
-                .insert(id, mall_store::amount::wallet_or_default(points).unwrap());
+            replay.wallets.insert(
+                id,
+                mall_store::testing::amount::wallet_or_default(points).unwrap(),
+            );
         }
         replay
     }

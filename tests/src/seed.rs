@@ -6,7 +6,7 @@ use std::collections::HashMap;
 
 use mall_domain::Level;
 use mall_store::bson::{doc, oid::ObjectId, to_bson, DateTime, Document};
-use mall_store::documents::{CartItemDoc, CustomerDoc, ProductDoc, REFERRAL_ACTIVE};
+use mall_store::testing::documents::{CartItemDoc, CustomerDoc, ProductDoc, REFERRAL_ACTIVE};
 use mall_store::Store;
 use serde_json::Value;
 
@@ -41,7 +41,7 @@ pub async fn checkout(store: &Store, buyer: ObjectId) -> mall_store::CheckoutRec
             request: &mall_domain::checkout::CheckoutRequest::default(),
             idempotency_key: None,
             policy: &mall_domain::RewardPolicy::default(),
-            economy: mall_store::checkout::Economy::Split,
+            economy: mall_store::testing::checkout::Economy::Split,
             job_max_attempts: 3,
         })
         .await

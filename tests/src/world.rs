@@ -9,7 +9,7 @@ use crate::seed;
 use mall_domain::checkout::CheckoutRequest;
 use mall_domain::{MilliPoints, RewardPolicy};
 use mall_store::bson::{doc, oid::ObjectId};
-use mall_store::documents::{CustomerDoc, PurchaseDoc, RewardEntryDoc};
+use mall_store::testing::documents::{CustomerDoc, PurchaseDoc, RewardEntryDoc};
 use mall_store::{CheckoutCommand, CheckoutReceipt, Store};
 use serde_json::{json, Value};
 
@@ -78,7 +78,7 @@ impl World {
                 request: &CheckoutRequest::default(),
                 idempotency_key: None,
                 policy,
-                economy: mall_store::checkout::Economy::Split,
+                economy: mall_store::testing::checkout::Economy::Split,
                 job_max_attempts: 3,
             })
             .await
@@ -96,7 +96,7 @@ impl World {
                 request: &CheckoutRequest::default(),
                 idempotency_key: None,
                 policy: &RewardPolicy::preset(mall_domain::PolicyPreset::Current),
-                economy: mall_store::checkout::Economy::Current {
+                economy: mall_store::testing::checkout::Economy::Current {
                     level_gifts_allowed: true,
                 },
                 job_max_attempts: 3,
@@ -117,7 +117,7 @@ impl World {
 
     /// A `gifts_reward` entry the app wrote (no link to a purchase): income of the gifts pool.
     pub async fn app_gifts_income(&self, points: &str) {
-        let amount = mall_store::amount::to_bson(points.parse().unwrap()).unwrap();
+        let amount = mall_store::testing::amount::to_bson(points.parse().unwrap()).unwrap();
         self.store
             .database()
             .collection::<mall_store::bson::Document>("transactions")
@@ -138,7 +138,9 @@ impl World {
             .find_one(doc! {"_id": "gifts"})
             .await
             .unwrap()
-            .map(|pool| mall_store::amount::from_bson(pool.get("balance").unwrap()).unwrap())
+            .map(|pool| {
+                mall_store::testing::amount::from_bson(pool.get("balance").unwrap()).unwrap()
+            })
     }
 
     pub async fn customer(&self, id: ObjectId) -> CustomerDoc {

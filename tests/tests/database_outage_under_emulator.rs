@@ -126,7 +126,7 @@ async fn an_outage_refuses_cleanly_and_everything_completes_after_the_restart() 
         .unwrap();
     assert_eq!(
         (job.status, job.attempts),
-        (mall_store::documents::JobStatus::Pending, 0),
+        (mall_store::testing::documents::JobStatus::Pending, 0),
         "the job is claimable as it was"
     );
 

@@ -21,9 +21,9 @@ use std::collections::HashMap;
 
 use mall_domain::{MilliPoints, RewardPlan};
 use mall_store::bson::{doc, oid::ObjectId, DateTime, Document};
-use mall_store::documents::{CheckoutJobDoc, JobEra, RunTimeFacts};
-use mall_store::queue::QueueSettings;
-use mall_store::settings::SettingsReading;
+use mall_store::testing::documents::{CheckoutJobDoc, JobEra, RunTimeFacts};
+use mall_store::testing::queue::QueueSettings;
+use mall_store::testing::settings::SettingsReading;
 use mall_store::Store;
 use mall_testkit::db::{documents, fresh_counted_store};
 use mall_testkit::legacy::{LegacyDump, HEAD, HEAD_REFERRAL10};
@@ -31,7 +31,7 @@ use mall_testkit::replay::Replay;
 use serial::drain_serially;
 
 fn amount(doc: &Document, key: &str) -> MilliPoints {
-    mall_store::amount::from_bson(doc.get(key).unwrap()).unwrap()
+    mall_store::testing::amount::from_bson(doc.get(key).unwrap()).unwrap()
 }
 
 /// Σ of the completed ledger entries of each type.
@@ -220,7 +220,8 @@ async fn every_open_job_is_paid_once_by_its_eras_rules(name: &str) {
         if !matches!(raw.get_str("status"), Ok("pending" | "processing")) {
             continue;
         }
-        let job: CheckoutJobDoc = mall_store::documents::read_document(raw.clone()).unwrap();
+        let job: CheckoutJobDoc =
+            mall_store::testing::documents::read_document(raw.clone()).unwrap();
         let facts = RunTimeFacts {
             first_purchase: !completed_purchases
                 .iter()
@@ -260,7 +261,7 @@ async fn every_open_job_is_paid_once_by_its_eras_rules(name: &str) {
     for customer in documents(&store, "customers", doc! {}).await {
         let id = customer.get_object_id("_id").unwrap();
         assert_eq!(
-            mall_store::amount::wallet_from_bson(customer.get("points").unwrap()).unwrap(),
+            mall_store::testing::amount::wallet_from_bson(customer.get("points").unwrap()).unwrap(),
             model.wallets[&id],
             "customer {id}"
         );

@@ -19,16 +19,16 @@ use std::collections::HashMap;
 use futures_util::TryStreamExt;
 use mall_domain::{JobTerms, MilliPoints, PolicyPreset, RewardPolicy};
 use mall_store::bson::{doc, oid::ObjectId, Bson, DateTime, Document};
-use mall_store::indexes::IndexState;
-use mall_store::ops::{RedriveRequest, RedriveSelection};
-use mall_store::queue::QueueSettings;
+use mall_store::testing::indexes::IndexState;
+use mall_store::testing::ops::{RedriveRequest, RedriveSelection};
+use mall_store::testing::queue::QueueSettings;
 use mall_testkit::db::{documents, fresh_counted_store};
 use mall_testkit::legacy::LegacyDump;
 use mall_testkit::replay::Replay;
 use serial::drain_serially;
 
 fn amount(doc: &Document, key: &str) -> MilliPoints {
-    mall_store::amount::from_bson(doc.get(key).unwrap()).unwrap()
+    mall_store::testing::amount::from_bson(doc.get(key).unwrap()).unwrap()
 }
 
 #[tokio::test]
@@ -53,7 +53,7 @@ async fn the_original_systems_database_is_served_exactly_once_and_exactly() {
 
     // Our indexes beside the app's: mongoose's equivalents count as present.
     let before = store.inspect_indexes().await.unwrap();
-    let state = |statuses: &[mall_store::indexes::IndexStatus], name: &str| {
+    let state = |statuses: &[mall_store::testing::indexes::IndexStatus], name: &str| {
         statuses
             .iter()
             .find(|s| s.name == name)
@@ -218,7 +218,7 @@ async fn the_original_systems_database_is_served_exactly_once_and_exactly() {
     for customer in documents(&store, "customers", doc! {}).await {
         let id = customer.get_object_id("_id").unwrap();
         assert_eq!(
-            mall_store::amount::wallet_from_bson(customer.get("points").unwrap()).unwrap(),
+            mall_store::testing::amount::wallet_from_bson(customer.get("points").unwrap()).unwrap(),
             model.wallets[&id],
             "customer {id}"
         );
@@ -279,14 +279,14 @@ async fn the_original_systems_database_is_served_exactly_once_and_exactly() {
     for cart in &carts {
         let buyer = cart.get_object_id("customerId").unwrap();
         let before = &documents(&store, "customers", doc! {"_id": buyer}).await[0];
-        let top_up = mall_store::amount::from_bson(before.get("points").unwrap())
+        let top_up = mall_store::testing::amount::from_bson(before.get("points").unwrap())
             .unwrap()
             .checked_add(MilliPoints::from_points(100_000).unwrap())
             .unwrap();
         customers
             .update_one(
                 doc! {"_id": buyer},
-                doc! {"$set": {"points": mall_store::amount::to_bson(top_up).unwrap()}},
+                doc! {"$set": {"points": mall_store::testing::amount::to_bson(top_up).unwrap()}},
             )
             .await
             .unwrap();
@@ -335,7 +335,7 @@ async fn the_original_systems_database_is_served_exactly_once_and_exactly() {
         .unwrap();
     assert_eq!(
         view.rewards,
-        mall_store::checkout::RewardsProgress::Completed
+        mall_store::testing::checkout::RewardsProgress::Completed
     );
     for job in &open {
         let purchase = job.get_object_id("checkoutTransactionId").unwrap();

@@ -9,7 +9,7 @@ use std::time::Duration;
 use mall_domain::checkout::CheckoutRequest;
 use mall_domain::RewardPolicy;
 use mall_store::bson::doc;
-use mall_store::documents::JobStatus;
+use mall_store::testing::documents::JobStatus;
 use mall_store::{CheckoutCommand, Store};
 use mall_testkit::db::{fresh_database_name, store_on, test_mongodb_uri};
 use mall_testkit::emulator::{read_json, LambdaEmulator};
@@ -50,7 +50,7 @@ async fn checkout(
             request: &CheckoutRequest::default(),
             idempotency_key: None,
             policy: &RewardPolicy::default(),
-            economy: mall_store::checkout::Economy::Split,
+            economy: mall_store::testing::checkout::Economy::Split,
             job_max_attempts: 3,
         })
         .await

@@ -11,7 +11,7 @@ use std::collections::BTreeSet;
 
 use lambda_http::{Body, Request, Response};
 use mall_store::bson::{doc, oid::ObjectId};
-use mall_store::failpoints::Failpoint;
+use mall_store::testing::failpoints::Failpoint;
 use reward_worker::drain::{DrainLimits, SystemClock};
 use serde_json::{json, Value};
 use support::*;
@@ -247,7 +247,7 @@ async fn real_responses_match_the_openapi_contract() {
     let path = format!("/api/cart/checkout/{transaction_id}");
     let processing = contract.check(Ok(GET), &t.send(request("GET", &path, Some(buyer))).await);
     assert_eq!(processing["data"]["rewards"]["status"], "processing");
-    let queue = mall_store::queue::QueueSettings::default();
+    let queue = mall_store::testing::queue::QueueSettings::default();
     reward_worker::drain_queue(
         &t.store,
         queue,

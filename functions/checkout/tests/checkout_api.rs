@@ -8,8 +8,8 @@ mod support;
 
 use mall_domain::MilliPoints;
 use mall_store::bson::{doc, oid::ObjectId, Bson};
-use mall_store::documents::{CheckoutJobDoc, JobStatus, PurchaseDoc, RewardsStatus};
-use mall_store::failpoints::Failpoint;
+use mall_store::testing::documents::{CheckoutJobDoc, JobStatus, PurchaseDoc, RewardsStatus};
+use mall_store::testing::failpoints::Failpoint;
 use serde_json::json;
 use support::*;
 

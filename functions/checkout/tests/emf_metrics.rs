@@ -30,7 +30,7 @@ async fn a_refused_checkout_is_counted_by_outcome_with_its_latency() {
         auth: Authenticator::authorizer("sub"),
         events: None,
         policy: checkout::policy::PolicySource::loaded(mall_domain::RewardPolicy::default()),
-        economy: mall_store::checkout::Economy::Split,
+        economy: mall_store::testing::checkout::Economy::Split,
         job_max_attempts: 3,
     };
     for _ in 0..2 {

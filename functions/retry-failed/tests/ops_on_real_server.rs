@@ -9,9 +9,9 @@ use std::sync::Arc;
 use mall_domain::checkout::CheckoutRequest;
 use mall_domain::RewardPolicy;
 use mall_store::bson::{doc, oid::ObjectId, DateTime};
-use mall_store::documents::*;
-use mall_store::ops::{NotRedriven, RedriveRequest, RedriveSelection};
-use mall_store::queue::QueueSettings;
+use mall_store::testing::documents::*;
+use mall_store::testing::ops::{NotRedriven, RedriveRequest, RedriveSelection};
+use mall_store::testing::queue::QueueSettings;
 use mall_store::{CheckoutCommand, Store};
 use mall_testkit::db::{self, fresh_counted_store};
 use mall_testkit::seed;
@@ -415,7 +415,7 @@ async fn a_redriven_job_is_then_completed_by_the_worker_exactly_once() {
             request: &CheckoutRequest::default(),
             idempotency_key: None,
             policy: &RewardPolicy::default(),
-            economy: mall_store::checkout::Economy::Split,
+            economy: mall_store::testing::checkout::Economy::Split,
             job_max_attempts: 3,
         })
         .await

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use mall_domain::RewardPolicy;
-use mall_store::queue::QueueSettings;
+use mall_store::testing::queue::QueueSettings;
 use reward_worker::drain::{DrainLimits, SystemClock};
 use serde_json::{json, Value};
 use support::World;

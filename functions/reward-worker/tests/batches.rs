@@ -16,9 +16,9 @@ use std::sync::Arc;
 use futures_util::TryStreamExt;
 use mall_domain::{MilliPoints, RewardPolicy};
 use mall_store::bson::{doc, oid::ObjectId};
-use mall_store::documents::{JobStatus, RewardsStatus};
-use mall_store::failpoints::Failpoint;
-use mall_store::queue::QueueSettings;
+use mall_store::testing::documents::{JobStatus, RewardsStatus};
+use mall_store::testing::failpoints::Failpoint;
+use mall_store::testing::queue::QueueSettings;
 use reward_worker::drain::{DrainLimits, DrainSummary, SystemClock};
 use serde_json::{json, Value};
 use support::*;
@@ -414,7 +414,7 @@ async fn workers_whose_batches_credit_the_same_ancestors_take_turns_instead_of_l
     // The jobs' `completedAt` follow their commits: the pure rules replayed in that order give
     // every wallet and level to the milli-point.
     let mut replay = mall_testkit::replay::Replay::of(&before, MilliPoints::ZERO);
-    let jobs: Vec<mall_store::documents::CheckoutJobDoc> = world
+    let jobs: Vec<mall_store::testing::documents::CheckoutJobDoc> = world
         .store
         .checkout_jobs()
         .find(doc! {"status": "completed"})

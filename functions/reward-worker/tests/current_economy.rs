@@ -13,8 +13,8 @@ use std::sync::Arc;
 
 use mall_domain::MilliPoints;
 use mall_store::bson::{doc, oid::ObjectId, DateTime, Document};
-use mall_store::documents::{JobStatus, TransactionType};
-use mall_store::queue::QueueSettings;
+use mall_store::testing::documents::{JobStatus, TransactionType};
+use mall_store::testing::queue::QueueSettings;
 use reward_worker::drain::{DrainLimits, DrainSummary, SystemClock};
 use serde_json::json;
 use support::*;
@@ -374,7 +374,7 @@ async fn course_subscriptions_beside_checkouts_lose_no_wallet_change() {
         request: &request,
         idempotency_key: None,
         policy: &policy,
-        economy: mall_store::checkout::Economy::Current {
+        economy: mall_store::testing::checkout::Economy::Current {
             level_gifts_allowed: true,
         },
         job_max_attempts: 3,

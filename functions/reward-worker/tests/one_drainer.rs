@@ -12,8 +12,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use mall_domain::RewardPolicy;
 use mall_store::bson::{doc, DateTime, Document};
-use mall_store::collections;
-use mall_store::drainer::DRAINER_ID;
+use mall_store::testing::collections;
+use mall_store::testing::drainer::DRAINER_ID;
 use mall_testkit::db::test_mongodb_uri;
 use reward_worker::drain::StopReason;
 use serde_json::{json, Value};

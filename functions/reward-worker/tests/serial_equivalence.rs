@@ -9,8 +9,8 @@ use std::sync::Arc;
 
 use mall_domain::RewardPolicy;
 use mall_store::bson::doc;
-use mall_store::documents::JobStatus;
-use mall_store::queue::QueueSettings;
+use mall_store::testing::documents::JobStatus;
+use mall_store::testing::queue::QueueSettings;
 use reward_worker::drain::{DrainLimits, SystemClock};
 use support::*;
 

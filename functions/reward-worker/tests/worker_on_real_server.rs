@@ -14,9 +14,9 @@ use std::time::{Duration, Instant};
 use mall_domain::scenario::Scenario;
 use mall_domain::{MilliPoints, RewardPolicy};
 use mall_store::bson::{doc, oid::ObjectId};
-use mall_store::documents::{JobErrorKind, JobStatus, RewardsStatus, TransactionType};
-use mall_store::failpoints::Failpoint;
-use mall_store::queue::QueueSettings;
+use mall_store::testing::documents::{JobErrorKind, JobStatus, RewardsStatus, TransactionType};
+use mall_store::testing::failpoints::Failpoint;
+use mall_store::testing::queue::QueueSettings;
 use mall_store::JobOutcome;
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
@@ -720,7 +720,7 @@ async fn contention_releases_the_job_without_spending_an_attempt() {
         .claim_next(now, settings().lease)
         .await
         .unwrap()
-        .and_then(mall_store::queue::Claim::readable)
+        .and_then(mall_store::testing::queue::Claim::readable)
         .unwrap();
     let outcome = world
         .store

@@ -205,7 +205,7 @@ async fn killed_workers_never_pay_twice_and_every_job_completes() {
                 policy: &policy,
                 // Kills spend attempts (a claim counts one); the soak is about never paying
                 // twice, so no job may run out of them here.
-                economy: mall_store::checkout::Economy::Split,
+                economy: mall_store::testing::checkout::Economy::Split,
                 job_max_attempts: 100,
             })
             .await

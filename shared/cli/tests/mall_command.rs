@@ -150,7 +150,7 @@ fn token_mints_a_verifiable_local_token() {
 #[tokio::test]
 async fn drain_processes_what_checkout_queued() {
     use mall_store::bson::{doc, oid::ObjectId, DateTime};
-    use mall_store::documents::{CustomerDoc, JobStatus, ProductDoc};
+    use mall_store::testing::documents::{CustomerDoc, JobStatus, ProductDoc};
 
     let (uri, database) = (test_mongodb_uri(), fresh_database_name());
     let store = store_on(&database).await;
@@ -269,7 +269,7 @@ async fn jobs_status_and_redrive_work_from_the_shell() {
     );
     assert_eq!(
         store.queue().job(job_id).await.unwrap().unwrap().status,
-        mall_store::documents::JobStatus::Failed
+        mall_store::testing::documents::JobStatus::Failed
     );
 
     let out = mall_jobs(&["redrive", "--id", &id, "--reason", "restored", "--json"]);
@@ -278,7 +278,7 @@ async fn jobs_status_and_redrive_work_from_the_shell() {
     assert_eq!(report["redriven"], serde_json::json!([id]));
     assert_eq!(
         store.queue().job(job_id).await.unwrap().unwrap().status,
-        mall_store::documents::JobStatus::Pending
+        mall_store::testing::documents::JobStatus::Pending
     );
 
     let no_selection = mall_jobs(&["redrive", "--reason", "r"]);
@@ -322,7 +322,7 @@ async fn audit_passes_after_real_work_and_names_every_planted_violation() {
     assert_eq!(report["jobsByStatus"]["pending"], 3);
     assert_eq!(report["violations"], serde_json::json!([]));
 
-    let queue = mall_store::queue::QueueSettings::default();
+    let queue = mall_store::testing::queue::QueueSettings::default();
     let summary = reward_worker::drain_queue(
         &store,
         queue,

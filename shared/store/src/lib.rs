@@ -13,67 +13,61 @@
 //!   `retry-failed` only): queue status, re-drive, audit, cutover check, customers, seeding.
 //!
 //! This file is the crate's whole public face: the handles and their request and report
-//! types. The modules themselves are private; the few that tests and test tools read and
-//! write directly (documents, queue, amounts, …) are public to them alone (the
-//! `test-support` feature).
+//! types. The modules themselves are private; what tests and test tools read and write
+//! directly (documents, queue, amounts, …) is under [`testing`] (feature `test-support`).
 
-// The modules are private; those that tests and test tools read and write directly are public
-// to them (the `test-support` feature). Plain declarations, so that rustfmt sees every file.
+mod amount;
 #[cfg(feature = "operators")]
 mod audit;
 mod chains;
+mod checkout;
+mod collections;
 #[cfg(feature = "operators")]
 mod cutover;
+mod documents;
+mod drainer;
+mod error;
+mod failpoints;
+mod indexes;
+#[cfg(feature = "operators")]
+mod ops;
+mod queue;
 mod rewards;
 #[cfg(feature = "operators")]
 mod seeding;
+mod settings;
 mod store;
 mod transaction;
 
+/// The modules that tests and test tools read and write directly (documents, queue, amounts, …),
+/// for them alone: `mall_store::testing::documents::CustomerDoc` and the like. A function's build
+/// has no such path.
 #[cfg(feature = "test-support")]
-pub mod amount;
-#[cfg(not(feature = "test-support"))]
-mod amount;
-#[cfg(feature = "test-support")]
-pub mod checkout;
-#[cfg(not(feature = "test-support"))]
-mod checkout;
-#[cfg(feature = "test-support")]
-pub mod collections;
-#[cfg(not(feature = "test-support"))]
-mod collections;
-#[cfg(feature = "test-support")]
-pub mod documents;
-#[cfg(not(feature = "test-support"))]
-mod documents;
-#[cfg(feature = "test-support")]
-pub mod drainer;
-#[cfg(not(feature = "test-support"))]
-mod drainer;
-#[cfg(feature = "test-support")]
-pub mod error;
-#[cfg(not(feature = "test-support"))]
-mod error;
-#[cfg(feature = "test-support")]
-pub mod failpoints;
-#[cfg(not(feature = "test-support"))]
-mod failpoints;
-#[cfg(feature = "test-support")]
-pub mod indexes;
-#[cfg(not(feature = "test-support"))]
-mod indexes;
-#[cfg(feature = "test-support")]
-pub mod ops;
-#[cfg(all(feature = "operators", not(feature = "test-support")))]
-mod ops;
-#[cfg(feature = "test-support")]
-pub mod queue;
-#[cfg(not(feature = "test-support"))]
-mod queue;
-#[cfg(feature = "test-support")]
-pub mod settings;
-#[cfg(not(feature = "test-support"))]
-mod settings;
+pub mod testing {
+    /// `pub mod m { pub use crate::m::*; }` for each module named: its public items, at the
+    /// path the tests name.
+    macro_rules! public_to_tests {
+        ($($module:ident),* $(,)?) => {
+            $(pub mod $module {
+                pub use crate::$module::*;
+            })*
+        };
+    }
+
+    public_to_tests!(
+        amount,
+        checkout,
+        collections,
+        documents,
+        drainer,
+        error,
+        failpoints,
+        indexes,
+        ops,
+        queue,
+        settings,
+    );
+}
 
 pub use checkout::{
     CheckoutCommand, CheckoutError, CheckoutReceipt, Checkouts, DistributionView, Economy,

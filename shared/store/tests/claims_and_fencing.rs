@@ -9,8 +9,8 @@ use std::collections::HashSet;
 
 use mall_domain::{MilliPoints, RewardPolicy};
 use mall_store::bson::{doc, oid::ObjectId, DateTime};
-use mall_store::documents::{JobStatus, RewardsStatus};
-use mall_store::queue::{Claim, QueueSettings};
+use mall_store::testing::documents::{JobStatus, RewardsStatus};
+use mall_store::testing::queue::{Claim, QueueSettings};
 use mall_store::JobOutcome;
 use mall_testkit::world::*;
 use serde_json::{json, Value};
@@ -55,7 +55,7 @@ async fn commands_per_job_do_not_grow_with_the_depth_of_the_chain() {
             .claim_next(mall_store::bson::DateTime::now(), settings().lease)
             .await
             .unwrap()
-            .and_then(mall_store::queue::Claim::readable)
+            .and_then(mall_store::testing::queue::Claim::readable)
             .unwrap();
         let outcome = world
             .store
@@ -102,7 +102,7 @@ async fn a_stale_worker_cannot_complete_or_fail_a_job_it_lost() {
         .claim_next(now, settings().lease)
         .await
         .unwrap()
-        .and_then(mall_store::queue::Claim::readable)
+        .and_then(mall_store::testing::queue::Claim::readable)
         .unwrap();
     // Just past the lease: the job is claimable again.
     let later = DateTime::from_millis(
@@ -114,7 +114,7 @@ async fn a_stale_worker_cannot_complete_or_fail_a_job_it_lost() {
         .claim_next(later, settings().lease)
         .await
         .unwrap()
-        .and_then(mall_store::queue::Claim::readable)
+        .and_then(mall_store::testing::queue::Claim::readable)
         .unwrap();
     assert_eq!(fresh.job.id, stale.job.id);
     assert_ne!(fresh.token, stale.token);
@@ -127,7 +127,7 @@ async fn a_stale_worker_cannot_complete_or_fail_a_job_it_lost() {
         .await
         .unwrap();
     assert_eq!(outcome, JobOutcome::LostLease);
-    let failure = mall_store::queue::Attempt::Retryable("late".into());
+    let failure = mall_store::testing::queue::Attempt::Retryable("late".into());
     let late = world
         .store
         .queue()

@@ -7,8 +7,8 @@
 use futures_util::TryStreamExt;
 use mall_domain::{Level, MilliPoints, RewardPolicy};
 use mall_store::bson::{doc, oid::ObjectId, Bson, DateTime, Document};
-use mall_store::documents::*;
-use mall_store::indexes::index_specs;
+use mall_store::testing::documents::*;
+use mall_store::testing::indexes::index_specs;
 use mall_store::{Store, StoreConfig};
 
 /// A store on a database of its own, on the test server.
@@ -133,7 +133,7 @@ async fn ensure_indexes_creates_every_index_and_is_idempotent() {
 
 #[tokio::test]
 async fn the_apps_own_indexes_count_when_equivalent_and_a_missing_guarantee_refuses_by_name() {
-    use mall_store::indexes::{IndexError, IndexState};
+    use mall_store::testing::indexes::{IndexError, IndexState};
     let config = StoreConfig {
         uri: std::env::var("MALL_TEST_MONGODB_URI").unwrap(),
         database: format!("test_{}", ObjectId::new().to_hex()),
@@ -220,7 +220,10 @@ async fn a_second_payout_of_one_kind_to_one_recipient_for_one_purchase_is_refuse
         .insert_one(tree_reward(purchase, recipient, 1_750))
         .await
         .unwrap_err();
-    assert!(mall_store::error::is_duplicate_key(&second), "{second}");
+    assert!(
+        mall_store::testing::error::is_duplicate_key(&second),
+        "{second}"
+    );
 
     // Another kind, another recipient or another purchase is a different payout.
     let shared = RewardEntryDoc {
@@ -250,7 +253,10 @@ async fn a_second_payout_of_one_kind_to_one_recipient_for_one_purchase_is_refuse
         .insert_one(pool_entry(purchase, Pool::Gifts))
         .await
         .unwrap_err();
-    assert!(mall_store::error::is_duplicate_key(&again), "{again}");
+    assert!(
+        mall_store::testing::error::is_duplicate_key(&again),
+        "{again}"
+    );
 
     assert_eq!(entries.count_documents(doc! {}).await.unwrap(), 6);
 }
@@ -287,7 +293,7 @@ async fn one_cart_per_customer_and_one_job_per_purchase() {
     };
     store.carts().insert_one(cart(owner)).await.unwrap();
     let err = store.carts().insert_one(cart(owner)).await.unwrap_err();
-    assert!(mall_store::error::is_duplicate_key(&err));
+    assert!(mall_store::testing::error::is_duplicate_key(&err));
 
     let purchase_id = ObjectId::new();
     store
@@ -300,7 +306,7 @@ async fn one_cart_per_customer_and_one_job_per_purchase() {
         .insert_one(job(purchase_id))
         .await
         .unwrap_err();
-    assert!(mall_store::error::is_duplicate_key(&err));
+    assert!(mall_store::testing::error::is_duplicate_key(&err));
 }
 
 #[tokio::test]

@@ -8,7 +8,7 @@ use checkout::App;
 use lambda_http::{Body, Request, Response};
 use mall_domain::{MilliPoints, RewardPolicy};
 use mall_store::bson::{doc, oid::ObjectId, Document};
-use mall_store::documents::CartDoc;
+use mall_store::testing::documents::CartDoc;
 use mall_store::Store;
 use mall_testkit::db::{self, CommandLog};
 use mall_testkit::seed;
@@ -30,7 +30,7 @@ pub fn app_on(store: Store) -> App {
         auth: Authenticator::app_tokens("Customer_id", SECRET.as_bytes()),
         events: None,
         policy: checkout::policy::PolicySource::loaded(RewardPolicy::default()),
-        economy: mall_store::checkout::Economy::Split,
+        economy: mall_store::testing::checkout::Economy::Split,
         job_max_attempts: 3,
     }
 }
