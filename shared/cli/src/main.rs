@@ -292,14 +292,30 @@ fn drain(
     Ok(())
 }
 
-fn connect_from_env(runtime: &tokio::runtime::Runtime) -> anyhow::Result<mall_store::Store> {
+/// What every database command starts from: an async runtime and the store the environment names.
+fn connect_from_env() -> anyhow::Result<(tokio::runtime::Runtime, mall_store::Store)> {
+    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     let config = mall_runtime::config::store_config(&mall_runtime::Env::process())?;
-    Ok(runtime.block_on(mall_store::Store::connect(&config))?)
+    let store = runtime.block_on(mall_store::Store::connect(&config))?;
+    Ok((runtime, store))
+}
+
+/// Prints a report as pretty JSON (`--json`), or as its plain-text table.
+fn print_report<T: serde::Serialize>(
+    report: &T,
+    json: bool,
+    table: fn(&T) -> String,
+) -> anyhow::Result<()> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(report)?);
+    } else {
+        print!("{}", table(report));
+    }
+    Ok(())
 }
 
 fn customers(limit: i64, json: bool) -> anyhow::Result<()> {
-    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
-    let store = connect_from_env(&runtime)?;
+    let (runtime, store) = connect_from_env()?;
     let customers = runtime.block_on(store.operators().list_customers(limit))?;
     let names: std::collections::HashMap<_, _> = customers
         .iter()
@@ -352,33 +368,23 @@ fn customers(limit: i64, json: bool) -> anyhow::Result<()> {
 }
 
 fn audit(json: bool) -> anyhow::Result<()> {
-    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
-    let store = connect_from_env(&runtime)?;
+    let (runtime, store) = connect_from_env()?;
     let report = runtime.block_on(store.operators().audit())?;
-    if json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
-    } else {
-        print!("{}", tables::audit(&report));
-    }
+    print_report(&report, json, tables::audit)?;
     let violations = report.violations.len();
     anyhow::ensure!(violations == 0, "{violations} invariant violation(s)");
     Ok(())
 }
 
 fn cutover_check(json: bool) -> anyhow::Result<()> {
-    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
-    let store = connect_from_env(&runtime)?;
+    let (runtime, store) = connect_from_env()?;
     let queue = mall_runtime::config::queue_settings(&mall_runtime::Env::process())?;
     let report = runtime.block_on(store.operators().cutover_check(
         mall_store::bson::DateTime::now(),
         queue.lease,
         queue.level_gifts_allowed,
     ))?;
-    if json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
-    } else {
-        print!("{}", tables::cutover(&report));
-    }
+    print_report(&report, json, tables::cutover)?;
     let blockers = report.blockers.len();
     anyhow::ensure!(blockers == 0, "{blockers} blocker(s): not ready to switch");
     Ok(())
@@ -388,16 +394,11 @@ fn jobs(action: JobsAction) -> anyhow::Result<()> {
     use mall_store::bson::{oid::ObjectId, DateTime};
     use mall_store::{RedriveRequest, RedriveSelection};
 
-    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     match action {
         JobsAction::Status { json } => {
-            let store = connect_from_env(&runtime)?;
+            let (runtime, store) = connect_from_env()?;
             let status = runtime.block_on(store.operators().queue_status(DateTime::now()))?;
-            if json {
-                println!("{}", serde_json::to_string_pretty(&status)?);
-            } else {
-                print!("{}", tables::status(&status));
-            }
+            print_report(&status, json, tables::status)?;
         }
         JobsAction::Redrive {
             ids,
@@ -433,13 +434,10 @@ fn jobs(action: JobsAction) -> anyhow::Result<()> {
                 )
             };
             let request = RedriveRequest::new(selection, &reason, dry_run)?;
-            let store = connect_from_env(&runtime)?;
+            // Connected only once the request is valid: a bad request changes nothing.
+            let (runtime, store) = connect_from_env()?;
             let report = runtime.block_on(store.operators().redrive(&request, DateTime::now()))?;
-            if json {
-                println!("{}", serde_json::to_string_pretty(&report)?);
-            } else {
-                print!("{}", tables::redrive(&report));
-            }
+            print_report(&report, json, tables::redrive)?;
         }
     }
     Ok(())
@@ -449,9 +447,9 @@ fn jobs(action: JobsAction) -> anyhow::Result<()> {
 mod tables {
     use std::fmt::Write;
 
-    use mall_store::AuditReport;
-    use mall_store::CutoverReport;
-    use mall_store::IndexState;
+    use mall_store::{
+        AuditReport, CutoverReport, IndexState, NotRedriven, QueueStatus, RedriveReport,
+    };
 
     pub fn cutover(r: &CutoverReport) -> String {
         let mut out = String::new();
@@ -561,7 +559,6 @@ mod tables {
         }
         out
     }
-    use mall_store::{NotRedriven, QueueStatus, RedriveReport};
 
     pub fn audit(r: &AuditReport) -> String {
         let mut out = String::new();
@@ -715,11 +712,9 @@ const DEMO_BUYER: &str = "amal";
 
 fn demo_seed() -> anyhow::Result<()> {
     use mall_store::bson::{oid::ObjectId, DateTime};
-    use mall_store::DemoCartLine;
-    use mall_store::{CustomerDoc, ProductDoc};
+    use mall_store::{CustomerDoc, DemoCartLine, ProductDoc};
 
-    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
-    let store = connect_from_env(&runtime)?;
+    let (runtime, store) = connect_from_env()?;
     let buyer = runtime.block_on(async {
         store.ensure_indexes().await?;
         let existing = store.operators().customer_named(DEMO_BUYER).await?;

@@ -100,29 +100,44 @@ impl ParentLinks {
         max_steps: usize,
     ) -> KnownChains {
         let links = self.links.lock().unwrap_or_else(PoisonError::into_inner);
-        let mut seen = HashSet::new();
         let mut known = KnownChains::default();
-        for &buyer in buyers {
-            let mut current = buyer;
-            for _ in 0..=max_steps {
-                if !seen.insert(current) {
-                    break;
+        walk_chains(buyers, max_steps, |current| {
+            known.members.push(current);
+            if absent.contains(&current) {
+                return None;
+            }
+            match links.get(&current) {
+                None => {
+                    known.unknown.push(current);
+                    None
                 }
-                known.members.push(current);
-                if absent.contains(&current) {
-                    break;
-                }
-                match links.get(&current) {
-                    None => {
-                        known.unknown.push(current);
-                        break;
-                    }
-                    Some(None) => break,
-                    Some(Some(parent)) => current = *parent,
-                }
+                Some(parent) => *parent,
+            }
+        });
+        known
+    }
+}
+
+/// Walks each buyer's chain up, at most `max_steps` above it, visiting every customer once
+/// across all the chains: `parent_of` is given each customer in turn and names the next one up,
+/// or `None` where the chain ends (a root, or the edge of what is known).
+pub(crate) fn walk_chains(
+    buyers: &[ObjectId],
+    max_steps: usize,
+    mut parent_of: impl FnMut(ObjectId) -> Option<ObjectId>,
+) {
+    let mut seen = HashSet::new();
+    for &buyer in buyers {
+        let mut current = buyer;
+        for _ in 0..=max_steps {
+            if !seen.insert(current) {
+                break;
+            }
+            match parent_of(current) {
+                Some(parent) => current = parent,
+                None => break,
             }
         }
-        known
     }
 }
 

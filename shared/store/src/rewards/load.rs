@@ -12,6 +12,7 @@ use mongodb::ClientSession;
 use serde::Deserialize;
 
 use super::{BatchError, GIFTS_POOL_ID, GIFTS_POOL_TYPES, MAX_ANCESTORS};
+use crate::chains::walk_chains;
 use crate::collections;
 use crate::documents::{CheckoutJobDoc, JobEra, TransactionType, ENTRY_COMPLETED, REFERRAL_ACTIVE};
 use crate::error::StoreError;
@@ -553,27 +554,17 @@ fn unread_on_chains(
     nodes: &HashMap<ObjectId, ChainNode>,
     absent: &HashSet<ObjectId>,
 ) -> Vec<ObjectId> {
-    let mut seen = HashSet::new();
     let mut missing = Vec::new();
-    for &buyer in buyers {
-        let mut current = buyer;
-        for _ in 0..=MAX_CHAIN_STEPS {
-            if !seen.insert(current) {
-                break;
-            }
-            match nodes.get(&current) {
-                Some(node) => match node.parent_customer {
-                    Some(parent) => current = parent,
-                    None => break,
-                },
-                None => {
-                    if !absent.contains(&current) {
-                        missing.push(current);
-                    }
-                    break;
+    walk_chains(buyers, MAX_CHAIN_STEPS, |current| {
+        match nodes.get(&current) {
+            Some(node) => node.parent_customer,
+            None => {
+                if !absent.contains(&current) {
+                    missing.push(current);
                 }
+                None
             }
         }
-    }
+    });
     missing
 }
