@@ -525,7 +525,7 @@ impl Operators<'_> {
 
         // The gifts pool as the app computes it, over every completed entry (the app's too),
         // added up exactly here.
-        let pool_types: Vec<&str> = crate::rewards::GIFTS_POOL_TYPES
+        let pool_types: Vec<&str> = crate::documents::GIFTS_POOL_TYPES
             .iter()
             .map(|t| t.as_str())
             .collect();
@@ -543,7 +543,7 @@ impl Operators<'_> {
             }
         }
         let gifts_pool = raw(crate::collections::REWARD_POOLS)
-            .find_one(doc! {"_id": crate::rewards::GIFTS_POOL_ID})
+            .find_one(doc! {"_id": crate::collections::GIFTS_POOL_ID})
             .await?
             .map(|pool| field(&pool, "balance", milli))
             .transpose()?;

@@ -116,6 +116,13 @@ pub struct CartItemDoc {
     pub quantity: i32,
 }
 
+/// The ledger types of the app's gifts pool formula: income, then the two spends.
+pub const GIFTS_POOL_TYPES: [TransactionType; 3] = [
+    TransactionType::GiftsReward,
+    TransactionType::SignupGiftsReward,
+    TransactionType::LevelGiftReward,
+];
+
 /// `transactions.type`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

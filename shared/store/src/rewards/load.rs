@@ -11,7 +11,7 @@ use mongodb::bson::{doc, oid::ObjectId, Bson, Document};
 use mongodb::ClientSession;
 use serde::Deserialize;
 
-use super::{BatchError, GIFTS_POOL_ID, GIFTS_POOL_TYPES, MAX_ANCESTORS};
+use super::error::BatchError;
 use crate::chains::walk_chains;
 use crate::collections;
 use crate::documents::{CheckoutJobDoc, JobEra, TransactionType, ENTRY_COMPLETED, REFERRAL_ACTIVE};
@@ -247,7 +247,7 @@ impl Store {
             // Every lookup joins on `_id` (a primary-key probe on any server; a lookup with a
             // pipeline alone would have a server read the whole collection).
             doc! {"$set": {"purchaseIds": {"$literal": &purchases},
-            "jobIds": {"$literal": &job_ids}, "poolIds": [GIFTS_POOL_ID]}},
+            "jobIds": {"$literal": &job_ids}, "poolIds": [collections::GIFTS_POOL_ID]}},
             doc! {"$lookup": {
                 "from": collections::REWARD_POOLS,
                 "localField": "poolIds", "foreignField": "_id",
@@ -450,7 +450,10 @@ impl Store {
         &self,
         session: &mut ClientSession,
     ) -> Result<MilliPoints, BatchError> {
-        let types: Vec<&str> = GIFTS_POOL_TYPES.iter().map(|t| t.as_str()).collect();
+        let types: Vec<&str> = crate::documents::GIFTS_POOL_TYPES
+            .iter()
+            .map(|t| t.as_str())
+            .collect();
         let mut cursor = self
             .database()
             .collection::<Document>(collections::TRANSACTIONS)
@@ -482,6 +485,10 @@ impl Store {
         Ok(balance)
     }
 }
+
+/// The most ancestors a buyer's chain may have; a longer one fails its job rather than paying a
+/// chain cut short.
+pub(super) const MAX_ANCESTORS: i64 = 10_000;
 
 /// Steps a chain is followed above its buyer: one more than it may have, so a longer chain is
 /// seen as such and its job fails.

@@ -6,7 +6,7 @@
 //! 0. before the transaction, the buyers' chains are learned by `_id` probes where this
 //!    environment does not know them yet ([`crate::chains`]; a warm environment knows them and
 //!    sends nothing); then the transaction's first write takes the batches' turn (one small
-//!    document, [`BATCH_TURN_ID`]): a batch beside another stops there, before any load, and
+//!    document, [`collections::BATCH_TURN_ID`]): a batch beside another stops there, before any load, and
 //!    waits for the other's commit instead of loading, planning and then losing on the
 //!    ancestors both credit;
 //! 1. one aggregation loads every buyer's chain at once (every member by `_id`, so an ancestor
@@ -61,34 +61,28 @@
 use std::collections::HashSet;
 
 use mongodb::bson::{doc, oid::ObjectId, DateTime, Document};
-use mongodb::error::{Error, ErrorKind};
 use mongodb::ClientSession;
 
 use crate::collections;
-use crate::documents::{JobEra, TransactionType};
+use crate::documents::JobEra;
 use crate::error::StoreError;
 use crate::failpoints::Failpoint;
 use crate::queue::{add, Attempt, ClaimedJob, JobOutcome, QueueSettings};
-use crate::transaction::{TransactionError, TransactionFailure, TransactionRetry};
+use crate::transaction::{TransactionFailure, TransactionRetry};
 use crate::Store;
 
+mod error;
 mod load;
 mod plan;
 mod write;
 
+use error::BatchError;
 use load::{PurchaseState, MAX_CHAIN_STEPS};
 use plan::plan_job;
 use write::{BatchWrites, Fenced};
 
-/// The most ancestors a buyer's chain may have; a longer one fails its job rather than paying a
-/// chain cut short.
-pub const MAX_ANCESTORS: i64 = 10_000;
-
 /// Transaction attempts of a batch of several jobs before it is split in halves.
 const BATCH_ATTEMPTS_BEFORE_SPLIT: u32 = 4;
-
-/// The document of [`collections::REWARD_TURNS`] every batch writes first: batches take turns.
-pub const BATCH_TURN_ID: &str = "rewards";
 
 /// What became of a batch: each job's outcome (in the order given), and how hard it was.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -105,67 +99,6 @@ pub struct BatchReport {
     /// The longest load, plan and write of an attempt (its transaction, before the commit).
     pub longest_transaction: std::time::Duration,
 }
-
-/// How one attempt of a batch's transaction failed.
-#[derive(Debug)]
-enum BatchError {
-    /// Another writer got there first (a write conflict, a wallet changed): try again.
-    Conflict(String),
-    /// The server refused something of the batch: split it to find the job, or fail the job.
-    Refused(Attempt),
-    /// The database could not be reached: every job of the group fails this attempt.
-    Unavailable(Attempt),
-    /// Some fence failed: a claim is no longer ours.
-    LostLease,
-    /// Another batch holds the turn: wait for it, then try again.
-    Busy,
-    /// The load and plan ran past the time budget: cut the group smaller.
-    TooSlow,
-    /// A test failpoint simulated a crash.
-    #[cfg(feature = "failpoints")]
-    Died,
-}
-
-impl TransactionError for BatchError {
-    fn is_conflict(&self) -> bool {
-        matches!(self, BatchError::Conflict(_))
-    }
-
-    fn waits(&self) -> bool {
-        matches!(self, BatchError::Busy)
-    }
-}
-
-impl From<Error> for BatchError {
-    fn from(err: Error) -> Self {
-        if err.contains_label(mongodb::error::TRANSIENT_TRANSACTION_ERROR) {
-            return BatchError::Conflict(err.to_string());
-        }
-        let refused = matches!(
-            *err.kind,
-            ErrorKind::Command(_)
-                | ErrorKind::Write(_)
-                | ErrorKind::InsertMany(_)
-                | ErrorKind::BulkWrite(_)
-        );
-        let failure = Attempt::Retryable(err.to_string());
-        if refused {
-            BatchError::Refused(failure)
-        } else {
-            BatchError::Unavailable(failure)
-        }
-    }
-}
-
-/// The gifts pool's document: its balance in points.
-pub const GIFTS_POOL_ID: &str = "gifts";
-
-/// The ledger types of the app's gifts pool formula: income, then the two spends.
-pub const GIFTS_POOL_TYPES: [TransactionType; 3] = [
-    TransactionType::GiftsReward,
-    TransactionType::SignupGiftsReward,
-    TransactionType::LevelGiftReward,
-];
 
 impl Store {
     /// A job claimed once more than it may be: complete it if it was paid already (put back to

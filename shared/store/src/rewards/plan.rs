@@ -7,8 +7,7 @@ use std::collections::HashMap;
 use mall_domain::{BatchPlanError, ChainEnd, ChainError, JobTerms, MilliPoints, RewardPlan};
 use mongodb::bson::oid::ObjectId;
 
-use super::load::Loaded;
-use super::MAX_ANCESTORS;
+use super::load::{Loaded, MAX_ANCESTORS};
 use crate::documents::{CheckoutJobDoc, RunTimeFacts};
 use crate::queue::QueueSettings;
 

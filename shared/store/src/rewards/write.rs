@@ -9,9 +9,9 @@ use mall_domain::{DirectKind, GiftKind, JobTerms, MilliPoints, PayoutKind, Rewar
 use mongodb::bson::{doc, oid::ObjectId, DateTime, Document};
 use mongodb::ClientSession;
 
+use super::error::BatchError;
 use super::load::{ChainNode, Loaded};
 use super::plan::PlannedJob;
-use super::{BatchError, BATCH_TURN_ID, GIFTS_POOL_ID};
 use crate::collections;
 use crate::documents::{
     reference_of, CheckoutJobDoc, Pool, RewardEntryDoc, RewardsStatus, TransactionType,
@@ -57,7 +57,7 @@ impl Store {
             .database()
             .collection::<Document>(collections::REWARD_TURNS)
             .update_one(
-                doc! {"_id": BATCH_TURN_ID},
+                doc! {"_id": collections::BATCH_TURN_ID},
                 doc! {"$inc": {"turns": 1_i64}, "$set": {"takenAt": now}},
             )
             .upsert(true)
@@ -151,7 +151,7 @@ impl Store {
         }
         self.database()
             .collection::<Document>(collections::REWARD_POOLS)
-            .update_one(doc! {"_id": GIFTS_POOL_ID}, doc! {"$set": set})
+            .update_one(doc! {"_id": collections::GIFTS_POOL_ID}, doc! {"$set": set})
             .upsert(true)
             .session(&mut *session)
             .await?;
