@@ -101,8 +101,9 @@ enum Command {
     /// Print the environment variables the binaries read (defaults, allowed values, readers)
     /// as the README's Markdown table.
     Env,
-    /// Drain the reward queue once, as the scheduled worker does (reads MONGODB_URI and the
-    /// JOB_* and WORKER_* variables).
+    /// Drain the reward queue once with the worker's own drain and configuration (reads
+    /// MONGODB_URI and the JOB_* and WORKER_* variables). Unlike a scheduled invocation it takes
+    /// no drainer lease, so several may run at once (the batches' turn keeps them correct).
     Drain {
         /// Batches in flight at once (default: WORKER_CONCURRENCY or 4).
         #[arg(long)]

@@ -5,7 +5,7 @@
 //! Reward batches all take one turn (see [`crate::rewards`]), so two drains at once never run
 //! two batches' transactions at once: the second only waits, polls the turn and loads chains the
 //! first has just written. Measured by `make bench` (2026-12-05): three workers drained at
-//! 0.44–0.69× the rate of one before the lease, 0.90–1.07× with it (two runs): an invocation that finds
+//! 0.44–0.69× the rate of one before the lease, 0.90–1.07× with it (three runs): an invocation that finds
 //! another draining returns at once (one command) and leaves the queue to it. The worker's
 //! `drainer` module is the loop that holds it.
 //!
