@@ -9,12 +9,12 @@
 //!   the queue's depth.
 //! - [`Store::rewards`] ([`Rewards`]): a batch of claimed jobs loaded, planned and written in
 //!   one transaction.
-//! - [`Store::operators`] ([`Operators`], feature `operators`: the `mall` command and
+//! - `Store::operators` (`Operators`, feature `operators`: the `mall` command and
 //!   `retry-failed` only): queue status, re-drive, audit, cutover check, customers, seeding.
 //!
 //! This file is the crate's whole public face: the handles and their request and report
 //! types. The modules themselves are private; what tests and test tools read and write
-//! directly (documents, queue, amounts, …) is under [`testing`] (feature `test-support`).
+//! directly (documents, queue, amounts, …) is under `mall_store::testing` (feature `test-support`).
 
 mod amount;
 #[cfg(feature = "operators")]
