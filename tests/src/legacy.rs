@@ -17,6 +17,11 @@ pub const SEED_ERA: &str = "legacy-canonical.json";
 pub const HEAD: &str = "head-canonical.json";
 /// The same, with the admin raising the direct-referral share to 10 % midway.
 pub const HEAD_REFERRAL10: &str = "head-canonical-referral10.json";
+/// The seed era's app on products whose rewards have cents (`cents-canonical-seed-era.json`):
+/// its checkout split R in doubles.
+pub const CENTS_SEED_ERA: &str = "cents-canonical-seed-era.json";
+/// That database, then the app's current version (`cents-canonical.json`).
+pub const CENTS_HEAD: &str = "cents-canonical.json";
 
 /// Where a dump is: in the repository's `tests/data/legacy/`.
 pub fn dump_path(name: &str) -> PathBuf {

@@ -45,6 +45,36 @@ impl RewardSplit {
     pub fn total(&self) -> Result<MilliPoints, MoneyError> {
         MilliPoints::checked_sum([self.app, self.gifts, self.tree, self.referral])
     }
+
+    /// The split a checkout recorded, taken as it is: tree, gifts and D as recorded, the app
+    /// what they leave of R. A checkout that split R in doubles (the seed era's app: `R × 0.35`)
+    /// recorded parts that, read to the milli-point, may miss R by a rounding residue; the app's
+    /// entry takes that residue, so the parts add up to R exactly. Refused when a part is
+    /// negative or tree, gifts and D together exceed R.
+    pub fn recorded(
+        reward: MilliPoints,
+        tree: MilliPoints,
+        gifts: MilliPoints,
+        referral: MilliPoints,
+    ) -> Result<Self, RewardError> {
+        let parts = [reward, tree, gifts, referral];
+        if parts.iter().any(|p| p.is_negative()) {
+            return Err(RewardError::SplitNotWhole { reward });
+        }
+        let app = reward
+            .checked_sub(tree)?
+            .checked_sub(gifts)?
+            .checked_sub(referral)?;
+        if app.is_negative() {
+            return Err(RewardError::SplitNotWhole { reward });
+        }
+        Ok(RewardSplit {
+            app,
+            gifts,
+            tree,
+            referral,
+        })
+    }
 }
 
 /// A level raised by the promotion pass.
@@ -151,9 +181,16 @@ pub struct TodayTerms {
 /// What a job pays by.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum JobTerms {
-    /// A fixed basis-point split (the documents' rules, or the seed era's `original`):
-    /// promotions first, unused tree points to the gifts pool.
+    /// A fixed basis-point split of R (the documents' rules, or a preset of ours): promotions
+    /// first, unused tree points to the gifts pool.
     Split(RewardPolicy),
+    /// A job of the seed era's app: the split its checkout recorded (see
+    /// [`RewardSplit::recorded`]), paid by the fixed-split tree rules `rules` (promotions first,
+    /// unused tree points to the gifts pool).
+    Recorded {
+        rules: RewardPolicy,
+        split: RewardSplit,
+    },
     /// The app's current economy: distribution at the letters before this job's promotions,
     /// unused tree points to the app, the direct-referral share, gifts from the pool.
     Today(TodayTerms),
@@ -163,6 +200,7 @@ impl JobTerms {
     pub fn rules(&self) -> &RewardPolicy {
         match self {
             JobTerms::Split(policy) => policy,
+            JobTerms::Recorded { rules, .. } => rules,
             JobTerms::Today(terms) => &terms.rules,
         }
     }
@@ -265,24 +303,14 @@ pub fn plan_job<Id: Clone>(
     let rules = terms.rules();
     let split = match terms {
         JobTerms::Split(policy) => RewardSplit::of(reward, policy)?,
-        JobTerms::Today(today) => {
-            let parts = [
-                today.split.app,
-                today.split.gifts,
-                today.split.tree,
-                today.split.referral,
-            ];
-            if parts.iter().any(|p| p.is_negative()) || today.split.total() != Ok(reward) {
-                return Err(RewardError::SplitNotWhole { reward });
-            }
-            today.split
-        }
+        JobTerms::Recorded { split, .. } => whole(*split, reward)?,
+        JobTerms::Today(today) => whole(today.split, reward)?,
     };
     let (promoted, promotions) = promote(rules, chain)?;
     // The current economy distributes at the letters before this job's promotions.
     let stored: Vec<Level> = chain.members().iter().map(|m| m.level).collect();
     let levels = match terms {
-        JobTerms::Split(_) => &promoted,
+        JobTerms::Split(_) | JobTerms::Recorded { .. } => &promoted,
         JobTerms::Today(_) => &stored,
     };
     let walk = distribute(rules, split.tree, chain, levels)?;
@@ -308,6 +336,15 @@ pub fn plan_job<Id: Clone>(
         pay_today(&mut plan, today, chain, pool)?;
     }
     Ok(plan)
+}
+
+/// A recorded split, checked: no negative part, and the parts add up to R.
+fn whole(split: RewardSplit, reward: MilliPoints) -> Result<RewardSplit, RewardError> {
+    let parts = [split.app, split.gifts, split.tree, split.referral];
+    if parts.iter().any(|p| p.is_negative()) || split.total() != Ok(reward) {
+        return Err(RewardError::SplitNotWhole { reward });
+    }
+    Ok(split)
 }
 
 /// The current economy's part after the tree walk: unused tree points to the app, D to the
@@ -852,6 +889,41 @@ mod tests {
                 reward: points("100")
             })
         );
+    }
+
+    /// A seed-era job recorded R = 12.05 as tree 6.025, gifts 1.8075 and app 4.2175 in doubles:
+    /// read to the milli-point (gifts 1.808, app 4.218) they miss R by 0.001, which the app's
+    /// entry gives back; every customer is paid from the recorded tree share.
+    #[test]
+    fn a_recorded_split_with_cents_pays_its_tree_and_leaves_the_residue_to_the_app() {
+        let split = RewardSplit::recorded(
+            points("12.05"),
+            points("6.025"),
+            points("1.808"),
+            MilliPoints::ZERO,
+        )
+        .unwrap();
+        assert_eq!(split.app, points("4.217"));
+        let chain = line(&[Level::A, Level::B, Level::J]);
+        let terms = JobTerms::Recorded {
+            rules: RewardPolicy::preset(crate::policy::PolicyPreset::Original),
+            split,
+        };
+        let plan = plan_job(&terms, points("12.05"), &chain, MilliPoints::ZERO).unwrap();
+        // 10 % of the recorded tree share per letter, floored: 0.602; the J bucket likewise.
+        let paid: Vec<_> = plan.payouts.iter().map(|p| p.amount.to_string()).collect();
+        assert_eq!(paid, ["0.602", "0.602"]);
+        assert_eq!(plan.app_final, points("4.217"));
+        assert_eq!(
+            plan.gifts_final,
+            points("1.808")
+                .checked_add(points("6.025").checked_sub(points("1.204")).unwrap())
+                .unwrap()
+        );
+        assert!(plan.conserves());
+        // More than R recorded, or a negative part, is refused.
+        assert!(RewardSplit::recorded(points("1"), points("0.6"), points("0.5"), MilliPoints::ZERO).is_err());
+        assert!(RewardSplit::recorded(points("1"), points("-0.1"), points("0.5"), MilliPoints::ZERO).is_err());
     }
 
     proptest::proptest! {

@@ -719,7 +719,17 @@ impl JobPayloadDoc {
     /// era's rules (the facts of `at_run_time` for the app's current jobs).
     pub fn paying_terms(&self, at_run_time: &RunTimeFacts) -> Result<JobTerms, String> {
         match self.era() {
-            JobEra::OursSplit | JobEra::SeedEra => self.paying_policy().map(JobTerms::Split),
+            JobEra::OursSplit => self.paying_policy().map(JobTerms::Split),
+            JobEra::SeedEra => Ok(JobTerms::Recorded {
+                rules: self.recorded_policy()?,
+                split: RewardSplit::recorded(
+                    self.reward_points,
+                    self.tree_points_share,
+                    self.gifts_points_share,
+                    MilliPoints::ZERO,
+                )
+                .map_err(|_| self.split_not_whole(MilliPoints::ZERO))?,
+            }),
             JobEra::OursCurrent => {
                 let rules = self.recorded_policy()?;
                 let settings = match &self.settings {
@@ -778,15 +788,7 @@ impl JobPayloadDoc {
             .and_then(|r| r.checked_sub(referral))
             .map_err(|e| e.to_string())?;
         if rest.is_negative() || (exact && rest != self.app_points_share) {
-            return Err(format!(
-                "the job's split (tree {} + gifts {} + direct referral {} + app {}) does not \
-                 add up to R = {}",
-                self.tree_points_share,
-                self.gifts_points_share,
-                referral,
-                self.app_points_share,
-                self.reward_points
-            ));
+            return Err(self.split_not_whole(referral));
         }
         Ok(RewardSplit {
             app: rest,
@@ -794,6 +796,18 @@ impl JobPayloadDoc {
             tree: self.tree_points_share,
             referral,
         })
+    }
+
+    fn split_not_whole(&self, referral: MilliPoints) -> String {
+        format!(
+            "the job's split (tree {} + gifts {} + direct referral {} + app {}) does not add up \
+             to R = {}",
+            self.tree_points_share,
+            self.gifts_points_share,
+            referral,
+            self.app_points_share,
+            self.reward_points
+        )
     }
 
     fn recorded_policy(&self) -> Result<RewardPolicy, String> {
@@ -805,30 +819,12 @@ impl JobPayloadDoc {
         }
     }
 
-    /// The policy that pays a job of a fixed split: the one recorded at checkout, or for the
-    /// seed era's jobs the original's preset, checked against the split the original charged.
+    /// The policy that pays a job of ours with a fixed split: the one recorded at checkout.
     pub fn paying_policy(&self) -> Result<RewardPolicy, String> {
-        let policy = self.recorded_policy()?;
-        let split = RewardSplit::of(self.reward_points, &policy).map_err(|e| e.to_string())?;
-        let recorded = (
-            self.app_points_share,
-            self.gifts_points_share,
-            self.tree_points_share,
-        );
-        if self.policy.is_none() && (split.app, split.gifts, split.tree) != recorded {
-            return Err(format!(
-                "the original's job split R = {} as app {} / gifts {} / tree {}, not as its \
-                 policy does (app {} / gifts {} / tree {})",
-                self.reward_points,
-                recorded.0,
-                recorded.1,
-                recorded.2,
-                split.app,
-                split.gifts,
-                split.tree
-            ));
+        if self.policy.is_none() {
+            return Err("the job was queued by the app's checkout: no policy of ours".into());
         }
-        Ok(policy)
+        self.recorded_policy()
     }
 }
 
