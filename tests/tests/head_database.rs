@@ -378,7 +378,9 @@ async fn every_open_job_is_paid_once_by_its_eras_rules(name: &str, open: (usize,
         let entries = MilliPoints::checked_sum(
             after_transactions
                 .iter()
-                .filter(|t| t.get_object_id("relatedTransaction") == Ok(job.checkout_transaction_id))
+                .filter(|t| {
+                    t.get_object_id("relatedTransaction") == Ok(job.checkout_transaction_id)
+                })
                 .filter(|t| {
                     !matches!(
                         t.get_str("type"),
@@ -388,7 +390,11 @@ async fn every_open_job_is_paid_once_by_its_eras_rules(name: &str, open: (usize,
                 .map(|t| amount(t, "amount")),
         )
         .unwrap();
-        assert_eq!(entries, job.payload.reward_points, "purchase {}", job.checkout_transaction_id);
+        assert_eq!(
+            entries, job.payload.reward_points,
+            "purchase {}",
+            job.checkout_transaction_id
+        );
         let purchase = after_transactions
             .iter()
             .find(|t| t.get_object_id("_id") == Ok(job.checkout_transaction_id))
@@ -433,4 +439,121 @@ async fn rewards_with_cents_of_the_seed_era_are_paid_once_as_recorded() {
 #[tokio::test]
 async fn after_the_admin_raised_the_referral_share_each_job_pays_its_own() {
     every_open_job_is_paid_once_by_its_eras_rules(HEAD_REFERRAL10, (44, 18)).await;
+}
+
+/// A seed-era job with cents that an earlier version of ours failed ("… not as its policy
+/// does"): the cutover check names it as re-drivable, a re-drive pays it once, as recorded, and
+/// it can never be re-driven again.
+#[tokio::test]
+async fn a_cents_job_an_earlier_version_failed_is_named_and_paid_once_when_redriven() {
+    use mall_store::testing::ops::{RedriveRequest, RedriveSelection};
+
+    let (dump, store) = loaded(CENTS_SEED_ERA).await;
+    // An open job whose recorded parts, read to the milli-point, miss R by a residue.
+    let job: CheckoutJobDoc = dump
+        .documents("checkoutjobs")
+        .iter()
+        .filter(|j| j.get_str("status") == Ok("pending"))
+        .map(|j| {
+            mall_store::testing::documents::read_document::<CheckoutJobDoc>(j.clone()).unwrap()
+        })
+        .find(|j| {
+            let p = &j.payload;
+            MilliPoints::checked_sum([
+                p.tree_points_share,
+                p.gifts_points_share,
+                p.app_points_share,
+            ]) != Ok(p.reward_points)
+        })
+        .expect("the cents dump has an open job with a residue");
+    let message = format!(
+        "the original's job split R = {} as app {} / gifts {} / tree {}, not as its policy does",
+        job.payload.reward_points,
+        job.payload.app_points_share,
+        job.payload.gifts_points_share,
+        job.payload.tree_points_share
+    );
+    let jobs = store.database().collection::<Document>("checkoutjobs");
+    let failed_at = DateTime::now();
+    jobs.update_one(
+        doc! {"_id": job.id},
+        doc! {"$set": {
+            "status": "failed", "failedAt": failed_at, "error": {"message": &message},
+            "errors": [{"attempt": 1, "at": failed_at, "kind": "permanent", "message": &message}],
+        }},
+    )
+    .await
+    .unwrap();
+
+    let later = an_hour_after_the_dump(&dump).max(DateTime::now());
+    let check = store
+        .operators()
+        .cutover_check(later, QueueSettings::default().lease, true)
+        .await
+        .unwrap();
+    assert_eq!(check.redrivable_jobs, [job.id.to_hex()]);
+    assert!(check.warnings.iter().any(|w| w.contains("redrive")));
+
+    // Drained before the re-drive, the failed job is left alone.
+    let first = drain_serially(&store).await;
+    assert_eq!((first.completed, first.failed), (13, 0), "{first:?}");
+    let paid_before = documents(
+        &store,
+        "transactions",
+        doc! {"relatedTransaction": job.checkout_transaction_id},
+    )
+    .await;
+    assert!(paid_before.is_empty());
+
+    let request = RedriveRequest::new(
+        RedriveSelection::Failed {
+            failed_before: None,
+            error_contains: Some("not as its policy does".into()),
+            limit: 10,
+        },
+        "paid as recorded",
+        false,
+    )
+    .unwrap();
+    let report = store
+        .operators()
+        .redrive(&request, DateTime::now())
+        .await
+        .unwrap();
+    assert_eq!(report.redriven, [job.id]);
+    let summary = drain_serially(&store).await;
+    assert_eq!((summary.completed, summary.failed), (1, 0), "{summary:?}");
+    let entries = documents(
+        &store,
+        "transactions",
+        doc! {"relatedTransaction": job.checkout_transaction_id},
+    )
+    .await;
+    let total = MilliPoints::checked_sum(entries.iter().map(|t| amount(t, "amount"))).unwrap();
+    assert_eq!(total, job.payload.reward_points, "the entries add up to R");
+    let app = entries
+        .iter()
+        .find(|t| t.get_str("type") == Ok("app_reward"))
+        .unwrap();
+    assert_ne!(
+        amount(app, "amount"),
+        job.payload.app_points_share,
+        "the residue is the app's"
+    );
+
+    // Paid once: nothing is claimed again, a second re-drive finds nothing failed, and the
+    // check no longer names it.
+    assert_eq!(drain_serially(&store).await.claimed, 0);
+    let again = store
+        .operators()
+        .redrive(&request, DateTime::now())
+        .await
+        .unwrap();
+    assert!(again.redriven.is_empty());
+    let check = store
+        .operators()
+        .cutover_check(later, QueueSettings::default().lease, true)
+        .await
+        .unwrap();
+    assert!(check.redrivable_jobs.is_empty());
 }

@@ -500,6 +500,12 @@ mod tables {
                 );
             }
         }
+        if !r.redrivable_jobs.is_empty() {
+            let _ = writeln!(out, "\nFAILED SEED-ERA JOBS PAYABLE NOW (re-drive them)");
+            for id in &r.redrivable_jobs {
+                let _ = writeln!(out, "  {id}");
+            }
+        }
         let s = &r.settings;
         let _ = writeln!(
             out,

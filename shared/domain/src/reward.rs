@@ -922,8 +922,20 @@ mod tests {
         );
         assert!(plan.conserves());
         // More than R recorded, or a negative part, is refused.
-        assert!(RewardSplit::recorded(points("1"), points("0.6"), points("0.5"), MilliPoints::ZERO).is_err());
-        assert!(RewardSplit::recorded(points("1"), points("-0.1"), points("0.5"), MilliPoints::ZERO).is_err());
+        assert!(RewardSplit::recorded(
+            points("1"),
+            points("0.6"),
+            points("0.5"),
+            MilliPoints::ZERO
+        )
+        .is_err());
+        assert!(RewardSplit::recorded(
+            points("1"),
+            points("-0.1"),
+            points("0.5"),
+            MilliPoints::ZERO
+        )
+        .is_err());
     }
 
     proptest::proptest! {

@@ -114,6 +114,9 @@ pub struct CutoverReport {
     pub legacy_jobs: Vec<LegacyJobs>,
     /// The seed era's open jobs, oldest first.
     pub seed_era_jobs: Vec<SeedEraJob>,
+    /// Failed jobs of the seed era that an earlier version of ours failed over their recorded
+    /// split (a split made in doubles, with cents) and that are paid now: re-drive them.
+    pub redrivable_jobs: Vec<String>,
     /// Jobs claimed by a worker that is not ours within the last lease.
     pub foreign_claims: u64,
     pub settings: SettingsView,
@@ -274,6 +277,7 @@ impl Operators<'_> {
         };
         let mut legacy: Vec<(&'static str, String, u64)> = Vec::new();
         let mut seed_era_jobs = Vec::new();
+        let mut redrivable_jobs = Vec::new();
         let mut fresh_processing = 0u64;
         let mut stale_processing = 0u64;
         let mut foreign_claims = 0u64;
@@ -334,7 +338,14 @@ impl Operators<'_> {
                         });
                     }
                 }
-                Ok(_) => {}
+                Ok(parsed) => {
+                    if era == JobEra::SeedEra
+                        && failed_over_its_recorded_split(parsed)
+                        && parsed.payload.paying_terms(&defaults).is_ok()
+                    {
+                        redrivable_jobs.push(parsed.id.to_hex());
+                    }
+                }
             }
             let era_name = match era {
                 JobEra::SeedEra => "seed era",
@@ -394,6 +405,13 @@ impl Operators<'_> {
                 "{} job(s) were claimed less than {} s ago by a worker that is not ours (or carry no time at all): an original worker is still running — the app starts its worker from app.js in every API process; turn it off there and redeploy (runbook step 2), then check again",
                 fresh_processing.max(foreign_claims),
                 window.as_secs()
+            ));
+        }
+        if !redrivable_jobs.is_empty() {
+            warnings.push(format!(
+                "{} failed job(s) of the seed era were failed by an earlier version over the split their checkout recorded; they are paid as recorded now: `mall jobs redrive --all --error-contains \"{SPLIT_REFUSED_BEFORE}\" --reason \"paid as recorded\"` ({})",
+                redrivable_jobs.len(),
+                redrivable_jobs.join(", ")
             ));
         }
         if stale_processing > 0 {
@@ -484,6 +502,7 @@ impl Operators<'_> {
             amount_types,
             legacy_jobs,
             seed_era_jobs,
+            redrivable_jobs,
             foreign_claims,
             settings,
             indexes,
@@ -504,4 +523,19 @@ impl Store {
             .await?;
         Ok(SettingsReading::of(found.as_ref()))
     }
+}
+
+/// What an earlier version of ours said when it failed a seed-era job whose recorded split,
+/// made in doubles, missed its policy's by a rounding residue.
+const SPLIT_REFUSED_BEFORE: &str = "not as its policy does";
+
+/// The job's errors say an earlier version failed it over its recorded split.
+fn failed_over_its_recorded_split(job: &CheckoutJobDoc) -> bool {
+    job.status == crate::documents::JobStatus::Failed
+        && job
+            .errors
+            .last()
+            .map(|e| e.message.as_str())
+            .or(job.error.as_ref().map(|e| e.message.as_str()))
+            .is_some_and(|message| message.contains(SPLIT_REFUSED_BEFORE))
 }
