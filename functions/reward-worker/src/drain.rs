@@ -323,6 +323,10 @@ async fn drain_lane(
         metrics::histogram!(telemetry::BATCH_TRANSACTION_MS).record(longest.as_secs_f64() * 1000.0);
         metrics::counter!(telemetry::BATCH_TURN_WAITS)
             .increment(u64::try_from(report.waits).unwrap_or(u64::MAX));
+        if report.on_unusable_settings > 0 {
+            metrics::counter!(telemetry::INVALID_REWARD_SETTINGS)
+                .increment(u64::try_from(report.on_unusable_settings).unwrap_or(u64::MAX));
+        }
         for (claimed, outcome) in jobs.iter().zip(&report.outcomes) {
             let counter = match outcome {
                 JobOutcome::Completed => Some(telemetry::JOBS_COMPLETED),

@@ -471,3 +471,61 @@ async fn a_worker_that_is_not_ours_is_seen_whether_it_parks_or_pays_our_jobs() {
         2
     );
 }
+
+/// The admin's switches hold whatever else the document holds: shares that cannot be used
+/// (0.5 + 0.15 + 0.4 is more than 1) fall back to the defaults as a group, and the signup gift
+/// the admin switched off — with `false`, or with a `null` switch or amount, as the app reads
+/// them — is paid to no one.
+#[tokio::test]
+async fn the_admins_switches_hold_when_the_shares_are_unusable() {
+    let (world, product) = line_world(3).await;
+    world.app_gifts_income("1000").await;
+    let variants = [
+        doc! {"firstPaymentReferral": 0.4, "signupPoints": {"enabled": false, "amount": 50},
+        "enableLevelGifts": false},
+        doc! {"signupPoints": {"enabled": null, "amount": 50}},
+        doc! {"signupPoints": {"enabled": true, "amount": null}},
+    ];
+    for (i, variant) in variants.into_iter().enumerate() {
+        let mut settings = app_defaults();
+        settings.extend(variant);
+        world.set_reward_settings(settings).await;
+        let receipt = world
+            .checkout_current(world.id(&format!("buyer{i}")), product)
+            .await;
+        // Never more than R: D is the default 5 %, not 40 %.
+        assert_eq!(receipt.split.referral, points("5"), "variant {i}");
+        let job = world
+            .store
+            .queue()
+            .job(receipt.job_id)
+            .await
+            .unwrap()
+            .unwrap();
+        let copy = job.payload.settings.unwrap();
+        assert_eq!(
+            copy.get_document("signupPoints")
+                .unwrap()
+                .get_bool("enabled"),
+            Ok(false),
+            "variant {i}: the job records the gift as off"
+        );
+    }
+    let summary = drain(&world.store, 50).await;
+    assert_eq!((summary.completed, summary.failed), (3, 0), "{summary:?}");
+    assert!(entries_of_kind(&world, TransactionType::SignupGiftsReward)
+        .await
+        .is_empty());
+    assert!(entries_of_kind(&world, TransactionType::LevelGiftReward)
+        .await
+        .is_empty());
+    // The parent was paid D for each of the three first purchases.
+    assert_eq!(
+        entries_of_kind(&world, TransactionType::DirectReferralReward)
+            .await
+            .len(),
+        3
+    );
+    let audit = world.store.operators().audit().await.unwrap();
+    assert!(audit.is_clean(), "{:#?}", audit.violations);
+}

@@ -514,7 +514,7 @@ mod tables {
                 (false, _) => "no document: the app's defaults".to_owned(),
                 (true, true) => "the admin's document".to_owned(),
                 (true, false) => format!(
-                    "UNUSABLE ({}): the app's defaults apply",
+                    "the admin's document, with UNUSABLE fields ({}): see the warnings",
                     s.invalid_fields.join(", ")
                 ),
             }

@@ -27,5 +27,6 @@ pub use reward::{
     PoolGift, Promotion, RewardError, RewardPlan, RewardSplit, SkipReason, Skipped, TodayTerms,
 };
 pub use settings::{
-    AppSettings, LevelGifts, RawSettings, RawValue, SettingsProblem, Share, ShareError,
+    AppSettings, LevelGifts, RawSettings, RawValue, SettingsProblem, SettingsRead, Share,
+    ShareError,
 };

@@ -7,9 +7,11 @@
 //!   point;
 //! - values mean what they say: a configured 0 is 0 (the app's `value || default` is a defect we
 //!   do not copy), a missing field takes the app's default;
-//! - [`RawSettings::resolve`] either returns settings whose tree, gifts and direct-referral
-//!   shares add up to at most 1 — so [`AppSettings::split`] never pays more than R — or names
-//!   every field it cannot use; the caller then falls back to [`AppSettings::app_defaults`].
+//! - [`RawSettings::read`] reads the document field by field as the app reads each field: the
+//!   four shares as one group, which falls back to the app's defaults when any of them cannot be
+//!   used or tree, gifts and direct-referral shares add up to more than 1 — so
+//!   [`AppSettings::split`] never pays more than R; every other field on its own, an unusable
+//!   one paying no gift. Every field it cannot use is named.
 
 use std::cmp::Ordering;
 use std::fmt;
@@ -275,8 +277,10 @@ impl AppSettings {
 /// One stored value as the settings reader sees it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum RawValue {
-    /// The field is not there (or null): the app's default.
+    /// The field is not there: the app's default.
     Missing,
+    /// `null` (or `undefined`): falsy, as the app reads it.
+    Null,
     /// A number, as its shortest decimal text.
     Number(String),
     Bool(bool),
@@ -311,148 +315,212 @@ pub struct RawSettings {
     pub enable_level_gifts: RawValue,
 }
 
+/// The settings a document gives, read field by field, and every field that could not be used.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SettingsRead {
+    pub settings: AppSettings,
+    /// Each unusable field, named; the settings say what applies instead.
+    pub problems: Vec<SettingsProblem>,
+}
+
 impl RawSettings {
-    /// Validates the document. `Err` names every field that cannot be used.
-    pub fn resolve(&self) -> Result<AppSettings, Vec<SettingsProblem>> {
+    /// Reads the document field by field, as the app reads each field (APP-DATA "The app
+    /// today": `x || default` for the shares, `enabled && amount > 0` for the signup gift,
+    /// `enableLevelGifts && levelGifts[letter] > 0` for a level gift), except that a configured
+    /// 0 share is 0:
+    ///
+    /// - the four shares fall back to the app's defaults as one group when any of them cannot be
+    ///   used or tree + gifts + direct referral exceed 1 (so a split never pays more than R);
+    ///   a missing or null share is its default;
+    /// - every other field on its own: a missing field takes the app's default; `null`, `false`
+    ///   and 0 switch a gift off (as the app reads them); a value that cannot be used (a
+    ///   negative amount, a string, a bad letter) is named and pays no gift — never a gift the
+    ///   admin may have switched off.
+    pub fn read(&self) -> SettingsRead {
         let defaults = AppSettings::app_defaults();
         let mut problems = Vec::new();
-        let mut problem = |field: &str, text: String| {
-            problems.push(SettingsProblem {
-                field: field.to_owned(),
-                problem: text,
-            })
-        };
+        let mut share_problems = Vec::new();
         let mut share = |field: &str, raw: &RawValue, default: Share| match raw {
-            RawValue::Missing => default,
+            RawValue::Missing | RawValue::Null => default,
             RawValue::Number(text) => Share::parse(text).unwrap_or_else(|e| {
-                problem(field, e.to_string());
+                share_problems.push(problem(field, e.to_string()));
                 default
             }),
             other => {
-                problem(field, format!("{} is not a number", describe(other)));
+                share_problems.push(problem(
+                    field,
+                    format!("{} is not a number", describe(other)),
+                ));
                 default
             }
         };
-        let tree_share = share("treeShare", &self.tree_share, defaults.tree_share);
-        let gifts_share = share("giftsShare", &self.gifts_share, defaults.gifts_share);
-        let app_share = share("appShare", &self.app_share, defaults.app_share);
-        let referral_share = share(
-            "firstPaymentReferral",
-            &self.first_payment_referral,
-            defaults.referral_share,
+        let mut shares = (
+            share("treeShare", &self.tree_share, defaults.tree_share),
+            share("giftsShare", &self.gifts_share, defaults.gifts_share),
+            share("appShare", &self.app_share, defaults.app_share),
+            share(
+                "firstPaymentReferral",
+                &self.first_payment_referral,
+                defaults.referral_share,
+            ),
         );
-        let mut problems_after_shares = Vec::new();
-        let mut later = |field: &str, text: String| {
-            problems_after_shares.push(SettingsProblem {
-                field: field.to_owned(),
-                problem: text,
-            })
-        };
-        let shared_out = tree_share.scaled() + gifts_share.scaled() + referral_share.scaled();
-        if shared_out > Share::one_scaled() {
-            later(
+        let (tree, gifts, _, referral) = shares;
+        if tree.scaled() + gifts.scaled() + referral.scaled() > Share::one_scaled() {
+            share_problems.push(problem(
                 "treeShare + giftsShare + firstPaymentReferral",
-                format!("{tree_share} + {gifts_share} + {referral_share} is more than 1"),
-            );
+                format!("{tree} + {gifts} + {referral} is more than 1"),
+            ));
         }
-
-        let amount = |raw: &RawValue| -> Result<Option<MilliPoints>, String> {
-            match raw {
-                RawValue::Missing => Ok(None),
-                RawValue::Number(text) => match MilliPoints::from_decimal_rounded(text) {
-                    Ok(points) if !points.is_negative() => Ok(Some(points)),
-                    Ok(_) => Err(format!("{text} is below zero")),
-                    Err(e) => Err(e.to_string()),
-                },
-                other => Err(format!("{} is not a number", describe(other))),
-            }
-        };
-        let flag = |raw: &RawValue, default: bool| -> Result<bool, String> {
-            match raw {
-                RawValue::Missing => Ok(default),
-                RawValue::Bool(value) => Ok(*value),
-                other => Err(format!("{} is not true or false", describe(other))),
-            }
-        };
+        if !share_problems.is_empty() {
+            shares = (
+                defaults.tree_share,
+                defaults.gifts_share,
+                defaults.app_share,
+                defaults.referral_share,
+            );
+            problems.append(&mut share_problems);
+        }
+        let (tree_share, gifts_share, app_share, referral_share) = shares;
 
         let signup_gift = match &self.signup_points {
             RawValue::Missing => defaults.signup_gift,
             RawValue::Document(fields) => {
-                let field = |name: &str| {
-                    fields
-                        .iter()
-                        .find(|(key, _)| key == name)
-                        .map(|(_, value)| value.clone())
-                        .unwrap_or(RawValue::Missing)
-                };
-                let enabled = flag(&field("enabled"), true).unwrap_or_else(|e| {
-                    later("signupPoints.enabled", e);
-                    true
+                let enabled = switch(&field_of(fields, "enabled"), true).unwrap_or_else(|e| {
+                    problems.push(problem("signupPoints.enabled", e));
+                    false
                 });
-                let amount = amount(&field("amount"))
+                let amount = gift(&field_of(fields, "amount"), defaults.signup_gift)
                     .unwrap_or_else(|e| {
-                        later("signupPoints.amount", e);
+                        problems.push(problem("signupPoints.amount", e));
                         None
-                    })
-                    .or(defaults.signup_gift);
-                enabled.then_some(amount).flatten()
+                    });
+                amount.filter(|_| enabled)
+            }
+            RawValue::Null => {
+                // The app's worker throws on it at a first purchase (after writing the other
+                // entries): nothing we could copy. No gift.
+                problems.push(problem("signupPoints", "null: no signup gift".into()));
+                None
             }
             other => {
-                later(
+                problems.push(problem(
                     "signupPoints",
-                    format!("{} is not a sub-document", describe(other)),
-                );
-                defaults.signup_gift
+                    format!("{} is not a sub-document: no signup gift", describe(other)),
+                ));
+                None
             }
         };
         let level_gifts = match &self.level_gifts {
             RawValue::Missing => defaults.level_gifts,
+            RawValue::Null => LevelGifts::default(),
             RawValue::Document(fields) => {
                 let mut gifts = LevelGifts::default();
                 for (key, value) in fields {
                     let field = format!("levelGifts.{key}");
                     match key.parse::<Level>() {
-                        Err(_) => later(&field, "is not a letter from A to J".into()),
-                        Ok(level) => match amount(value) {
+                        Err(_) => {
+                            problems.push(problem(&field, "is not a letter from A to J".into()))
+                        }
+                        Ok(level) => match gift(value, None) {
                             Ok(Some(points)) => gifts.set(level, points),
                             Ok(None) => {}
-                            Err(e) => later(&field, e),
+                            Err(e) => problems.push(problem(&field, e)),
                         },
                     }
                 }
                 gifts
             }
             other => {
-                later(
+                problems.push(problem(
                     "levelGifts",
-                    format!("{} is not a sub-document of points", describe(other)),
-                );
-                defaults.level_gifts
+                    format!(
+                        "{} is not a sub-document of points: no level gifts",
+                        describe(other)
+                    ),
+                ));
+                LevelGifts::default()
             }
         };
-        let level_gifts_enabled = flag(&self.enable_level_gifts, true).unwrap_or_else(|e| {
-            later("enableLevelGifts", e);
-            true
+        let level_gifts_enabled = switch(&self.enable_level_gifts, true).unwrap_or_else(|e| {
+            problems.push(problem("enableLevelGifts", e));
+            false
         });
-        problems.extend(problems_after_shares);
-        if !problems.is_empty() {
-            return Err(problems);
+        SettingsRead {
+            settings: AppSettings {
+                tree_share,
+                gifts_share,
+                app_share,
+                referral_share,
+                signup_gift,
+                level_gifts,
+                level_gifts_enabled,
+            },
+            problems,
         }
-        Ok(AppSettings {
-            tree_share,
-            gifts_share,
-            app_share,
-            referral_share,
-            signup_gift,
-            level_gifts,
-            level_gifts_enabled,
-        })
+    }
+
+    /// The document's settings when every field can be used (a copy we wrote, for one); else
+    /// every field that cannot.
+    pub fn resolve(&self) -> Result<AppSettings, Vec<SettingsProblem>> {
+        let read = self.read();
+        if read.problems.is_empty() {
+            Ok(read.settings)
+        } else {
+            Err(read.problems)
+        }
+    }
+}
+
+fn problem(field: &str, text: String) -> SettingsProblem {
+    SettingsProblem {
+        field: field.to_owned(),
+        problem: text,
+    }
+}
+
+fn field_of(fields: &[(String, RawValue)], name: &str) -> RawValue {
+    fields
+        .iter()
+        .find(|(key, _)| key == name)
+        .map_or(RawValue::Missing, |(_, value)| value.clone())
+}
+
+/// A switch as the app reads it: missing is its default; `null`, `false` and 0 are off; `true`
+/// and 1 are on (mongoose casts 0 and 1 to booleans); anything else is unusable.
+fn switch(raw: &RawValue, default: bool) -> Result<bool, String> {
+    match raw {
+        RawValue::Missing => Ok(default),
+        RawValue::Null => Ok(false),
+        RawValue::Bool(value) => Ok(*value),
+        RawValue::Number(text) => match MilliPoints::from_decimal_rounded(text) {
+            Ok(n) if n.is_zero() => Ok(false),
+            Ok(n) if n.as_milli() == 1000 => Ok(true),
+            _ => Err(format!("{text} is not true or false: off")),
+        },
+        other => Err(format!("{} is not true or false: off", describe(other))),
+    }
+}
+
+/// A gift's amount as the app reads it (`amount > 0`): missing is `default`; `null`, `false`
+/// and 0 are no gift; a positive number is the gift; anything else is unusable (no gift).
+fn gift(raw: &RawValue, default: Option<MilliPoints>) -> Result<Option<MilliPoints>, String> {
+    match raw {
+        RawValue::Missing => Ok(default),
+        RawValue::Null | RawValue::Bool(false) => Ok(None),
+        RawValue::Number(text) => match MilliPoints::from_decimal_rounded(text) {
+            Ok(points) if points.is_zero() => Ok(None),
+            Ok(points) if !points.is_negative() => Ok(Some(points)),
+            Ok(_) => Err(format!("{text} is below zero: no gift")),
+            Err(e) => Err(format!("{e}: no gift")),
+        },
+        other => Err(format!("{} is not a number: no gift", describe(other))),
     }
 }
 
 fn describe(value: &RawValue) -> String {
     match value {
         RawValue::Missing => "nothing".into(),
+        RawValue::Null => "null".into(),
         RawValue::Number(text) => text.clone(),
         RawValue::Bool(b) => b.to_string(),
         RawValue::Document(_) => "a sub-document".into(),
@@ -569,7 +637,8 @@ mod tests {
         .resolve()
         .unwrap();
         assert_eq!(settings.referral_share, Share::ZERO);
-        assert_eq!(settings.signup_gift, Some(MilliPoints::ZERO));
+        // A gift of 0 is no gift (the app's `amount > 0`).
+        assert_eq!(settings.signup_gift, None);
         assert_eq!(settings.level_gifts.of(Level::B), MilliPoints::ZERO);
         let split = settings.split(points("100"));
         assert_eq!(split.referral, MilliPoints::ZERO);
@@ -598,7 +667,7 @@ mod tests {
                 ("K".into(), number("1")),
                 ("B".into(), RawValue::Other("string")),
             ]),
-            enable_level_gifts: number("1"),
+            enable_level_gifts: number("2"),
             ..missing()
         }
         .resolve()
@@ -615,6 +684,98 @@ mod tests {
                 "enableLevelGifts",
             ]
         );
+    }
+
+    /// The issue's case: the admin page accepted `firstPaymentReferral: 0.4`, so the shares
+    /// (0.5 + 0.15 + 0.4) exceed 1 and fall back to the defaults as a group; the admin's
+    /// switches still hold, field by field.
+    #[test]
+    fn unusable_shares_fall_back_as_a_group_and_the_switches_still_hold() {
+        let read = RawSettings {
+            first_payment_referral: number("0.4"),
+            signup_points: RawValue::Document(vec![("enabled".into(), RawValue::Bool(false))]),
+            enable_level_gifts: RawValue::Bool(false),
+            ..app_default_document()
+        }
+        .read();
+        let fields: Vec<&str> = read.problems.iter().map(|p| p.field.as_str()).collect();
+        assert_eq!(fields, ["treeShare + giftsShare + firstPaymentReferral"]);
+        let defaults = AppSettings::app_defaults();
+        let s = &read.settings;
+        assert_eq!(
+            (s.tree_share, s.gifts_share, s.app_share, s.referral_share),
+            (
+                defaults.tree_share,
+                defaults.gifts_share,
+                defaults.app_share,
+                defaults.referral_share
+            )
+        );
+        assert_eq!(s.signup_gift, None);
+        assert_eq!(s.payable_level_gifts(), None);
+        // One unusable share takes the group back to the defaults, the others included.
+        let read = RawSettings {
+            tree_share: number("0.6"),
+            gifts_share: RawValue::Other("string"),
+            ..app_default_document()
+        }
+        .read();
+        assert_eq!(read.settings.tree_share, defaults.tree_share);
+        assert_eq!(read.problems.len(), 1);
+    }
+
+    /// `null`, `false` and 0 read as the app reads them: no gift, nothing to name; a missing
+    /// field is the app's default; a null share is its default.
+    #[test]
+    fn falsy_values_switch_gifts_off_as_the_app_reads_them() {
+        for (enabled, amount) in [
+            (RawValue::Null, number("50")),
+            (RawValue::Bool(true), RawValue::Null),
+            (number("0"), number("50")),
+            (RawValue::Bool(true), number("0")),
+            (RawValue::Bool(false), RawValue::Missing),
+        ] {
+            let read = RawSettings {
+                signup_points: RawValue::Document(vec![
+                    ("enabled".into(), enabled.clone()),
+                    ("amount".into(), amount.clone()),
+                ]),
+                ..app_default_document()
+            }
+            .read();
+            assert_eq!(read.settings.signup_gift, None, "{enabled:?} {amount:?}");
+            assert!(read.problems.is_empty(), "{:?}", read.problems);
+        }
+        // Missing fields of the sub-document are the app's defaults (enabled, 50).
+        let read = RawSettings {
+            signup_points: RawValue::Document(vec![]),
+            first_payment_referral: RawValue::Null,
+            enable_level_gifts: RawValue::Null,
+            level_gifts: RawValue::Document(vec![
+                ("B".into(), RawValue::Null),
+                ("D".into(), number("20")),
+            ]),
+            ..app_default_document()
+        }
+        .read();
+        assert!(read.problems.is_empty(), "{:?}", read.problems);
+        assert_eq!(read.settings.signup_gift, Some(points("50")));
+        assert_eq!(read.settings.referral_share, Share::percent(5));
+        assert!(!read.settings.level_gifts_enabled);
+        assert_eq!(read.settings.level_gifts.of(Level::B), MilliPoints::ZERO);
+        assert_eq!(read.settings.level_gifts.of(Level::D), points("20"));
+        // A null sub-document (the app's worker throws on it) and a negative amount pay no gift
+        // and are named.
+        let read = RawSettings {
+            signup_points: RawValue::Null,
+            level_gifts: RawValue::Document(vec![("B".into(), number("-10"))]),
+            ..app_default_document()
+        }
+        .read();
+        assert_eq!(read.settings.signup_gift, None);
+        assert_eq!(read.settings.level_gifts.of(Level::B), MilliPoints::ZERO);
+        let fields: Vec<&str> = read.problems.iter().map(|p| p.field.as_str()).collect();
+        assert_eq!(fields, ["signupPoints", "levelGifts.B"]);
     }
 
     #[test]

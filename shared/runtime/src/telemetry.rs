@@ -26,8 +26,9 @@ pub const BATCH_TURN_WAITS: &str = "BatchTurnWaits";
 pub const QUEUE_DEPTH: &str = "QueueDepth";
 /// Gauge: age of the oldest pending job after a drain, seconds. The template's alarm watches it.
 pub const OLDEST_PENDING_AGE_SECONDS: &str = "OldestPendingAgeSeconds";
-/// Counter: checkouts that found the admin's `rewardsettings` unusable (the app's defaults
-/// applied).
+/// Counter: checkouts (and jobs of the app's own checkout, paid by the settings when they run)
+/// that found fields of the admin's `rewardsettings` they cannot use (each read as
+/// [`mall_domain::RawSettings::read`] says: the shares' defaults, or no gift).
 pub const INVALID_REWARD_SETTINGS: &str = "InvalidRewardSettings";
 /// Counter: jobs of ours another worker (the app's own) claimed: seen at our claim (its attempts
 /// are not all ours) and after every drain (a `startedAt` within the lease that our claim did not
@@ -48,7 +49,7 @@ pub fn describe_metrics() {
     metrics::describe_counter!(
         INVALID_REWARD_SETTINGS,
         Unit::Count,
-        "checkouts that found the reward settings unusable"
+        "checkouts and the app's jobs that found reward settings fields unusable"
     );
     metrics::describe_counter!(
         FOREIGN_CLAIMS,

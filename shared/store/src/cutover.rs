@@ -88,7 +88,8 @@ pub struct SeedEraJob {
 pub struct SettingsView {
     /// A `rewardsettings` document exists (else the app's defaults apply).
     pub found: bool,
-    /// Fields that cannot be used: the app's defaults apply instead of the whole document.
+    /// Fields that cannot be used: the shares' defaults apply if a share is among them, and no
+    /// gift where a gift's field is.
     pub invalid_fields: Vec<String>,
     pub tree_share: String,
     pub gifts_share: String,
@@ -447,7 +448,7 @@ impl Operators<'_> {
             .unwrap_or_default();
         if !reading.problems.is_empty() {
             warnings.push(format!(
-                "the reward settings cannot be used ({}): checkouts apply the app's defaults and count InvalidRewardSettings",
+                "fields of the reward settings cannot be used ({}): an unusable share takes the four shares back to the app's defaults, an unusable gift field pays no gift; checkouts and the app's jobs count InvalidRewardSettings",
                 reading.problems.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")
             ));
         }

@@ -3,8 +3,9 @@
 //! shape), converted to and from the domain's [`RawSettings`] / [`AppSettings`].
 //!
 //! Guarantees: the settings are read, never written, by us; several documents mean the oldest by
-//! `_id`; none, or one we cannot use, means the app's defaults — never a blocked checkout and
-//! never more than R paid — with every unusable field named (for the log, a metric and
+//! `_id`; none means the app's defaults; a document is read field by field
+//! ([`RawSettings::read`]) — never a blocked checkout, never more than R paid, never a gift the
+//! admin may have switched off — with every unusable field named (for the log, a metric and
 //! `mall cutover check`).
 
 use mall_domain::{AppSettings, Level, RawSettings, RawValue, SettingsProblem};
@@ -16,11 +17,12 @@ use crate::error::StoreError;
 /// The settings a checkout or a job uses, and what was wrong with the stored document.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SettingsReading {
-    /// What applies: the document's settings, or the app's defaults.
+    /// What applies: the document's settings read field by field (the app's defaults for the
+    /// shares when they cannot be used as a group, no gift where a gift's field cannot be used).
     pub settings: AppSettings,
     /// A settings document was found.
     pub found: bool,
-    /// Why the document could not be used (then the defaults apply).
+    /// Every field that could not be used.
     pub problems: Vec<SettingsProblem>,
 }
 
@@ -34,22 +36,16 @@ impl SettingsReading {
                 problems: vec![],
             };
         };
-        match raw_settings(document).resolve() {
-            Ok(settings) => SettingsReading {
-                settings,
-                found: true,
-                problems: vec![],
-            },
-            Err(problems) => SettingsReading {
-                settings: AppSettings::app_defaults(),
-                found: true,
-                problems,
-            },
+        let read = raw_settings(document).read();
+        SettingsReading {
+            settings: read.settings,
+            found: true,
+            problems: read.problems,
         }
     }
 
-    /// Logs an unusable document (a checkout still goes through, on the defaults; the
-    /// checkout function counts it from its receipt).
+    /// Logs the fields that cannot be used (a checkout or a job still goes through; the
+    /// functions count it).
     pub fn report_problems(&self) {
         if self.problems.is_empty() {
             return;
@@ -57,7 +53,7 @@ impl SettingsReading {
         let problems: Vec<String> = self.problems.iter().map(ToString::to_string).collect();
         tracing::warn!(
             ?problems,
-            "the reward settings cannot be used: the app's defaults apply"
+            "fields of the reward settings cannot be used: the shares' defaults apply if a share is among them, and no gift where a gift's field is"
         );
     }
 }
@@ -78,7 +74,8 @@ pub fn raw_settings(document: &Document) -> RawSettings {
 
 fn raw_value(value: Option<&Bson>) -> RawValue {
     match value {
-        None | Some(Bson::Null | Bson::Undefined) => RawValue::Missing,
+        None => RawValue::Missing,
+        Some(Bson::Null | Bson::Undefined) => RawValue::Null,
         // Rust prints a double at its shortest round-trip form, the digits JavaScript prints.
         Some(Bson::Double(x)) => RawValue::Number(x.to_string()),
         Some(Bson::Int32(n)) => RawValue::Number(n.to_string()),

@@ -98,6 +98,17 @@ pub struct BatchReport {
     pub waits: usize,
     /// The longest load, plan and write of an attempt (its transaction, before the commit).
     pub longest_transaction: std::time::Duration,
+    /// Jobs of the app's own checkout paid on a settings document with fields that cannot be
+    /// used (named in the log; `mall cutover check` names them too).
+    pub on_unusable_settings: usize,
+}
+
+/// What one committed attempt of a batch did besides paying: the jobs that failed, and how
+/// many of the app's jobs were paid on unusable settings.
+#[derive(Default)]
+struct Applied {
+    failures: Vec<(usize, Attempt)>,
+    on_unusable_settings: usize,
 }
 
 impl Store {
@@ -190,10 +201,13 @@ impl Store {
         group: &[usize],
         now: DateTime,
         settings: &QueueSettings,
-    ) -> Result<Vec<(usize, Attempt)>, BatchError> {
+    ) -> Result<Applied, BatchError> {
         if self.failpoints().is_armed(Failpoint::JobRetryableFailure) {
             let injected = Attempt::Retryable("injected failure (test failpoint)".into());
-            return Ok(group.iter().map(|&i| (i, injected.clone())).collect());
+            return Ok(Applied {
+                failures: group.iter().map(|&i| (i, injected.clone())).collect(),
+                on_unusable_settings: 0,
+            });
         }
         // Batches take turns: this write is the transaction's first, so a batch that another
         // one is running beside stops here, before its load, and waits for the other's commit
@@ -245,6 +259,17 @@ impl Store {
             None => None,
         };
         let pool_before = writes.pool;
+        // The app's own jobs pay by the settings as they are now: say which fields cannot be
+        // used, for each such job paid.
+        let on_settings = |i: &usize| jobs[*i].job.payload.era() == JobEra::AppCurrent;
+        let on_unusable_settings = if loaded.settings.problems.is_empty() {
+            0
+        } else {
+            group.iter().filter(|i| on_settings(i)).count()
+        };
+        if on_unusable_settings > 0 {
+            loaded.settings.report_problems();
+        }
         for &i in group {
             let job = &jobs[i].job;
             let state = PurchaseState::of(loaded.purchases.get(&job.checkout_transaction_id), job);
@@ -321,7 +346,10 @@ impl Store {
         )
         .await?;
         self.die_at(Failpoint::JobBeforeCommit)?;
-        Ok(left)
+        Ok(Applied {
+            failures: left,
+            on_unusable_settings,
+        })
     }
 
     /// A test's simulated crash at `point` (without the `failpoints` feature, nothing).
@@ -462,7 +490,8 @@ impl Rewards<'_> {
                     report.conflicts += usize::try_from(committed.attempts - 1).unwrap_or(0);
                     report.waits += usize::try_from(committed.waits).unwrap_or(0);
                     every(Attempt::Done, &group);
-                    for (i, failure) in committed.value {
+                    report.on_unusable_settings += committed.value.on_unusable_settings;
+                    for (i, failure) in committed.value.failures {
                         attempts[i] = Some(failure);
                     }
                 }
