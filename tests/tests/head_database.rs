@@ -21,7 +21,7 @@ use std::collections::HashMap;
 
 use mall_domain::{MilliPoints, RewardPlan};
 use mall_store::bson::{doc, oid::ObjectId, DateTime, Document};
-use mall_store::testing::documents::{CheckoutJobDoc, JobEra, RunTimeFacts};
+use mall_store::testing::documents::{CheckoutJobDoc, JobEra, PurchaseOrder, RunTimeFacts};
 use mall_store::testing::queue::QueueSettings;
 use mall_store::testing::settings::SettingsReading;
 use mall_store::Store;
@@ -205,15 +205,15 @@ async fn every_open_job_is_paid_once_by_its_eras_rules(name: &str, open: (usize,
 
     // The plan: every open job in claim order (the app's jobs carry no `runAfter`: by `_id`).
     let mut model = Replay::of(dump.documents("customers"), pool_formula(&before));
-    let completed_purchases: Vec<(ObjectId, ObjectId)> = transactions
+    // Each purchase's place in the first-purchase rule's order, and which are completed.
+    let order_of = |t: &Document| PurchaseOrder {
+        created_at: t.get_datetime("createdAt").ok().copied(),
+        id: t.get_object_id("_id").unwrap(),
+    };
+    let completed_purchases: Vec<(ObjectId, PurchaseOrder)> = transactions
         .iter()
         .filter(|t| t.get_str("type") == Ok("purchase") && t.get_str("status") == Ok("completed"))
-        .map(|t| {
-            (
-                t.get_object_id("customerId").unwrap(),
-                t.get_object_id("_id").unwrap(),
-            )
-        })
+        .map(|t| (t.get_object_id("customerId").unwrap(), order_of(t)))
         .collect();
     let mut planned = Vec::new();
     let mut eras: HashMap<&str, usize> = HashMap::new();
@@ -223,10 +223,18 @@ async fn every_open_job_is_paid_once_by_its_eras_rules(name: &str, open: (usize,
         }
         let job: CheckoutJobDoc =
             mall_store::testing::documents::read_document(raw.clone()).unwrap();
+        let this = transactions
+            .iter()
+            .find(|t| t.get_object_id("_id") == Ok(job.checkout_transaction_id))
+            .map(order_of)
+            .unwrap();
+        let earliest = completed_purchases
+            .iter()
+            .filter(|(buyer, _)| *buyer == job.customer_id)
+            .map(|(_, order)| order)
+            .min();
         let facts = RunTimeFacts {
-            first_purchase: !completed_purchases
-                .iter()
-                .any(|(buyer, id)| *buyer == job.customer_id && *id != job.checkout_transaction_id),
+            first_purchase: mall_domain::is_first_purchase(&this, earliest),
             settings: settings.settings.clone(),
             level_gifts_allowed: true,
         };

@@ -529,3 +529,67 @@ async fn the_admins_switches_hold_when_the_shares_are_unusable() {
     let audit = world.store.operators().audit().await.unwrap();
     assert!(audit.is_clean(), "{:#?}", audit.violations);
 }
+
+/// An app-era first purchase whose job still waits while the buyer completes another purchase
+/// stays the first: no completed purchase was created before it. The later purchase is a
+/// repeat one. Exactly one first purchase: one direct-referral reward to the parent, one signup
+/// gift, one cashback.
+#[tokio::test]
+async fn a_first_purchase_stays_first_whatever_completes_while_its_job_waits() {
+    let (world, product) = line_world(1).await;
+    world.set_reward_settings(app_defaults()).await;
+    world.app_gifts_income("1000").await;
+    let buyer = world.id("buyer0");
+    // The app's own checkout queued the first (its job records the five numbers, nothing of
+    // ours: no policy, no first-purchase decision, no settings).
+    let first = world.checkout_current(buyer, product).await;
+    world
+        .store
+        .database()
+        .collection::<Document>("checkoutjobs")
+        .update_one(
+            doc! {"_id": first.job_id},
+            doc! {"$unset": {"payload.policy": "", "payload.economy": "",
+            "payload.firstPurchase": "", "payload.settings": ""}},
+        )
+        .await
+        .unwrap();
+    let job = world
+        .store
+        .queue()
+        .job(first.job_id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        job.payload.era(),
+        mall_store::testing::documents::JobEra::AppCurrent
+    );
+    // The buyer completes another purchase before the app's job runs.
+    let second = world.checkout_current(buyer, product).await;
+    let summary = drain(&world.store, 50).await;
+    assert_eq!((summary.completed, summary.failed), (2, 0), "{summary:?}");
+
+    let direct = entries_of_kind(&world, TransactionType::DirectReferralReward).await;
+    let mut recipients: Vec<ObjectId> = direct.iter().map(|(id, _)| *id).collect();
+    recipients.sort();
+    let mut expected = vec![world.id("parent"), buyer];
+    expected.sort();
+    assert_eq!(
+        recipients, expected,
+        "one referral to the parent, one cashback"
+    );
+    let first_entries = world.entries_of(first.transaction_id).await;
+    assert!(first_entries
+        .iter()
+        .any(|e| e.kind == TransactionType::DirectReferralReward
+            && e.customer_id == world.id("parent")));
+    let second_entries = world.entries_of(second.transaction_id).await;
+    assert!(second_entries
+        .iter()
+        .any(|e| e.kind == TransactionType::DirectReferralReward && e.customer_id == buyer));
+    assert_eq!(
+        entries_of_kind(&world, TransactionType::SignupGiftsReward).await,
+        [(buyer, points("50"))]
+    );
+}

@@ -23,8 +23,9 @@ pub use money::{MilliPoints, MoneyError, ParseAmountError, RoundAmountError};
 pub use policy::{BasisPoints, PolicyError, PolicyOverrides, PolicyPreset, RewardPolicy};
 pub use retry::{RetryDecision, RetryPolicy};
 pub use reward::{
-    plan_job, plan_rewards, DirectKind, DirectReward, GiftKind, JobTerms, Payout, PayoutKind,
-    PoolGift, Promotion, RewardError, RewardPlan, RewardSplit, SkipReason, Skipped, TodayTerms,
+    is_first_purchase, plan_job, plan_rewards, DirectKind, DirectReward, GiftKind, JobTerms,
+    Payout, PayoutKind, PoolGift, Promotion, RewardError, RewardPlan, RewardSplit, SkipReason,
+    Skipped, TodayTerms,
 };
 pub use settings::{
     AppSettings, LevelGifts, RawSettings, RawValue, SettingsProblem, SettingsRead, Share,

@@ -138,6 +138,17 @@ pub enum DirectKind {
     Cashback,
 }
 
+/// The first-purchase rule of the app's current economy, decided the same way wherever it is
+/// decided (at our checkout, and when a job of the app's own checkout runs): a purchase is the
+/// buyer's first when no completed purchase was created before it. Purchases are ordered by a
+/// key `K` — when each was created, then its id (the order MongoDB sorts `{createdAt: 1, _id: 1}`
+/// in, a missing time first) — and `earliest_completed` is the least key among the buyer's
+/// completed purchases (this one included, or not). One total order: of any set of purchases
+/// exactly one is first, however the decisions interleave.
+pub fn is_first_purchase<K: Ord>(purchase: &K, earliest_completed: Option<&K>) -> bool {
+    earliest_completed.is_none_or(|earliest| purchase <= earliest)
+}
+
 /// The direct-referral share paid to a wallet (`direct_referral_reward`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DirectReward<Id> {
@@ -936,6 +947,19 @@ mod tests {
             MilliPoints::ZERO
         )
         .is_err());
+    }
+
+    #[test]
+    fn the_first_purchase_is_the_earliest_whatever_else_completed_since() {
+        // (created at, id): the buyer's purchases at t = 5 (this one) and t = 9 (completed
+        // later, while this one's job waited): this one is still the first.
+        assert!(is_first_purchase(&(Some(5), 1), Some(&(Some(5), 1))));
+        assert!(is_first_purchase(&(Some(5), 1), Some(&(Some(9), 2))));
+        assert!(is_first_purchase(&(Some(5), 1), None));
+        assert!(!is_first_purchase(&(Some(9), 2), Some(&(Some(5), 1))));
+        // Two purchases of the same second: the id decides; a missing time sorts first.
+        assert!(!is_first_purchase(&(Some(5), 2), Some(&(Some(5), 1))));
+        assert!(!is_first_purchase(&(Some(5), 1), Some(&(None, 7))));
     }
 
     proptest::proptest! {

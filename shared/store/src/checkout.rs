@@ -169,9 +169,9 @@ struct CheckoutSnapshot {
     /// The admin's settings document (the oldest), in the current economy.
     #[serde(default)]
     settings: Vec<Document>,
-    /// One earlier completed purchase of the buyer, if any (current economy).
+    /// The buyer's earliest completed purchase, if any (current economy).
     #[serde(default)]
-    earlier_purchases: Vec<Document>,
+    earlier_purchases: Vec<crate::documents::PurchaseOrder>,
 }
 
 #[derive(Deserialize)]
@@ -254,7 +254,7 @@ impl Store {
             ));
         }
         let mut settings_unusable = false;
-        let (split, terms) = match command.economy {
+        let (split, mut terms) = match command.economy {
             Economy::Split => (
                 RewardSplit::of(cart.reward_points, command.policy)
                     .map_err(|e| internal(e.to_string()))?,
@@ -272,7 +272,8 @@ impl Store {
                     settings.split(cart.reward_points),
                     Some(CurrentTerms {
                         settings,
-                        first_purchase: snapshot.earlier_purchases.is_empty(),
+                        // Decided below, once this purchase has its place.
+                        first_purchase: false,
                     }),
                 )
             }
@@ -293,6 +294,12 @@ impl Store {
             },
         };
         let purchase = purchase_doc(command, &buyer, &cart, split, new_balance, fingerprint, now);
+        if let Some(terms) = terms.as_mut() {
+            terms.first_purchase = mall_domain::is_first_purchase(
+                &crate::documents::PurchaseOrder::of(&purchase),
+                snapshot.earlier_purchases.first(),
+            );
+        }
         self.purchases()
             .insert_one(&purchase)
             .session(&mut *session)
@@ -394,16 +401,17 @@ impl Store {
             }});
         }
         if let Economy::Current { .. } = economy {
-            // The settings in force, and whether the buyer has bought before (as the app
-            // counts it: a completed purchase), read in this transaction's snapshot.
+            // The settings in force, and the buyer's earliest completed purchase (the
+            // first-purchase rule's), read in this transaction's snapshot.
             pipeline.push(crate::settings::lookup_settings("settings"));
             pipeline.push(doc! {"$lookup": {
                 "from": collections::TRANSACTIONS,
                 "localField": "_id", "foreignField": "customerId",
                 "pipeline": [
                     {"$match": {"type": "purchase", "status": ENTRY_COMPLETED}},
+                    {"$sort": {"createdAt": 1, "_id": 1}},
                     {"$limit": 1},
-                    {"$project": {"_id": 1}},
+                    {"$project": {"_id": 1, "createdAt": 1}},
                 ],
                 "as": "earlierPurchases",
             }});

@@ -672,6 +672,26 @@ pub struct JobPayloadDoc {
     pub settings: Option<Document>,
 }
 
+/// A purchase's place in the first-purchase rule's order ([`mall_domain::is_first_purchase`]):
+/// when it was created, then its id — as MongoDB sorts `{createdAt: 1, _id: 1}`, a missing
+/// time first.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Deserialize)]
+pub struct PurchaseOrder {
+    #[serde(default, rename = "createdAt")]
+    pub created_at: Option<DateTime>,
+    #[serde(rename = "_id")]
+    pub id: ObjectId,
+}
+
+impl PurchaseOrder {
+    pub fn of(purchase: &PurchaseDoc) -> Self {
+        PurchaseOrder {
+            created_at: Some(purchase.created_at),
+            id: purchase.id,
+        }
+    }
+}
+
 /// `payload.economy` of a job of the app's current economy.
 pub const ECONOMY_CURRENT: &str = "current";
 

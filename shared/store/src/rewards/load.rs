@@ -14,7 +14,9 @@ use serde::Deserialize;
 use super::error::BatchError;
 use crate::chains::walk_chains;
 use crate::collections;
-use crate::documents::{CheckoutJobDoc, JobEra, TransactionType, ENTRY_COMPLETED, REFERRAL_ACTIVE};
+use crate::documents::{
+    CheckoutJobDoc, JobEra, PurchaseOrder, TransactionType, ENTRY_COMPLETED, REFERRAL_ACTIVE,
+};
 use crate::error::StoreError;
 use crate::failpoints::Failpoint;
 use crate::queue::{Attempt, ClaimedJob};
@@ -62,20 +64,17 @@ struct LoadedDoc {
     /// The admin's settings (only when the batch holds jobs of the app's own current checkout).
     #[serde(default)]
     settings: Vec<Document>,
-    /// Completed purchases per buyer of those jobs (`{_id: buyer, n, first}`).
+    /// The earliest completed purchase of each buyer of those jobs (`{_id: buyer, earliest}`).
     #[serde(default, rename = "buyerPurchases")]
     buyer_purchases: Vec<BuyerPurchases>,
 }
 
-/// How many completed purchases a buyer has, and its oldest.
+/// A buyer's earliest completed purchase (the first-purchase rule's order).
 #[derive(Deserialize)]
 pub(super) struct BuyerPurchases {
     #[serde(rename = "_id")]
     buyer: ObjectId,
-    #[serde(default)]
-    pub(super) n: i64,
-    #[serde(default)]
-    pub(super) first: Option<ObjectId>,
+    pub(super) earliest: PurchaseOrder,
 }
 
 /// Who holds a job, as the snapshot has it.
@@ -101,6 +100,9 @@ pub(super) struct PurchaseRecord {
     kind: Option<String>,
     #[serde(default)]
     rewards_status: Option<String>,
+    /// When it was created (the first-purchase rule's order).
+    #[serde(default)]
+    pub(super) created_at: Option<mongodb::bson::DateTime>,
     /// Lines of the app's payout list (the original's purchases have no status of ours).
     #[serde(default)]
     paid_lines: i64,
@@ -146,7 +148,7 @@ impl PurchaseState {
 
 /// The purchase's state as the loads read it: `$lookup` and `$project` stages that project it.
 fn purchase_projection() -> Document {
-    doc! {"_id": 1, "type": 1, "rewardsStatus": 1,
+    doc! {"_id": 1, "type": 1, "rewardsStatus": 1, "createdAt": 1,
     "logged": {"$ne": [{"$type": "$rewardLog"}, "missing"]},
     "paidLines": {"$cond": [
         {"$isArray": "$treeDistribution"}, {"$size": "$treeDistribution"}, 0,
@@ -183,7 +185,7 @@ pub(super) struct Loaded {
     pub(super) pool: Option<Result<MilliPoints, String>>,
     /// The admin's settings now (for the app's own current jobs).
     pub(super) settings: crate::settings::SettingsReading,
-    /// Completed purchases per buyer of the app's own current jobs.
+    /// The earliest completed purchase of each buyer of the app's own current jobs.
     pub(super) buyer_purchases: HashMap<ObjectId, BuyerPurchases>,
 }
 
@@ -281,7 +283,9 @@ impl Store {
                 "localField": "appBuyers", "foreignField": "customerId",
                 "pipeline": [
                     {"$match": {"type": "purchase", "status": ENTRY_COMPLETED}},
-                    {"$group": {"_id": "$customerId", "n": {"$sum": 1}, "first": {"$min": "$_id"}}},
+                    {"$sort": {"createdAt": 1, "_id": 1}},
+                    {"$group": {"_id": "$customerId",
+                        "earliest": {"$first": {"_id": "$_id", "createdAt": "$createdAt"}}}},
                 ],
                 "as": "buyerPurchases",
             }});

@@ -8,7 +8,7 @@ use mall_domain::{BatchPlanError, ChainEnd, ChainError, JobTerms, MilliPoints, R
 use mongodb::bson::oid::ObjectId;
 
 use super::load::{Loaded, MAX_ANCESTORS};
-use crate::documents::{CheckoutJobDoc, RunTimeFacts};
+use crate::documents::{CheckoutJobDoc, PurchaseOrder, RunTimeFacts};
 use crate::queue::QueueSettings;
 
 /// One job planned, before it joins the batch's writes.
@@ -30,12 +30,19 @@ pub(super) fn plan_job(
     settings: &QueueSettings,
 ) -> Result<PlannedJob, String> {
     let buyer = job.customer_id;
+    let this = PurchaseOrder {
+        created_at: loaded
+            .purchases
+            .get(&job.checkout_transaction_id)
+            .and_then(|p| p.created_at),
+        id: job.checkout_transaction_id,
+    };
     let facts = RunTimeFacts {
-        first_purchase: match loaded.buyer_purchases.get(&buyer) {
-            None => true,
-            // No completed purchase other than this one (the app's own rule).
-            Some(p) => p.n == 0 || (p.n == 1 && p.first == Some(job.checkout_transaction_id)),
-        },
+        // No completed purchase created before this one, whatever completed since.
+        first_purchase: mall_domain::is_first_purchase(
+            &this,
+            loaded.buyer_purchases.get(&buyer).map(|p| &p.earliest),
+        ),
         settings: loaded.settings.settings.clone(),
         level_gifts_allowed: settings.level_gifts_allowed,
     };
