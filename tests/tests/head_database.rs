@@ -403,6 +403,40 @@ async fn every_open_job_is_paid_once_by_its_eras_rules(name: &str, open: (usize,
             "purchase {}",
             job.checkout_transaction_id
         );
+        // In the words of the app's worker of the job's era, which customers read in their
+        // history.
+        let today = job.payload.era() == JobEra::AppCurrent;
+        for t in after_transactions
+            .iter()
+            .filter(|t| t.get_object_id("relatedTransaction") == Ok(job.checkout_transaction_id))
+        {
+            let description = t.get_str("description").unwrap();
+            let expected = match (t.get_str("type").unwrap(), today) {
+                ("tree_reward", true) => {
+                    format!(
+                        "Tree reward - Level {} (Rounded)",
+                        t.get_str("level").unwrap()
+                    )
+                }
+                ("tree_reward", false) => {
+                    format!("Tree reward - Level {}", t.get_str("level").unwrap())
+                }
+                ("tree_reward_shared", true) => format!(
+                    "Tree reward - Level J shared ({} users)",
+                    t.get_i32("sharedWith").unwrap()
+                ),
+                ("tree_reward_shared", false) => format!(
+                    "Tree reward - Level J shared ({})",
+                    t.get_i32("sharedWith").unwrap()
+                ),
+                ("gifts_reward", true) => "Income to Gifts Pool from checkout split".into(),
+                ("gifts_reward", false) => "Gifts points from checkout".into(),
+                ("app_reward", true) => "App revenue split from checkout".into(),
+                ("app_reward", false) => "App revenue points from checkout".into(),
+                _ => description.to_owned(),
+            };
+            assert_eq!(description, expected);
+        }
         let purchase = after_transactions
             .iter()
             .find(|t| t.get_object_id("_id") == Ok(job.checkout_transaction_id))

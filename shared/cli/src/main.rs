@@ -592,6 +592,9 @@ mod tables {
                 r.legacy_purchases, r.legacy_entries
             );
         }
+        for warning in &r.warnings {
+            let _ = writeln!(out, "WARNING     {warning}");
+        }
         if r.violations.is_empty() {
             let _ = writeln!(out, "OK          no invariant violated");
         } else {

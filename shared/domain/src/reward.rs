@@ -417,9 +417,13 @@ fn pay_today<Id: Clone>(
         for promotion in &plan.promotions {
             // Every letter reached on the way up, as one step at a time would have paid, while
             // the pool covers it: one gift per promotion (one entry per customer and purchase),
-            // named by the highest letter paid.
+            // named by the highest letter paid. Once a letter is not covered, neither is any
+            // above it (steps one at a time would have stopped there too): the entry pays the
+            // letters up to the one it names, no more, and the rest are recorded as uncovered
+            // in the purchase's log.
             let mut paid = MilliPoints::ZERO;
             let mut highest = None;
+            let mut short = false;
             for level in Level::ALL
                 .iter()
                 .filter(|l| **l > promotion.from && **l <= promotion.to)
@@ -433,11 +437,12 @@ fn pay_today<Id: Clone>(
                     kind: GiftKind::Level(*level),
                     amount,
                 };
-                if amount <= available {
+                if !short && amount <= available {
                     available = available.checked_sub(amount)?;
                     paid = paid.checked_add(amount)?;
                     highest = Some(*level);
                 } else {
+                    short = true;
                     plan.gifts_uncovered.push(gift);
                 }
             }
@@ -960,6 +965,49 @@ mod tests {
         // Two purchases of the same second: the id decides; a missing time sorts first.
         assert!(!is_first_purchase(&(Some(5), 2), Some(&(Some(5), 1))));
         assert!(!is_first_purchase(&(Some(5), 1), Some(&(None, 7))));
+    }
+
+    /// A promotion past three gift letters when the pool covers the first and the third but not
+    /// the second: only the first is paid, and the entry is named by it.
+    #[test]
+    fn a_level_gift_the_pool_cannot_cover_stops_the_gifts_above_it() {
+        let mut buyer = member(0, Some(1), Level::A);
+        buyer.directs = LevelCounts::from_levels([Level::E, Level::E]);
+        let parent = {
+            let mut p = member(1, None, Level::B);
+            p.directs = LevelCounts::from_levels([Level::A]);
+            p
+        };
+        let members = [buyer, parent];
+        let chain = ReferralChain::walk(&0, |id| members.get(*id as usize).cloned()).unwrap();
+        let mut terms = today(false);
+        let mut gifts = LevelGifts::default();
+        gifts.set(Level::B, points("10"));
+        gifts.set(Level::D, points("30"));
+        gifts.set(Level::F, points("5"));
+        terms.level_gifts = Some(gifts);
+        // A → F. The pool holds 10 + this job's 15: B (10) is paid, D (30) is not, and F (5),
+        // which the rest would cover, is not paid past D.
+        let plan = plan_job(&JobTerms::Today(terms), points("100"), &chain, points("10")).unwrap();
+        assert_eq!(plan.promotions[0].to, Level::F);
+        let paid: Vec<_> = plan.gifts.iter().map(|g| (g.kind, g.amount)).collect();
+        assert_eq!(paid, [(GiftKind::Level(Level::B), points("10"))]);
+        let uncovered: Vec<_> = plan.gifts_uncovered.iter().map(|g| g.kind).collect();
+        assert_eq!(
+            uncovered,
+            [GiftKind::Level(Level::D), GiftKind::Level(Level::F)]
+        );
+    }
+
+    /// A pool the app overdrew: no gift is paid from it, and the job's gifts share lifts it.
+    #[test]
+    fn a_pool_below_zero_pays_no_gift_and_is_never_taken_lower() {
+        let chain = line(&[Level::A, Level::B]);
+        let pool = points("-149.5");
+        let plan = plan_job(&JobTerms::Today(today(true)), points("100"), &chain, pool).unwrap();
+        assert!(plan.gifts.is_empty());
+        assert_eq!(plan.gifts_uncovered.len(), 1);
+        assert_eq!(plan.pool_after(pool), Ok(points("-134.5")));
     }
 
     proptest::proptest! {

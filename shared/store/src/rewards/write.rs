@@ -262,8 +262,9 @@ impl BatchWrites {
         if let Some(pool) = self.pool {
             self.pool = Some(plan.pool_after(pool).map_err(|e| e.to_string())?);
         }
+        let today = matches!(planned.terms, JobTerms::Today(_));
         self.entries
-            .extend(reward_entries(plan, job, &loaded.nodes, now));
+            .extend(reward_entries(plan, today, job, &loaded.nodes, now));
         let log = TreeDistributionDoc::from_plan(plan, planned.terms.rules(), now);
         let log = mongodb::bson::to_bson(&log).map_err(|e| e.to_string())?;
         let distribution = mongodb::bson::to_bson(&tree_distribution(plan, &loaded.nodes))
@@ -340,10 +341,13 @@ fn tree_distribution(
         .collect()
 }
 
-/// The `transactions` entries of a plan, as the original worker wrote them (plus the purchase
-/// they belong to): one per payout, then the gifts and app pools. No entry of amount 0.
+/// The `transactions` entries of a plan, as the app's worker of the job's economy writes them
+/// (`today`: the app's current worker; else the seed era's), its descriptions and user names,
+/// plus the purchase they belong to: one per payout, then the gifts and app pools. No entry of
+/// amount 0.
 fn reward_entries(
     plan: &RewardPlan<ObjectId>,
+    today: bool,
     job: &CheckoutJobDoc,
     members: &HashMap<ObjectId, ChainNode>,
     now: DateTime,
@@ -388,7 +392,13 @@ fn reward_entries(
                     p.id,
                     user(&p.id),
                     p.amount,
-                    format!("Tree reward - Level {}", p.level),
+                    if today {
+                        // The app's current worker rounds each payout to cents and says so;
+                        // ours are exact, in the words customers know.
+                        format!("Tree reward - Level {} (Rounded)", p.level)
+                    } else {
+                        format!("Tree reward - Level {}", p.level)
+                    },
                 )
             },
             PayoutKind::Shared { members } => RewardEntryDoc {
@@ -399,7 +409,11 @@ fn reward_entries(
                     p.id,
                     user(&p.id),
                     p.amount,
-                    format!("Tree reward - Level {} shared ({members})", p.level),
+                    if today {
+                        format!("Tree reward - Level {} shared ({members} users)", p.level)
+                    } else {
+                        format!("Tree reward - Level {} shared ({members})", p.level)
+                    },
                 )
             },
         })
@@ -449,7 +463,6 @@ fn reward_entries(
             },
         });
     }
-    let today = plan.direct.is_some() || !plan.split.referral.is_zero() || !plan.gifts.is_empty();
     let (gifts_description, app_description) = if today {
         (
             "Income to Gifts Pool from checkout split",
