@@ -68,11 +68,12 @@ async fn line_world(buyers: usize) -> (World, ObjectId) {
     (world, product)
 }
 
+/// The entries of one kind that we wrote (they link their purchase).
 async fn entries_of_kind(world: &World, kind: TransactionType) -> Vec<(ObjectId, MilliPoints)> {
     world
         .store
         .reward_entries()
-        .find(doc! {"type": kind.as_str()})
+        .find(doc! {"type": kind.as_str(), "relatedTransaction": {"$exists": true}})
         .sort(doc! {"_id": 1})
         .await
         .unwrap()
@@ -591,5 +592,122 @@ async fn a_first_purchase_stays_first_whatever_completes_while_its_job_waits() {
     assert_eq!(
         entries_of_kind(&world, TransactionType::SignupGiftsReward).await,
         [(buyer, points("50"))]
+    );
+}
+
+/// Σ over the ledger by the app's formula (completed `gifts_reward` − `signup_gifts_reward` −
+/// `level_gift_reward`), exactly.
+async fn pool_by_the_apps_formula(world: &World) -> MilliPoints {
+    let entries: Vec<Document> = world
+        .store
+        .database()
+        .collection::<Document>("transactions")
+        .find(
+            doc! {"type": {"$in": ["gifts_reward", "signup_gifts_reward", "level_gift_reward"]},
+            "status": "completed"},
+        )
+        .await
+        .unwrap()
+        .try_collect()
+        .await
+        .unwrap();
+    entries.iter().fold(MilliPoints::ZERO, |sum, e| {
+        let amount = mall_store::testing::amount::from_bson(e.get("amount").unwrap()).unwrap();
+        if e.get_str("type") == Ok("gifts_reward") {
+            sum.checked_add(amount).unwrap()
+        } else {
+            sum.checked_sub(amount).unwrap()
+        }
+    })
+}
+
+/// A pool entry written by someone else (the app's worker or an admin): no link to a purchase.
+async fn others_pool_entry(world: &World, kind: &str, points: &str) {
+    let amount = mall_store::testing::amount::to_bson(points.parse().unwrap()).unwrap();
+    world
+        .store
+        .database()
+        .collection::<Document>("transactions")
+        .insert_one(doc! {
+            "customerId": world.id("root"), "userName": "System", "userEmail": "system@mall.com",
+            "amount": amount, "type": kind, "status": "completed", "currency": "POINTS",
+            "description": "written by the app", "createdAt": DateTime::now(),
+        })
+        .await
+        .unwrap();
+}
+
+/// The app's worker spends the pool down between two drains (signup gifts of its own): the
+/// next drain counts what it wrote before planning, pays no gift the app's formula over the
+/// ledger would not cover, and the document follows the ledger. A deposit by others counts too.
+#[tokio::test]
+async fn the_gifts_pool_follows_what_others_write_to_the_ledger() {
+    let (world, product) = line_world(4).await;
+    world.set_reward_settings(app_defaults()).await;
+    world.app_gifts_income("200").await;
+    world.checkout_current(world.id("buyer0"), product).await;
+    drain(&world.store, 50).await;
+    // 200 + 15 − 50 (buyer0's signup gift).
+    assert_eq!(world.gifts_pool().await, Some(points("165")));
+
+    // The app's worker (after a rollback, or before it was turned off) pays 160 of gifts.
+    others_pool_entry(&world, "signup_gifts_reward", "100").await;
+    others_pool_entry(&world, "level_gift_reward", "60").await;
+    assert_eq!(pool_by_the_apps_formula(&world).await, points("5"));
+    let audit = world.store.operators().audit().await.unwrap();
+    assert!(audit.is_clean(), "{:#?}", audit.violations);
+    assert_eq!(audit.gifts_uncounted_milli, "-160000");
+    let check = world
+        .store
+        .operators()
+        .cutover_check(DateTime::now(), QueueSettings::default().lease, true)
+        .await
+        .unwrap();
+    assert!(check.gifts_pool.agrees);
+    assert_eq!(check.gifts_pool.uncounted_entries, 2);
+
+    // Two first purchases: 5 + 15 + 15 covers no 50-point gift.
+    world.checkout_current(world.id("buyer1"), product).await;
+    world.checkout_current(world.id("buyer2"), product).await;
+    let summary = drain(&world.store, 50).await;
+    assert_eq!((summary.completed, summary.failed), (2, 0), "{summary:?}");
+    assert_eq!(
+        entries_of_kind(&world, TransactionType::SignupGiftsReward).await,
+        [(world.id("buyer0"), points("50"))]
+    );
+    assert_eq!(pool_by_the_apps_formula(&world).await, points("35"));
+    assert_eq!(world.gifts_pool().await, Some(points("35")));
+
+    // An admin's deposit of 100 lifts it: the next first purchase is paid its gift.
+    others_pool_entry(&world, "gifts_reward", "100").await;
+    world.checkout_current(world.id("buyer3"), product).await;
+    drain(&world.store, 50).await;
+    assert_eq!(
+        entries_of_kind(&world, TransactionType::SignupGiftsReward)
+            .await
+            .len(),
+        2
+    );
+    // 35 + 100 + 15 − 50.
+    assert_eq!(pool_by_the_apps_formula(&world).await, points("100"));
+    assert_eq!(world.gifts_pool().await, Some(points("100")));
+    let audit = world.store.operators().audit().await.unwrap();
+    assert!(audit.is_clean(), "{:#?}", audit.violations);
+    assert_eq!(audit.gifts_uncounted_milli, "0");
+
+    // A document an earlier version wrote (no count of others' entries) is counted again from
+    // the ledger by the next batch.
+    world
+        .store
+        .database()
+        .collection::<Document>("rewardpools")
+        .replace_one(doc! {"_id": "gifts"}, doc! {"balance": 999.0})
+        .await
+        .unwrap();
+    world.checkout_current(world.id("buyer3"), product).await;
+    drain(&world.store, 50).await;
+    assert_eq!(
+        world.gifts_pool().await,
+        Some(pool_by_the_apps_formula(&world).await)
     );
 }

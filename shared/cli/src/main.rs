@@ -506,6 +506,16 @@ mod tables {
                 let _ = writeln!(out, "  {id}");
             }
         }
+        let p = &r.gifts_pool;
+        let _ = writeln!(
+            out,
+            "\nGIFTS POOL  document {}   ledger (the app's formula) {}   not counted yet {} ({} entries)   {}",
+            p.document.as_deref().unwrap_or("none yet"),
+            p.ledger,
+            p.uncounted,
+            p.uncounted_entries,
+            if p.agrees { "agree" } else { "DIFFER: see the warnings" }
+        );
         let s = &r.settings;
         let _ = writeln!(
             out,

@@ -104,6 +104,21 @@ pub struct SettingsView {
     pub level_gifts_paid: Vec<(String, String)>,
 }
 
+/// The gifts pool's document beside the app's formula over the ledger.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GiftsPoolView {
+    /// The document's balance in points, once a batch built it.
+    pub document: Option<String>,
+    /// The app's formula over the ledger, in points.
+    pub ledger: String,
+    /// Entries others wrote that the document has not counted yet (the next batch counts them).
+    pub uncounted_entries: usize,
+    pub uncounted: String,
+    /// The document plus what it has still to count equals the ledger.
+    pub agrees: bool,
+}
+
 /// Everything `mall cutover check` reports.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -121,6 +136,7 @@ pub struct CutoverReport {
     /// Jobs claimed by a worker that is not ours within the last lease.
     pub foreign_claims: u64,
     pub settings: SettingsView,
+    pub gifts_pool: GiftsPoolView,
     pub indexes: Vec<IndexStatus>,
     pub unreadable_count: u64,
     /// The first [`LISTED_UNREADABLE`] of them.
@@ -426,6 +442,41 @@ impl Operators<'_> {
             ));
         }
 
+        let pool = crate::gifts_pool::standing(self.store.database()).await?;
+        let points = |milli: i128| {
+            i64::try_from(milli)
+                .map(|m| mall_domain::MilliPoints::from_milli(m).to_string())
+                .unwrap_or_else(|_| format!("{milli} milli-points"))
+        };
+        let gifts_pool = GiftsPoolView {
+            document: pool.document.map(|b| b.to_string()),
+            ledger: points(pool.ledger),
+            uncounted_entries: pool.uncounted.0,
+            uncounted: points(pool.uncounted.1),
+            agrees: pool.agrees(),
+        };
+        match &gifts_pool.document {
+            None => warnings.push(format!(
+                "the gifts pool has no document yet: the first batch that may spend it counts it from the ledger ({} by the app's formula)",
+                gifts_pool.ledger
+            )),
+            Some(document) if !gifts_pool.agrees => warnings.push(format!(
+                "the gifts pool's document ({document}) and the app's formula over the ledger ({}) differ by more than the {} entr(ies) others wrote since it counted ({}): an entry changed after it was counted (an admin's status change?); delete the document (`rewardpools`, `_id: \"gifts\"`) and the next batch counts it from the ledger again",
+                gifts_pool.ledger, gifts_pool.uncounted_entries, gifts_pool.uncounted
+            )),
+            Some(_) if gifts_pool.uncounted_entries > 0 => warnings.push(format!(
+                "{} gifts pool entr(ies) others wrote ({}) are not counted by the pool's document yet: the next batch counts them before it pays a gift",
+                gifts_pool.uncounted_entries, gifts_pool.uncounted
+            )),
+            Some(_) => {}
+        }
+        if pool.ledger < 0 {
+            warnings.push(format!(
+                "the gifts pool is below zero by the app's formula ({}): no gift is paid until income lifts it",
+                gifts_pool.ledger
+            ));
+        }
+
         let reading = self.store.reward_settings().await?;
         let applied = reading
             .settings
@@ -504,6 +555,7 @@ impl Operators<'_> {
             legacy_jobs,
             seed_era_jobs,
             redrivable_jobs,
+            gifts_pool,
             foreign_claims,
             settings,
             indexes,

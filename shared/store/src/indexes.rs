@@ -113,6 +113,13 @@ pub fn index_specs() -> Vec<IndexSpec> {
         )
         .unique()
         .partial(doc! {"relatedTransaction": {"$exists": true}}),
+        // What others wrote to the gifts pool since its document last counted: by type, entries
+        // with no link to a purchase (not ours), above an `_id` (crate::gifts_pool).
+        IndexSpec::new(
+            TRANSACTIONS,
+            "gifts_pool_entries",
+            doc! {"type": 1, "relatedTransaction": 1, "_id": 1},
+        ),
         // The idempotency key lives on its purchase: one purchase per (customer, key).
         IndexSpec::new(
             TRANSACTIONS,

@@ -28,6 +28,7 @@ mod documents;
 mod drainer;
 mod error;
 mod failpoints;
+mod gifts_pool;
 mod indexes;
 #[cfg(feature = "operators")]
 mod ops;
@@ -62,6 +63,7 @@ pub mod testing {
         drainer,
         error,
         failpoints,
+        gifts_pool,
         indexes,
         ops,
         queue,

@@ -171,7 +171,8 @@ mod tests {
             signup_gift: Some(MilliPoints::ZERO),
             ..AppSettings::app_defaults()
         };
+        // A gift of 0 is no gift, as the app reads `amount > 0`.
         let copy = settings_document(&zero).unwrap();
-        assert_eq!(SettingsReading::of(Some(&copy)).settings, zero);
+        assert_eq!(SettingsReading::of(Some(&copy)).settings, settings);
     }
 }

@@ -7,18 +7,17 @@
 use std::collections::{HashMap, HashSet};
 
 use mall_domain::{ForestView, Level, LevelCounts, MilliPoints, ViewMember};
-use mongodb::bson::{doc, oid::ObjectId, Bson, Document};
+use mongodb::bson::{doc, oid::ObjectId, Bson, DateTime, Document};
 use mongodb::ClientSession;
 use serde::Deserialize;
 
 use super::error::BatchError;
 use crate::chains::walk_chains;
 use crate::collections;
-use crate::documents::{
-    CheckoutJobDoc, JobEra, PurchaseOrder, TransactionType, ENTRY_COMPLETED, REFERRAL_ACTIVE,
-};
+use crate::documents::{CheckoutJobDoc, JobEra, PurchaseOrder, ENTRY_COMPLETED, REFERRAL_ACTIVE};
 use crate::error::StoreError;
 use crate::failpoints::Failpoint;
+use crate::gifts_pool::{ForeignEntry, PoolDocument};
 use crate::queue::{Attempt, ClaimedJob};
 use crate::Store;
 
@@ -61,6 +60,9 @@ struct LoadedDoc {
     /// The gifts pool's document, once some batch built it.
     #[serde(default)]
     pool: Vec<Document>,
+    /// The completed pool entries others wrote above the pool document's `through`.
+    #[serde(default, rename = "poolForeign")]
+    pool_foreign: Vec<Document>,
     /// The admin's settings (only when the batch holds jobs of the app's own current checkout).
     #[serde(default)]
     settings: Vec<Document>,
@@ -181,8 +183,13 @@ pub(super) struct Loaded {
     pub(super) purchases: HashMap<ObjectId, PurchaseRecord>,
     /// Each job's holder (status, claim token) in this transaction's snapshot.
     pub(super) fences: HashMap<ObjectId, JobFence>,
-    /// The gifts pool's balance as stored, if its document exists.
-    pub(super) pool: Option<Result<MilliPoints, String>>,
+    /// The gifts pool's document: `Ok(None)` when there is none, or one an earlier version
+    /// wrote (which counted no entry of others: the pool is counted from the ledger again).
+    pub(super) pool: Result<Option<PoolDocument>, String>,
+    /// A gifts pool document exists (of this version or an earlier one).
+    pub(super) pool_exists: bool,
+    /// The completed pool entries others wrote above the pool document's `through`.
+    pub(super) pool_foreign: Result<Vec<ForeignEntry>, String>,
     /// The admin's settings now (for the app's own current jobs).
     pub(super) settings: crate::settings::SettingsReading,
     /// The earliest completed purchase of each buyer of the app's own current jobs.
@@ -255,6 +262,10 @@ impl Store {
                 "localField": "poolIds", "foreignField": "_id",
                 "as": "pool",
             }},
+        ]);
+        // What others wrote to the pool since its document last counted (crate::gifts_pool).
+        pipeline.extend(crate::gifts_pool::lookup_foreign_entries("poolForeign"));
+        pipeline.extend([
             doc! {"$lookup": {
                 "from": collections::TRANSACTIONS,
                 "localField": "purchaseIds", "foreignField": "_id",
@@ -292,7 +303,7 @@ impl Store {
         }
         pipeline.push(
             doc! {"$project": {"_id": 0, "forest": 1, "counts": 1, "purchases": 1, "jobs": 1,
-            "pool": 1, "settings": 1, "buyerPurchases": 1}},
+            "pool": 1, "poolForeign": 1, "settings": 1, "buyerPurchases": 1}},
         );
         let loaded: LoadedDoc = match self.load_on_one_job(session, pipeline).await? {
             Some(loaded) => loaded,
@@ -302,15 +313,21 @@ impl Store {
                 purchases: vec![],
                 jobs: vec![],
                 pool: vec![],
+                pool_foreign: vec![],
                 settings: vec![],
                 buyer_purchases: vec![],
             },
         };
-        let pool = loaded.pool.first().map(|pool| {
-            pool.get("balance")
-                .ok_or_else(|| "no balance".to_owned())
-                .and_then(|b| crate::amount::from_bson(b).map_err(|e| e.to_string()))
-        });
+        let pool_exists = !loaded.pool.is_empty();
+        let pool = match loaded.pool.first() {
+            Some(stored) => PoolDocument::read(stored),
+            None => Ok(None),
+        };
+        let pool_foreign = loaded
+            .pool_foreign
+            .iter()
+            .map(ForeignEntry::read)
+            .collect::<Result<Vec<_>, _>>();
         let settings = crate::settings::SettingsReading::of(loaded.settings.first());
         let buyer_purchases = loaded
             .buyer_purchases
@@ -336,6 +353,8 @@ impl Store {
                 purchases,
                 fences,
                 pool,
+                pool_exists,
+                pool_foreign,
                 settings,
                 buyer_purchases,
             });
@@ -383,6 +402,8 @@ impl Store {
             purchases,
             fences,
             pool,
+            pool_exists,
+            pool_foreign,
             settings,
             buyer_purchases,
         })
@@ -448,45 +469,37 @@ impl Store {
 
     /// The gifts pool as the app computes it from the ledger (Σ completed `gifts_reward` −
     /// Σ completed `signup_gifts_reward` − Σ completed `level_gift_reward`), added up here
-    /// exactly (never by the server in floating point). Read once, by the first batch that needs
-    /// the pool, in its transaction's snapshot; the pool's document keeps it from then on.
+    /// exactly (never by the server in floating point), in this transaction's snapshot: by the
+    /// first batch that keeps the pool (and after an earlier version's document); the pool's
+    /// document counts from then on ([`crate::gifts_pool`]).
     pub(super) async fn gifts_pool_from_ledger(
         &self,
         session: &mut ClientSession,
-    ) -> Result<MilliPoints, BatchError> {
-        let types: Vec<&str> = crate::documents::GIFTS_POOL_TYPES
-            .iter()
-            .map(|t| t.as_str())
-            .collect();
+        now: DateTime,
+    ) -> Result<PoolDocument, BatchError> {
         let mut cursor = self
             .database()
             .collection::<Document>(collections::TRANSACTIONS)
-            .find(doc! {"type": {"$in": types}, "status": ENTRY_COMPLETED})
-            .projection(doc! {"_id": 0, "type": 1, "amount": 1})
+            .find(
+                doc! {"type": {"$in": crate::gifts_pool::pool_types()}, "status": ENTRY_COMPLETED},
+            )
+            .projection(doc! {"_id": 1, "type": 1, "amount": 1, "relatedTransaction": 1})
             .session(&mut *session)
             .await?;
+        let refused = |e: String| BatchError::Refused(Attempt::Retryable(e));
         let mut balance = MilliPoints::ZERO;
+        let mut others = Vec::new();
         while let Some(entry) = cursor.next(&mut *session).await.transpose()? {
-            let amount = entry
-                .get("amount")
-                .map(crate::amount::from_bson)
-                .transpose()
-                .map_err(|e| {
-                    BatchError::Refused(Attempt::Retryable(format!(
-                        "a gifts pool entry's amount cannot be read: {e}"
-                    )))
-                })?
-                .unwrap_or_default();
-            let income = entry.get_str("type") == Ok(TransactionType::GiftsReward.as_str());
-            balance = if income {
-                balance.checked_add(amount)
-            } else {
-                balance.checked_sub(amount)
+            let read = ForeignEntry::read(&entry).map_err(refused)?;
+            balance = balance
+                .checked_add(read.change)
+                .map_err(|e| refused(e.to_string()))?;
+            if !entry.contains_key("relatedTransaction") {
+                others.push(read.id);
             }
-            .map_err(|e| BatchError::Refused(Attempt::Retryable(e.to_string())))?;
         }
-        tracing::info!(balance = %balance, "the gifts pool was built from the ledger");
-        Ok(balance)
+        tracing::info!(balance = %balance, "the gifts pool was counted from the ledger");
+        Ok(PoolDocument::built(balance, &others, now))
     }
 }
 

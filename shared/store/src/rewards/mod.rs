@@ -239,25 +239,35 @@ impl Store {
 
         let mut left = Vec::new();
         let mut writes = BatchWrites::default();
-        // The gifts pool is kept once it exists, and built from the ledger by the first batch
-        // whose jobs may spend it (the current economy's gifts).
+        // The gifts pool is kept once it exists, and counted from the ledger by the first batch
+        // whose jobs may spend it (the current economy's gifts), or after an earlier version's
+        // document; each batch that keeps it counts first what others wrote to it since.
         let spends = group.iter().any(|&i| {
             matches!(
                 jobs[i].job.payload.era(),
                 JobEra::OursCurrent | JobEra::AppCurrent
             )
         });
-        let pool_built = loaded.pool.is_none() && spends;
-        writes.pool = match loaded.pool.take() {
-            Some(Ok(balance)) => Some(balance),
-            Some(Err(problem)) => {
-                return Err(BatchError::Refused(Attempt::Retryable(format!(
-                    "the gifts pool's document cannot be read: {problem}"
-                ))))
-            }
-            None if spends => Some(self.gifts_pool_from_ledger(session).await?),
+        let refused = |e: String| BatchError::Refused(Attempt::Retryable(e));
+        let stored = std::mem::replace(&mut loaded.pool, Ok(None))
+            .map_err(|e| refused(format!("the gifts pool's document cannot be read: {e}")))?;
+        let pool_built = stored.is_none() && (spends || loaded.pool_exists);
+        let mut pool = match stored {
+            Some(pool) => Some(pool),
+            None if pool_built => Some(self.gifts_pool_from_ledger(session, now).await?),
             None => None,
         };
+        // What others wrote to the pool since its document last counted, counted before any
+        // job plans on it.
+        let counted_others = match pool.as_mut() {
+            Some(pool) => {
+                let foreign =
+                    std::mem::replace(&mut loaded.pool_foreign, Ok(vec![])).map_err(refused)?;
+                pool.count(&foreign).map_err(|e| refused(e.to_string()))?
+            }
+            None => false,
+        };
+        writes.pool = pool.as_ref().map(|p| p.balance);
         let pool_before = writes.pool;
         // The app's own jobs pay by the settings as they are now: say which fields cannot be
         // used, for each such job paid.
@@ -320,12 +330,13 @@ impl Store {
 
         self.credit_and_promote(session, &mut writes).await?;
         self.die_at(Failpoint::JobAfterCredits)?;
-        if let Some(after) = writes
-            .pool
-            .filter(|after| pool_built || Some(*after) != pool_before)
-        {
-            self.keep_gifts_pool(session, after, pool_built, now)
-                .await?;
+        if let (Some(mut pool), Some(after)) = (pool, writes.pool) {
+            if pool_built || counted_others || Some(after) != pool_before {
+                pool.balance = after;
+                pool.advance(now);
+                self.keep_gifts_pool(session, &pool, pool_built, now)
+                    .await?;
+            }
         }
         if !writes.entries.is_empty() {
             self.reward_entries()

@@ -18,6 +18,7 @@ use crate::documents::{
     TreeDistributionDoc, TreeDistributionEntryDoc, CURRENCY, ENTRY_COMPLETED, SYSTEM_USER_EMAIL,
     SYSTEM_USER_NAME,
 };
+use crate::gifts_pool::PoolDocument;
 use crate::queue::{rewards_status, Attempt, ClaimedJob, QueueSettings};
 use crate::Store;
 
@@ -133,19 +134,20 @@ impl Store {
         Ok(())
     }
 
-    /// The gifts pool's new balance, in the batch's transaction: two batches that move it
-    /// conflict, and one of them plans again on the other's balance, so no concurrency can
-    /// overdraw it.
+    /// The gifts pool's new balance and how far it counted others' entries, in the batch's
+    /// transaction: two batches that move it conflict, and one of them plans again on the
+    /// other's balance, so no concurrency can overdraw it.
     pub(super) async fn keep_gifts_pool(
         &self,
         session: &mut ClientSession,
-        balance: MilliPoints,
+        pool: &PoolDocument,
         built: bool,
         now: DateTime,
     ) -> Result<(), BatchError> {
-        let amount = crate::amount::to_bson(balance)
-            .map_err(|e| BatchError::Refused(Attempt::Retryable(e.to_string())))?;
-        let mut set = doc! {"balance": amount, "updatedAt": now};
+        let mut set = pool
+            .fields()
+            .map_err(|e| BatchError::Refused(Attempt::Retryable(e)))?;
+        set.insert("updatedAt", now);
         if built {
             set.insert("builtAt", now);
         }
