@@ -379,12 +379,17 @@ fn audit(json: bool) -> anyhow::Result<()> {
 
 fn cutover_check(json: bool) -> anyhow::Result<()> {
     let (runtime, store) = connect_from_env()?;
-    let queue = mall_runtime::config::queue_settings(&mall_runtime::Env::process())?;
-    let report = runtime.block_on(store.operators().cutover_check(
+    let env = mall_runtime::Env::process();
+    let queue = mall_runtime::config::queue_settings(&env)?;
+    let policy = mall_runtime::config::reward_policy(&env)?;
+    let mut report = runtime.block_on(store.operators().cutover_check(
         mall_store::bson::DateTime::now(),
         queue.lease,
         queue.level_gifts_allowed,
     ))?;
+    report
+        .warnings
+        .extend(mall_store::app_jobs_rules_differ(&policy));
     print_report(&report, json, tables::cutover)?;
     let blockers = report.blockers.len();
     anyhow::ensure!(blockers == 0, "{blockers} blocker(s): not ready to switch");

@@ -82,7 +82,7 @@ pub const MONGODB_DATABASE: Variable = Variable {
 pub const REWARD_POLICY: Variable = Variable {
     name: "REWARD_POLICY",
     value: Value::Json,
-    read_by: &[Checkout],
+    read_by: &[Checkout, Mall],
     meaning: "JSON policy overrides, see above; unset: the documents' rules (the template and \
               `make dev` set `{\"preset\": \"current\"}`, the app's current economy: the admin's \
               `rewardsettings` at every checkout); a `settings` document \

@@ -592,3 +592,67 @@ fn failed_over_its_recorded_split(job: &CheckoutJobDoc) -> bool {
             .or(job.error.as_ref().map(|e| e.message.as_str()))
             .is_some_and(|message| message.contains(SPLIT_REFUSED_BEFORE))
 }
+
+/// Where the tree rules the deployment gives the jobs of our checkout (`REWARD_POLICY`) differ
+/// from those the app's own jobs are paid by — their era's (the seed era's `original`, the app
+/// today's `current`: 10 % of the tree share per letter, a 10 % J bucket, a promotion at 2
+/// directs) — one line for `mall cutover check`; none when they agree.
+pub fn app_jobs_rules_differ(deployed: &mall_domain::RewardPolicy) -> Option<String> {
+    let era = mall_domain::RewardPolicy::preset(mall_domain::PolicyPreset::Current);
+    let mut differ = Vec::new();
+    let percent = |bps: mall_domain::BasisPoints| format!("{} %", f64::from(bps.get()) / 100.0);
+    if deployed.level_bps() != era.level_bps() {
+        differ.push(format!(
+            "{} of the tree share per letter (theirs {})",
+            percent(deployed.level_bps()),
+            percent(era.level_bps())
+        ));
+    }
+    if deployed.j_shared_bps() != era.j_shared_bps() {
+        differ.push(format!(
+            "a J bucket of {} (theirs {})",
+            percent(deployed.j_shared_bps()),
+            percent(era.j_shared_bps())
+        ));
+    }
+    if deployed.promotion_directs() != era.promotion_directs() {
+        differ.push(format!(
+            "a promotion at {} directs (theirs {})",
+            deployed.promotion_directs(),
+            era.promotion_directs()
+        ));
+    }
+    (!differ.is_empty()).then(|| {
+        format!(
+            "REWARD_POLICY gives the jobs of our checkout {}; the app's own jobs of both eras are paid by their era's rules",
+            differ.join(", ")
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mall_domain::RewardPolicy;
+
+    #[test]
+    fn the_check_says_where_the_deployed_tree_rules_differ_from_the_apps_jobs() {
+        let current = RewardPolicy::from_json(r#"{"preset": "current"}"#).unwrap();
+        assert_eq!(app_jobs_rules_differ(&current), None);
+        let original = RewardPolicy::from_json(r#"{"preset": "original"}"#).unwrap();
+        assert_eq!(app_jobs_rules_differ(&original), None);
+        let three =
+            RewardPolicy::from_json(r#"{"preset": "current", "promotionDirects": 3}"#).unwrap();
+        let line = app_jobs_rules_differ(&three).unwrap();
+        assert!(
+            line.contains("a promotion at 3 directs (theirs 2)"),
+            "{line}"
+        );
+        let documents = RewardPolicy::default();
+        let line = app_jobs_rules_differ(&documents).unwrap();
+        assert!(
+            line.contains("5 % of the tree share per letter (theirs 10 %)"),
+            "{line}"
+        );
+    }
+}

@@ -84,7 +84,7 @@ pub use store::{Store, StoreConfig};
 #[cfg(feature = "operators")]
 pub use audit::{AuditReport, JobsByStatus, Violation};
 #[cfg(feature = "operators")]
-pub use cutover::CutoverReport;
+pub use cutover::{app_jobs_rules_differ, CutoverReport};
 #[cfg(feature = "operators")]
 pub use documents::{CustomerDoc, ProductDoc, REFERRAL_ACTIVE};
 #[cfg(feature = "operators")]
