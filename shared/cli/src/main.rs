@@ -47,6 +47,10 @@ enum Command {
     Simulate {
         /// Scenario file; standard input when absent or `-`.
         file: Option<PathBuf>,
+        /// For a scenario of the app's current economy that carries no `settings`: the admin's
+        /// settings stored now (MONGODB_URI), read as a checkout reads them. Read-only.
+        #[arg(long)]
+        live_settings: bool,
     },
     /// Mint a bearer token in the mobile app's own format (HS256 with the app's secret:
     /// Customer_id, username, Type, iat, exp) for a checkout function run with LOCAL_JWT_SECRET.
@@ -168,7 +172,10 @@ enum JobsAction {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let outcome = match cli.command {
-        Command::Simulate { file } => simulate(file),
+        Command::Simulate {
+            file,
+            live_settings,
+        } => simulate(file, live_settings),
         Command::Token {
             customer,
             username,
@@ -214,7 +221,7 @@ fn main() -> ExitCode {
     }
 }
 
-fn simulate(file: Option<PathBuf>) -> anyhow::Result<()> {
+fn simulate(file: Option<PathBuf>, live_settings: bool) -> anyhow::Result<()> {
     let scenario = match file.filter(|path| path.as_os_str() != "-") {
         Some(path) => std::fs::read_to_string(&path)
             .with_context(|| format!("cannot read {}", path.display()))?,
@@ -226,7 +233,13 @@ fn simulate(file: Option<PathBuf>) -> anyhow::Result<()> {
             text
         }
     };
-    let report = mall_domain::scenario::simulate_json(&scenario)?;
+    let live = if live_settings {
+        let (runtime, store) = connect_from_env()?;
+        Some(runtime.block_on(store.operators().reward_settings_now())?)
+    } else {
+        None
+    };
+    let report = mall_domain::scenario::simulate_json(&scenario, live)?;
     let mut stdout = std::io::stdout().lock();
     writeln!(stdout, "{report}").context("cannot write the report")?;
     Ok(())

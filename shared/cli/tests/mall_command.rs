@@ -454,3 +454,91 @@ async fn cutover_check_exits_1_while_an_original_worker_runs_and_0_once_it_stopp
     assert!(table.starts_with("READY"), "{table}");
     assert!(table.contains("processing"), "{table}");
 }
+
+/// Today's economy: the admin's settings in the scenario, the same pure plan the worker pays by.
+/// R = 28.05 with D raised to 10 %: the parent is paid 2.805; the pool (40 + this job's 4.207)
+/// does not cover the 50-point signup gift, and covers the level gifts of the buyer's promotion
+/// from A to D (B 10 + D 20, one entry named D).
+#[test]
+fn simulate_today_pays_what_the_settings_in_the_scenario_say() {
+    let file = scenarios().join("current-economy.json");
+    let out = mall(&["simulate", file.to_str().unwrap()], "");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["split"]["referral"], "2.805");
+    assert_eq!(report["split"]["tree"], "14.025");
+    assert_eq!(report["direct"]["id"], "u1");
+    assert_eq!(report["direct"]["kind"], "referral");
+    assert_eq!(report["gifts"][0]["level"], "D");
+    assert_eq!(report["gifts"][0]["amount"], "30.000");
+    assert_eq!(report["giftsUncovered"][0]["kind"], "signup");
+    assert_eq!(report["giftsPoolAfter"], "14.207");
+    assert_eq!(report["settings"]["levelGifts"]["B"], "10.000");
+
+    // The admin switches the signup gift off with `null` and sends the shares over 1: no gift
+    // the admin switched off, the shares' defaults, and the unusable field named.
+    let mut scenario: Value =
+        serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+    scenario["settings"]["signupPoints"]["enabled"] = Value::Null;
+    scenario["settings"]["firstPaymentReferral"] = serde_json::json!(0.4);
+    scenario["settings"]["enableLevelGifts"] = serde_json::json!(false);
+    let out = mall(&["simulate"], &scenario.to_string());
+    assert!(out.status.success());
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["split"]["referral"], "1.402", "the default 5 %");
+    assert_eq!(report["gifts"], serde_json::json!([]));
+    assert_eq!(report["giftsUncovered"], serde_json::json!([]));
+    assert_eq!(report["settings"]["signupGift"], Value::Null);
+    assert!(report["settingsProblems"][0]
+        .as_str()
+        .unwrap()
+        .contains("is more than 1"));
+
+    // Settings are only read with the current economy.
+    let mut fixed = scenario.clone();
+    fixed.as_object_mut().unwrap().remove("economy");
+    let out = mall(&["simulate"], &fixed.to_string());
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("economy"));
+}
+
+/// `--live-settings`: the settings stored now, read as a checkout reads them.
+#[tokio::test]
+async fn the_stored_settings_price_a_scenario_of_today() {
+    use mall_store::bson::{doc, Document};
+
+    let (uri, database) = (test_mongodb_uri(), fresh_database_name());
+    let store = store_on(&database).await;
+    store
+        .database()
+        .collection::<Document>("rewardsettings")
+        .insert_one(doc! {"treeShare": 0.5, "giftsShare": 0.15, "appShare": 0.3,
+        "firstPaymentReferral": 0.2, "signupPoints": {"enabled": false, "amount": 50}})
+        .await
+        .unwrap();
+    let mut scenario: Value = serde_json::from_str(
+        &std::fs::read_to_string(scenarios().join("current-economy.json")).unwrap(),
+    )
+    .unwrap();
+    scenario.as_object_mut().unwrap().remove("settings");
+    let path = std::env::temp_dir().join(format!("{database}.json"));
+    std::fs::write(&path, scenario.to_string()).unwrap();
+    let out = mall_on(
+        &uri,
+        &database,
+        &["simulate", path.to_str().unwrap(), "--live-settings"],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["split"]["referral"], "5.610", "the stored 20 %");
+    assert_eq!(report["settings"]["signupGift"], Value::Null);
+    std::fs::remove_file(&path).unwrap();
+}

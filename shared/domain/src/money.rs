@@ -348,6 +348,30 @@ pub mod decimal_string {
     }
 }
 
+/// The same, for an optional amount (`null` or absent: none).
+pub mod optional_decimal_string {
+    use super::MilliPoints;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(
+        amount: &Option<MilliPoints>,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        match amount {
+            Some(amount) => serializer.collect_str(amount),
+            None => serializer.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Option<MilliPoints>, D::Error> {
+        let text = <Option<std::borrow::Cow<'de, str>>>::deserialize(deserializer)?;
+        text.map(|t| t.parse().map_err(serde::de::Error::custom))
+            .transpose()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

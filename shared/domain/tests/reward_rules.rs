@@ -273,7 +273,7 @@ mod reference {
 }
 
 fn simulate(scenario: &Value) -> Result<Value, String> {
-    simulate_json(&scenario.to_string())
+    simulate_json(&scenario.to_string(), None)
         .map(|text| serde_json::from_str(&text).unwrap())
         .map_err(|e| e.to_string())
 }
@@ -445,7 +445,7 @@ fn spec_section_9_example_is_reproduced_exactly() {
         "../../../infra/scenarios/spec-section-9.expected.json"
     ))
     .unwrap();
-    let actual: Value = serde_json::from_str(&simulate_json(scenario).unwrap()).unwrap();
+    let actual: Value = serde_json::from_str(&simulate_json(scenario, None).unwrap()).unwrap();
     assert_eq!(actual, expected);
 }
 
@@ -494,7 +494,7 @@ fn invalid_scenarios_are_refused_with_a_reason() {
         ("not json", "invalid scenario"),
     ];
     for (input, expected) in cases {
-        let err = simulate_json(input).unwrap_err().to_string();
+        let err = simulate_json(input, None).unwrap_err().to_string();
         assert!(
             err.contains(expected),
             "{input}: {err:?} should mention {expected:?}"

@@ -565,6 +565,18 @@ impl Operators<'_> {
     }
 }
 
+impl Operators<'_> {
+    /// The admin's settings stored now, read field by field as a checkout reads them (for
+    /// `mall simulate --live-settings`). Read-only.
+    pub async fn reward_settings_now(self) -> Result<mall_domain::SettingsRead, StoreError> {
+        let reading = self.store.reward_settings().await?;
+        Ok(mall_domain::SettingsRead {
+            settings: reading.settings,
+            problems: reading.problems,
+        })
+    }
+}
+
 impl Store {
     /// The settings in force now (for operators' checks).
     pub(crate) async fn reward_settings(&self) -> Result<SettingsReading, StoreError> {

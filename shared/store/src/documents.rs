@@ -721,6 +721,13 @@ pub struct RunTimeFacts {
     pub level_gifts_allowed: bool,
 }
 
+impl JobEra {
+    /// Its jobs may pay gifts from the gifts pool (the current economy's).
+    pub fn spends_gifts_pool(self) -> bool {
+        matches!(self, JobEra::OursCurrent | JobEra::AppCurrent)
+    }
+}
+
 impl JobPayloadDoc {
     pub fn era(&self) -> JobEra {
         match (

@@ -188,8 +188,9 @@ pub(super) struct Loaded {
     pub(super) pool: Result<Option<PoolDocument>, String>,
     /// A gifts pool document exists (of this version or an earlier one).
     pub(super) pool_exists: bool,
-    /// The completed pool entries others wrote above the pool document's `through`.
-    pub(super) pool_foreign: Result<Vec<ForeignEntry>, String>,
+    /// The completed pool entries others wrote above the pool document's `through`, read for
+    /// a batch whose jobs may spend the pool (none otherwise).
+    pub(super) pool_foreign: Option<Result<Vec<ForeignEntry>, String>>,
     /// The admin's settings now (for the app's own current jobs).
     pub(super) settings: crate::settings::SettingsReading,
     /// The earliest completed purchase of each buyer of the app's own current jobs.
@@ -263,8 +264,14 @@ impl Store {
                 "as": "pool",
             }},
         ]);
-        // What others wrote to the pool since its document last counted (crate::gifts_pool).
-        pipeline.extend(crate::gifts_pool::lookup_foreign_entries("poolForeign"));
+        // What others wrote to the pool since its document last counted (crate::gifts_pool),
+        // for a batch whose jobs may spend it: others pay only from then on.
+        let spends = group
+            .iter()
+            .any(|&i| jobs[i].job.payload.era().spends_gifts_pool());
+        if spends {
+            pipeline.extend(crate::gifts_pool::lookup_foreign_entries("poolForeign"));
+        }
         pipeline.extend([
             doc! {"$lookup": {
                 "from": collections::TRANSACTIONS,
@@ -323,11 +330,13 @@ impl Store {
             Some(stored) => PoolDocument::read(stored),
             None => Ok(None),
         };
-        let pool_foreign = loaded
-            .pool_foreign
-            .iter()
-            .map(ForeignEntry::read)
-            .collect::<Result<Vec<_>, _>>();
+        let pool_foreign = spends.then(|| {
+            loaded
+                .pool_foreign
+                .iter()
+                .map(ForeignEntry::read)
+                .collect::<Result<Vec<_>, _>>()
+        });
         let settings = crate::settings::SettingsReading::of(loaded.settings.first());
         let buyer_purchases = loaded
             .buyer_purchases

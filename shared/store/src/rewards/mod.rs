@@ -242,12 +242,9 @@ impl Store {
         // The gifts pool is kept once it exists, and counted from the ledger by the first batch
         // whose jobs may spend it (the current economy's gifts), or after an earlier version's
         // document; each batch that keeps it counts first what others wrote to it since.
-        let spends = group.iter().any(|&i| {
-            matches!(
-                jobs[i].job.payload.era(),
-                JobEra::OursCurrent | JobEra::AppCurrent
-            )
-        });
+        let spends = group
+            .iter()
+            .any(|&i| jobs[i].job.payload.era().spends_gifts_pool());
         let refused = |e: String| BatchError::Refused(Attempt::Retryable(e));
         let stored = std::mem::replace(&mut loaded.pool, Ok(None))
             .map_err(|e| refused(format!("the gifts pool's document cannot be read: {e}")))?;
@@ -258,14 +255,14 @@ impl Store {
             None => None,
         };
         // What others wrote to the pool since its document last counted, counted before any
-        // job plans on it.
-        let counted_others = match pool.as_mut() {
-            Some(pool) => {
-                let foreign =
-                    std::mem::replace(&mut loaded.pool_foreign, Ok(vec![])).map_err(refused)?;
-                pool.count(&foreign).map_err(|e| refused(e.to_string()))?
+        // job plans on it (a batch whose jobs cannot spend it leaves that to the next one that
+        // can, and leaves the count where it was).
+        let foreign = loaded.pool_foreign.take().transpose().map_err(refused)?;
+        let counted_others = match (pool.as_mut(), &foreign) {
+            (Some(pool), Some(foreign)) => {
+                pool.count(foreign).map_err(|e| refused(e.to_string()))?
             }
-            None => false,
+            _ => false,
         };
         writes.pool = pool.as_ref().map(|p| p.balance);
         let pool_before = writes.pool;
@@ -333,7 +330,9 @@ impl Store {
         if let (Some(mut pool), Some(after)) = (pool, writes.pool) {
             if pool_built || counted_others || Some(after) != pool_before {
                 pool.balance = after;
-                pool.advance(now);
+                if foreign.is_some() {
+                    pool.advance(now);
+                }
                 self.keep_gifts_pool(session, &pool, pool_built, now)
                     .await?;
             }
