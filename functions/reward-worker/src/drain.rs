@@ -118,6 +118,10 @@ pub struct DrainSummary {
     pub longest_batch_ms: u64,
     /// Claimed jobs of ours that another worker (the app's own) had claimed meanwhile.
     pub foreign_claims: usize,
+    /// Jobs of the app's own checkout paid on reward settings with fields that cannot be used
+    /// (counted as `InvalidRewardSettings`; the fields are in the log).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub on_unusable_settings: usize,
     pub duration_ms: u64,
     pub stopped: Option<StopReason>,
 }
@@ -139,6 +143,7 @@ impl DrainSummary {
         self.turn_waits += part.turn_waits;
         self.longest_batch_ms = self.longest_batch_ms.max(part.longest_batch_ms);
         self.foreign_claims += part.foreign_claims;
+        self.on_unusable_settings += part.on_unusable_settings;
     }
 }
 
@@ -323,6 +328,7 @@ async fn drain_lane(
         metrics::histogram!(telemetry::BATCH_TRANSACTION_MS).record(longest.as_secs_f64() * 1000.0);
         metrics::counter!(telemetry::BATCH_TURN_WAITS)
             .increment(u64::try_from(report.waits).unwrap_or(u64::MAX));
+        summary.on_unusable_settings += report.on_unusable_settings;
         if report.on_unusable_settings > 0 {
             metrics::counter!(telemetry::INVALID_REWARD_SETTINGS)
                 .increment(u64::try_from(report.on_unusable_settings).unwrap_or(u64::MAX));

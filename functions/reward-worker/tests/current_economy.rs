@@ -3,7 +3,10 @@
 //! reaches a queued job), a configured 0 paying 0, an unusable settings document checking out on
 //! the app's defaults and saying so, the first purchase decided at checkout, the direct-referral
 //! share and the gifts paid exactly, the gifts pool never overdrawn by concurrent workers, and
-//! the app's own course subscriptions beside our checkouts losing no wallet change.
+//! the app's own course subscriptions beside our checkouts losing no wallet change. Also: the
+//! settings read field by field (the admin's switches hold when the shares are unusable, for our
+//! jobs and the app's, which are counted), the first purchase that stays first whatever
+//! completes while its job waits, and the gifts pool following what others write to the ledger.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a failed unwrap is a failed test
 
@@ -570,6 +573,7 @@ async fn a_first_purchase_stays_first_whatever_completes_while_its_job_waits() {
     let second = world.checkout_current(buyer, product).await;
     let summary = drain(&world.store, 50).await;
     assert_eq!((summary.completed, summary.failed), (2, 0), "{summary:?}");
+    assert_eq!(summary.on_unusable_settings, 0);
 
     let direct = entries_of_kind(&world, TransactionType::DirectReferralReward).await;
     let mut recipients: Vec<ObjectId> = direct.iter().map(|(id, _)| *id).collect();
@@ -709,5 +713,45 @@ async fn the_gifts_pool_follows_what_others_write_to_the_ledger() {
     assert_eq!(
         world.gifts_pool().await,
         Some(pool_by_the_apps_formula(&world).await)
+    );
+}
+
+/// A job of the app's own checkout is paid by the settings as they are when it runs: fields it
+/// cannot use are counted for it (and logged), and read field by field — the admin's switch of
+/// the signup gift holds although a share cannot be used.
+#[tokio::test]
+async fn the_apps_job_on_unusable_settings_is_counted_and_its_switches_hold() {
+    let (world, product) = line_world(1).await;
+    world.set_reward_settings(app_defaults()).await;
+    world.app_gifts_income("1000").await;
+    let receipt = world.checkout_current(world.id("buyer0"), product).await;
+    world
+        .store
+        .database()
+        .collection::<Document>("checkoutjobs")
+        .update_one(
+            doc! {"_id": receipt.job_id},
+            doc! {"$unset": {"payload.policy": "", "payload.economy": "",
+            "payload.firstPurchase": "", "payload.settings": ""}},
+        )
+        .await
+        .unwrap();
+    let mut settings = app_defaults();
+    settings.insert("giftsShare", "fifteen");
+    settings.insert("signupPoints", doc! {"enabled": false, "amount": 50});
+    world.set_reward_settings(settings).await;
+    let summary = drain(&world.store, 50).await;
+    assert_eq!(
+        (summary.completed, summary.on_unusable_settings),
+        (1, 1),
+        "{summary:?}"
+    );
+    assert!(entries_of_kind(&world, TransactionType::SignupGiftsReward)
+        .await
+        .is_empty());
+    // D as the job recorded it, to the parent.
+    assert_eq!(
+        entries_of_kind(&world, TransactionType::DirectReferralReward).await,
+        [(world.id("parent"), points("5"))]
     );
 }
