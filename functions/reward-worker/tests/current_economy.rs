@@ -534,6 +534,27 @@ async fn the_admins_switches_hold_when_the_shares_are_unusable() {
     assert!(audit.is_clean(), "{:#?}", audit.violations);
 }
 
+/// Makes a job of our checkout one of the app's own current checkout: the five numbers of its
+/// payload, nothing of ours (no policy, no first-purchase decision, no settings).
+async fn as_the_apps_own_job(world: &World, job: ObjectId) {
+    world
+        .store
+        .database()
+        .collection::<Document>("checkoutjobs")
+        .update_one(
+            doc! {"_id": job},
+            doc! {"$unset": {"payload.policy": "", "payload.economy": "",
+            "payload.firstPurchase": "", "payload.settings": ""}},
+        )
+        .await
+        .unwrap();
+    let job = world.store.queue().job(job).await.unwrap().unwrap();
+    assert_eq!(
+        job.payload.era(),
+        mall_store::testing::documents::JobEra::AppCurrent
+    );
+}
+
 /// An app-era first purchase whose job still waits while the buyer completes another purchase
 /// stays the first: no completed purchase was created before it. The later purchase is a
 /// repeat one. Exactly one first purchase: one direct-referral reward to the parent, one signup
@@ -547,28 +568,7 @@ async fn a_first_purchase_stays_first_whatever_completes_while_its_job_waits() {
     // The app's own checkout queued the first (its job records the five numbers, nothing of
     // ours: no policy, no first-purchase decision, no settings).
     let first = world.checkout_current(buyer, product).await;
-    world
-        .store
-        .database()
-        .collection::<Document>("checkoutjobs")
-        .update_one(
-            doc! {"_id": first.job_id},
-            doc! {"$unset": {"payload.policy": "", "payload.economy": "",
-            "payload.firstPurchase": "", "payload.settings": ""}},
-        )
-        .await
-        .unwrap();
-    let job = world
-        .store
-        .queue()
-        .job(first.job_id)
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(
-        job.payload.era(),
-        mall_store::testing::documents::JobEra::AppCurrent
-    );
+    as_the_apps_own_job(&world, first.job_id).await;
     // The buyer completes another purchase before the app's job runs.
     let second = world.checkout_current(buyer, product).await;
     let summary = drain(&world.store, 50).await;
@@ -725,17 +725,7 @@ async fn the_apps_job_on_unusable_settings_is_counted_and_its_switches_hold() {
     world.set_reward_settings(app_defaults()).await;
     world.app_gifts_income("1000").await;
     let receipt = world.checkout_current(world.id("buyer0"), product).await;
-    world
-        .store
-        .database()
-        .collection::<Document>("checkoutjobs")
-        .update_one(
-            doc! {"_id": receipt.job_id},
-            doc! {"$unset": {"payload.policy": "", "payload.economy": "",
-            "payload.firstPurchase": "", "payload.settings": ""}},
-        )
-        .await
-        .unwrap();
+    as_the_apps_own_job(&world, receipt.job_id).await;
     let mut settings = app_defaults();
     settings.insert("giftsShare", "fifteen");
     settings.insert("signupPoints", doc! {"enabled": false, "amount": 50});

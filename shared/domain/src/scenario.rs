@@ -342,19 +342,7 @@ impl RawSettings {
     /// A `rewardsettings` document written as JSON (the app's shape): numbers at their shortest
     /// decimal form, `null` kept apart from a missing field.
     pub fn from_json(document: &serde_json::Map<String, serde_json::Value>) -> RawSettings {
-        let field = |name: &str| match document.get(name) {
-            None => RawValue::Missing,
-            Some(value) => raw_json(value),
-        };
-        RawSettings {
-            tree_share: field("treeShare"),
-            gifts_share: field("giftsShare"),
-            app_share: field("appShare"),
-            first_payment_referral: field("firstPaymentReferral"),
-            signup_points: field("signupPoints"),
-            level_gifts: field("levelGifts"),
-            enable_level_gifts: field("enableLevelGifts"),
-        }
+        RawSettings::from_fields(|name| document.get(name).map_or(RawValue::Missing, raw_json))
     }
 }
 

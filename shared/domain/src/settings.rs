@@ -324,6 +324,20 @@ pub struct SettingsRead {
 }
 
 impl RawSettings {
+    /// The document's fields by their stored names (`treeShare`, `signupPoints`, …), each as
+    /// `field` finds it: one mapping for the stored document and the simulator's JSON.
+    pub fn from_fields(field: impl Fn(&str) -> RawValue) -> RawSettings {
+        RawSettings {
+            tree_share: field("treeShare"),
+            gifts_share: field("giftsShare"),
+            app_share: field("appShare"),
+            first_payment_referral: field("firstPaymentReferral"),
+            signup_points: field("signupPoints"),
+            level_gifts: field("levelGifts"),
+            enable_level_gifts: field("enableLevelGifts"),
+        }
+    }
+
     /// Reads the document field by field, as the app reads each field (APP-DATA "The app
     /// today": `x || default` for the shares, `enabled && amount > 0` for the signup gift,
     /// `enableLevelGifts && levelGifts[letter] > 0` for a level gift), except that a configured

@@ -60,16 +60,7 @@ impl SettingsReading {
 
 /// The stored document's fields as the domain reads them.
 pub fn raw_settings(document: &Document) -> RawSettings {
-    let field = |name: &str| raw_value(document.get(name));
-    RawSettings {
-        tree_share: field("treeShare"),
-        gifts_share: field("giftsShare"),
-        app_share: field("appShare"),
-        first_payment_referral: field("firstPaymentReferral"),
-        signup_points: field("signupPoints"),
-        level_gifts: field("levelGifts"),
-        enable_level_gifts: field("enableLevelGifts"),
-    }
+    RawSettings::from_fields(|name| raw_value(document.get(name)))
 }
 
 fn raw_value(value: Option<&Bson>) -> RawValue {
