@@ -643,10 +643,11 @@ async fn others_pool_entry(world: &World, kind: &str, points: &str) {
 
 /// The app's worker spends the pool down between two drains (signup gifts of its own): the
 /// next drain counts what it wrote before planning, pays no gift the app's formula over the
-/// ledger would not cover, and the document follows the ledger. A deposit by others counts too.
+/// ledger would not cover, and the document follows the ledger. A deposit by others counts too,
+/// and a pool the app overdrew is only ever lifted by our jobs.
 #[tokio::test]
 async fn the_gifts_pool_follows_what_others_write_to_the_ledger() {
-    let (world, product) = line_world(4).await;
+    let (world, product) = line_world(5).await;
     world.set_reward_settings(app_defaults()).await;
     world.app_gifts_income("200").await;
     world.checkout_current(world.id("buyer0"), product).await;
@@ -698,6 +699,23 @@ async fn the_gifts_pool_follows_what_others_write_to_the_ledger() {
     let audit = world.store.operators().audit().await.unwrap();
     assert!(audit.is_clean(), "{:#?}", audit.violations);
     assert_eq!(audit.gifts_uncounted_milli, "0");
+
+    // The app overdraws the pool (−150 by its formula): the audit warns, no invariant of ours
+    // is broken, and our next job pays no gift and only lifts it.
+    others_pool_entry(&world, "signup_gifts_reward", "250").await;
+    let audit = world.store.operators().audit().await.unwrap();
+    assert!(audit.is_clean(), "{:#?}", audit.violations);
+    assert!(audit.warnings.iter().any(|w| w.contains("below zero")));
+    world.checkout_current(world.id("buyer4"), product).await;
+    drain(&world.store, 50).await;
+    assert_eq!(
+        entries_of_kind(&world, TransactionType::SignupGiftsReward)
+            .await
+            .len(),
+        2
+    );
+    assert_eq!(pool_by_the_apps_formula(&world).await, points("-135"));
+    assert_eq!(world.gifts_pool().await, Some(points("-135")));
 
     // A document an earlier version wrote (no count of others' entries) is counted again from
     // the ledger by the next batch.
