@@ -60,22 +60,35 @@ impl ForeignEntry {
         let id = entry
             .get_object_id("_id")
             .map_err(|_| "a gifts pool entry has no ObjectId".to_owned())?;
-        let amount = entry
-            .get("amount")
-            .map(crate::amount::from_bson)
-            .transpose()
-            .map_err(|e| format!("gifts pool entry {id}: amount: {e}"))?
-            .unwrap_or_default();
-        let income = entry.get_str("type") == Ok(TransactionType::GiftsReward.as_str());
-        let change = if income {
-            amount
-        } else {
-            MilliPoints::ZERO
-                .checked_sub(amount)
-                .map_err(|e| e.to_string())?
-        };
-        Ok(ForeignEntry { id, change })
+        Ok(ForeignEntry {
+            id,
+            change: change_of(entry)?,
+        })
     }
+}
+
+/// What a completed pool entry (`type`, `amount`) does to the pool by the app's formula:
+/// `+amount` for an income (`gifts_reward`), `−amount` for a spend.
+pub fn change_of(entry: &Document) -> Result<MilliPoints, String> {
+    let amount = entry
+        .get("amount")
+        .map(crate::amount::from_bson)
+        .transpose()
+        .map_err(|e| format!("gifts pool entry {}: amount: {e}", id_text(entry)))?
+        .unwrap_or_default();
+    if entry.get_str("type") == Ok(TransactionType::GiftsReward.as_str()) {
+        Ok(amount)
+    } else {
+        MilliPoints::ZERO
+            .checked_sub(amount)
+            .map_err(|e| e.to_string())
+    }
+}
+
+fn id_text(entry: &Document) -> String {
+    entry
+        .get("_id")
+        .map_or_else(|| "?".to_owned(), ToString::to_string)
 }
 
 /// The least `_id` made at `at`.
@@ -261,15 +274,18 @@ pub(crate) async fn standing(
         .projection(doc! {"type": 1, "amount": 1, "relatedTransaction": 1})
         .await?;
     while let Some(entry) = cursor.try_next().await? {
-        let read = ForeignEntry::read(&entry).map_err(StoreError::Unreadable)?;
-        let change = i128::from(read.change.as_milli());
-        ledger += change;
+        let change = change_of(&entry).map_err(StoreError::Unreadable)?;
+        ledger += i128::from(change.as_milli());
+        // Others' entries above the count (an `_id` that is no ObjectId sorts below every
+        // `through`: the build counted it).
+        let (Some(pool), Ok(id)) = (&counting, entry.get_object_id("_id")) else {
+            continue;
+        };
+        let read = ForeignEntry { id, change };
         let others = !entry.contains_key("relatedTransaction");
-        if let (true, Some(pool)) = (others, &counting) {
-            if pool.uncounted(std::slice::from_ref(&read)).next().is_some() {
-                uncounted.0 += 1;
-                uncounted.1 += change;
-            }
+        if others && pool.uncounted(std::slice::from_ref(&read)).next().is_some() {
+            uncounted.0 += 1;
+            uncounted.1 += i128::from(change.as_milli());
         }
     }
     Ok(PoolStanding {

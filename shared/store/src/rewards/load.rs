@@ -499,12 +499,13 @@ impl Store {
         let mut balance = MilliPoints::ZERO;
         let mut others = Vec::new();
         while let Some(entry) = cursor.next(&mut *session).await.transpose()? {
-            let read = ForeignEntry::read(&entry).map_err(refused)?;
+            let change = crate::gifts_pool::change_of(&entry).map_err(refused)?;
             balance = balance
-                .checked_add(read.change)
+                .checked_add(change)
                 .map_err(|e| refused(e.to_string()))?;
-            if !entry.contains_key("relatedTransaction") {
-                others.push(read.id);
+            match entry.get_object_id("_id") {
+                Ok(id) if !entry.contains_key("relatedTransaction") => others.push(id),
+                _ => {}
             }
         }
         tracing::info!(balance = %balance, "the gifts pool was counted from the ledger");
