@@ -9,7 +9,7 @@ CARGO ?= cargo
 SCENARIO ?= infra/scenarios/spec-section-9.json
 
 
-.PHONY: help dev demo invoke soak fuzz venv test bench bench-checkout bench-token bench-worker drain fmt fmt-check lint check-production lint-template lint-openapi clippy unit simulate db db-stop db-status build build-native deploy clean
+.PHONY: help dev demo invoke soak fuzz venv test bench bench-checkout bench-token bench-worker drain fmt fmt-check lint check-deployed lint-template lint-openapi clippy unit simulate db db-stop db-status build build-native deploy clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -32,7 +32,7 @@ invoke: ## Send a sample event to a function under make dev: make invoke FN=retr
 test: lint ## Format check, template lint, clippy, then unit, property, integration and end-to-end tests on fresh test services
 	infra/with-test-services.sh $(CARGO) test --workspace --locked
 
-lint: fmt-check lint-template lint-openapi clippy check-production ## cargo fmt --check, the template and OpenAPI lints, clippy -D warnings
+lint: fmt-check lint-template lint-openapi clippy check-deployed ## cargo fmt --check, the template and OpenAPI lints, clippy -D warnings, the deployed builds
 
 fmt-check: ## cargo fmt --check, then rustfmt on every source file (one cargo fmt cannot reach fails too)
 	$(CARGO) fmt --all -- --check
@@ -41,8 +41,10 @@ fmt-check: ## cargo fmt --check, then rustfmt on every source file (one cargo fm
 clippy:
 	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
 
-check-production: ## The functions and the CLI build without the test-only features: no raw database handle outside the store
-	$(CARGO) check --locked -p checkout -p reward-worker -p retry-failed -p mall-cli
+check-deployed: ## Build each function as `sam build` does; fail if test-only or operators' code reaches it (proven on a broken copy)
+	@infra/venv.sh
+	.venv/bin/python infra/check-deployed-builds.py --json .local/deployed-builds.json
+	.venv/bin/python infra/test-check-deployed-builds.py
 
 lint-template: ## Lint template.yaml (sam validate --lint + cfn-lint on its SAM translation); prove it on broken copies
 	infra/lint-template.sh template.yaml

@@ -5,7 +5,8 @@
 #
 # Ensures the venv (SecantusDB, cargo-lambda and the Zig it links arm64 with), builds the three
 # functions for this machine with the release profile (what `cargo lambda watch --release` runs)
-# and for arm64 exactly as `sam build` does (`cargo lambda build --release --arm64 --bin NAME`),
+# and for arm64 exactly as `sam build` does (`cargo lambda build --release --arm64 --bin NAME` in
+# the function's CodeUri, through infra/check-deployed-builds.py, which also checks what they hold),
 # starts a throw-away in-memory SecantusDB on a free port (unless MALL_BENCH_MONGODB_URI names
 # another server to measure against), and runs the harness
 # (tests/benches/system.rs, its executable from `cargo bench --no-run`) against it. The harness
@@ -28,11 +29,11 @@ mkdir -p "$STATE"
 cd "$ROOT"
 export PATH="$ROOT/.venv/bin:$PATH"
 
-bins=()
-for fn in "${FUNCTIONS[@]}"; do bins+=(--bin "$fn"); done
-
 echo "$me: building the functions (release, this machine) and the harness" >&2
-"$CARGO" build --release --locked "${bins[@]}" >&2
+# Each in its own crate directory, as the emulator builds it (tests/src/emulator.rs).
+for fn in "${FUNCTIONS[@]}"; do
+    (cd "functions/$fn" && "$CARGO" build --release --locked --bin "$fn" >&2)
+done
 # The harness executable, run directly below (not through `cargo bench`, which would put
 # CARGO_MANIFEST_DIR & co. into its environment and keep a TERM from reaching it).
 HARNESS="$("$CARGO" bench --locked -p mall-testkit --bench system --no-run \
@@ -47,10 +48,8 @@ if [ ! -x "$HARNESS" ]; then
     exit 1
 fi
 
-echo "$me: building the functions for arm64 (cargo lambda build --release --arm64)" >&2
-for fn in "${FUNCTIONS[@]}"; do
-    cargo-lambda lambda build --release --arm64 --locked --bin "$fn" >&2
-done
+echo "$me: building the functions for arm64 as sam build does, checked (infra/check-deployed-builds.py)" >&2
+.venv/bin/python infra/check-deployed-builds.py --json "$STATE/deployed-builds.json" >&2
 echo "$me: builds done after $((SECONDS - started)) s" >&2
 
 services_init bench "$STATE"

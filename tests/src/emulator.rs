@@ -68,25 +68,39 @@ pub struct EmulatorOptions {
     pub timeout_seconds: Option<u64>,
 }
 
-/// `cargo lambda watch` on this workspace: the Lambda control-plane emulator that builds a
-/// function's binary with `cargo run --bin NAME` on its first request and serves
+/// The deployed functions, each built from its own crate directory `functions/NAME` (the
+/// template's `CodeUri`), as `sam build` builds it.
+pub const FUNCTIONS: [&str; 3] = ["checkout", "reward-worker", "retry-failed"];
+
+/// `cargo lambda watch` for each deployed function: the Lambda control-plane emulator that builds
+/// a function's binary with `cargo run --bin NAME` on its first request and serves
 /// `http://127.0.0.1:PORT/lambda-url/NAME/...` (a Function URL style HTTP call) and
 /// `POST http://127.0.0.1:PORT/2015-03-31/functions/NAME/invocations` (a raw event, as
 /// `cargo lambda invoke` sends it).
 ///
-/// Dropping it stops the emulator and every function instance it started, even when the test
-/// failed; the emulator's log is printed then, and kept under `.local/e2e/`.
+/// One emulator per function, each started in the function's own crate directory: Cargo then
+/// resolves that package's features alone, so the binary under test is built as the deployed one
+/// (at the workspace root it would unify every member's features, the test kit's included).
+///
+/// Dropping it stops the emulators and every function instance they started, even when the test
+/// failed; the emulators' logs are printed then, and kept under `.local/e2e/`.
 pub struct LambdaEmulator {
+    watches: Vec<Watch>,
+}
+
+/// One function's `cargo lambda watch`.
+struct Watch {
+    function: &'static str,
     child: Child,
     port: u16,
     log: PathBuf,
 }
 
 impl LambdaEmulator {
-    /// Starts the emulator from the workspace root (so it builds this workspace's binaries into
-    /// the same target directory), listening on a free port of 127.0.0.1. The functions inherit
-    /// the emulator's environment: `env` is exactly the function settings they get (none of
-    /// the settings the functions read is taken from the caller's environment).
+    /// Starts an emulator for each function, each listening on a free port of 127.0.0.1 and
+    /// building into the workspace's target directory. The functions inherit the emulators'
+    /// environment: `env` is exactly the function settings they get (none of the settings the
+    /// functions read is taken from the caller's environment).
     pub fn start(env: &[(&str, &str)]) -> LambdaEmulator {
         Self::start_with(EmulatorOptions::default(), env)
     }
@@ -94,60 +108,18 @@ impl LambdaEmulator {
     /// Like [`Self::start`], with the build profile, the instances per function and the invoke
     /// timeout of `options` (a benchmark runs the release build, several instances at once).
     pub fn start_with(options: EmulatorOptions, env: &[(&str, &str)]) -> LambdaEmulator {
-        let root = workspace_root();
-        let port = free_port();
-        let log_dir = root.join(".local/e2e");
-        std::fs::create_dir_all(&log_dir).unwrap();
-        let log = log_dir.join(format!("watch-{}-{port}.log", std::process::id()));
-        let out = File::create(&log).unwrap();
-        let err = out.try_clone().unwrap();
+        let watches = FUNCTIONS
+            .iter()
+            .map(|&function| Watch::start(function, options, env))
+            .collect();
+        LambdaEmulator { watches }
+    }
 
-        let binary = cargo_lambda_binary();
-        let mut path = vec![binary.parent().unwrap().to_path_buf()];
-        path.extend(std::env::split_paths(
-            &std::env::var_os("PATH").unwrap_or_default(),
-        ));
-
-        let mut command = Command::new(&binary);
-        command
-            // `cargo lambda watch` is `cargo-lambda lambda watch`, as cargo itself runs it.
-            .args(["lambda", "watch", "--invoke-address", "127.0.0.1"])
-            .args(["--invoke-port", &port.to_string()])
-            // No rebuild or restart when a source file changes in the middle of a test.
-            .arg("--ignore-changes")
-            .arg("--locked")
-            .args(options.release.then_some("--release"))
-            .args(
-                options
-                    .concurrency
-                    .map(|n| ["--concurrency".to_owned(), n.to_string()])
-                    .into_iter()
-                    .flatten(),
-            )
-            .args(
-                options
-                    .timeout_seconds
-                    .map(|s| ["--timeout".to_owned(), s.to_string()])
-                    .into_iter()
-                    .flatten(),
-            )
-            .current_dir(&root)
-            .env("PATH", std::env::join_paths(path).unwrap())
-            .stdin(Stdio::null())
-            .stdout(out)
-            .stderr(err);
-        // Every variable the binaries read (declared in one table): a developer's shell must
-        // not leak any into a test.
-        for variable in mall_runtime::env::VARIABLES {
-            command.env_remove(variable.name);
-        }
-        command.envs(env.iter().copied());
-        // Its own process group, so that the whole emulator can be signalled at once.
-        std::os::unix::process::CommandExt::process_group(&mut command, 0);
-        let child = command
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {} lambda watch: {e}", binary.display()));
-        LambdaEmulator { child, port, log }
+    fn watch(&self, function: &str) -> &Watch {
+        self.watches
+            .iter()
+            .find(|watch| watch.function == function)
+            .unwrap_or_else(|| panic!("no function {function} (the functions: {FUNCTIONS:?})"))
     }
 
     /// Runs `cargo lambda invoke FUNCTION --data-file FILE` against this emulator, exactly as a
@@ -156,7 +128,7 @@ impl LambdaEmulator {
         let output = Command::new(cargo_lambda_binary())
             .args(["lambda", "invoke", function, "--data-file", data_file])
             .args(["--invoke-address", "127.0.0.1", "--invoke-port"])
-            .arg(self.port.to_string())
+            .arg(self.watch(function).port.to_string())
             .current_dir(workspace_root())
             .output()
             .expect("run cargo lambda invoke");
@@ -178,7 +150,7 @@ impl LambdaEmulator {
     pub fn function_pids(&self, function: &str) -> Vec<u32> {
         // `comm` holds at most 15 bytes of the executable's name.
         let name: String = function.chars().take(15).collect();
-        descendants(self.child.id(), &all_processes())
+        descendants(self.watch(function).child.id(), &all_processes())
             .into_iter()
             .filter(|&pid| {
                 std::fs::read_to_string(format!("/proc/{pid}/comm"))
@@ -187,21 +159,20 @@ impl LambdaEmulator {
             .collect()
     }
 
-    pub fn base_url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
-    }
-
     /// The Function URL style address of `path` on `function`, e.g.
     /// `http://127.0.0.1:PORT/lambda-url/checkout/api/cart/checkout`.
     pub fn function_url(&self, function: &str, path: &str) -> String {
-        format!("{}/lambda-url/{function}{path}", self.base_url())
+        format!(
+            "{}/lambda-url/{function}{path}",
+            self.watch(function).base_url()
+        )
     }
 
     /// Where a raw event for `function` is posted (the Lambda `Invoke` API).
     pub fn invoke_url(&self, function: &str) -> String {
         format!(
             "{}/2015-03-31/functions/{function}/invocations",
-            self.base_url()
+            self.watch(function).base_url()
         )
     }
 
@@ -299,25 +270,116 @@ impl LambdaEmulator {
         }
     }
 
-    /// Why the emulator can no longer bring the function up, if it can't.
+    /// Why an emulator can no longer bring its function up, if one can't.
     fn failure(&mut self) -> Option<String> {
+        self.watches.iter_mut().find_map(Watch::failure)
+    }
+
+    /// The emulators' whole logs so far (cargo's output and the functions' logs).
+    pub fn log_text(&self) -> String {
+        self.watches
+            .iter()
+            .map(|watch| std::fs::read_to_string(&watch.log).unwrap_or_default())
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    /// The last `lines` lines of each emulator's log (cargo's output and the function's logs).
+    pub fn log_tail(&self, lines: usize) -> String {
+        self.watches
+            .iter()
+            .map(|watch| watch.log_tail(lines))
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+}
+
+impl Watch {
+    fn start(function: &'static str, options: EmulatorOptions, env: &[(&str, &str)]) -> Watch {
+        let root = workspace_root();
+        let port = free_port();
+        let log_dir = root.join(".local/e2e");
+        std::fs::create_dir_all(&log_dir).unwrap();
+        let log = log_dir.join(format!(
+            "watch-{}-{function}-{port}.log",
+            std::process::id()
+        ));
+        let out = File::create(&log).unwrap();
+        let err = out.try_clone().unwrap();
+
+        let binary = cargo_lambda_binary();
+        let mut path = vec![binary.parent().unwrap().to_path_buf()];
+        path.extend(std::env::split_paths(
+            &std::env::var_os("PATH").unwrap_or_default(),
+        ));
+
+        let mut command = Command::new(&binary);
+        command
+            // `cargo lambda watch` is `cargo-lambda lambda watch`, as cargo itself runs it.
+            .args(["lambda", "watch", "--invoke-address", "127.0.0.1"])
+            .args(["--invoke-port", &port.to_string()])
+            // No rebuild or restart when a source file changes in the middle of a test.
+            .arg("--ignore-changes")
+            .arg("--locked")
+            .args(options.release.then_some("--release"))
+            .args(
+                options
+                    .concurrency
+                    .map(|n| ["--concurrency".to_owned(), n.to_string()])
+                    .into_iter()
+                    .flatten(),
+            )
+            .args(
+                options
+                    .timeout_seconds
+                    .map(|s| ["--timeout".to_owned(), s.to_string()])
+                    .into_iter()
+                    .flatten(),
+            )
+            // The function's own crate, as the template's CodeUri: its features alone.
+            .current_dir(root.join("functions").join(function))
+            .env("PATH", std::env::join_paths(path).unwrap())
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err);
+        // Every variable the binaries read (declared in one table): a developer's shell must
+        // not leak any into a test.
+        for variable in mall_runtime::env::VARIABLES {
+            command.env_remove(variable.name);
+        }
+        command.envs(env.iter().copied());
+        // Its own process group, so that the whole emulator can be signalled at once.
+        std::os::unix::process::CommandExt::process_group(&mut command, 0);
+        let child = command
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {} lambda watch: {e}", binary.display()));
+        Watch {
+            function,
+            child,
+            port,
+            log,
+        }
+    }
+
+    fn base_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    fn failure(&mut self) -> Option<String> {
+        let function = self.function;
         if let Ok(Some(status)) = self.child.try_wait() {
-            return Some(format!("cargo lambda watch exited ({status})"));
+            return Some(format!(
+                "cargo lambda watch of {function} exited ({status})"
+            ));
         }
         let log = std::fs::read_to_string(&self.log).unwrap_or_default();
         // What the emulator logs when `cargo run` (build, then the function) ends.
         log.lines()
             .find(|line| line.contains("ERROR") && line.contains("command exited"))
-            .map(|line| format!("the function's command failed ({})", line.trim()))
+            .map(|line| format!("{function}'s command failed ({})", line.trim()))
     }
 
-    /// The emulator's whole log so far (cargo's output and the functions' logs).
-    pub fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    /// The last `lines` lines of the emulator's log (cargo's output and the function's logs).
-    pub fn log_tail(&self, lines: usize) -> String {
+    fn log_tail(&self, lines: usize) -> String {
         let text = std::fs::read_to_string(&self.log).unwrap_or_default();
         let all: Vec<&str> = text.lines().collect();
         let tail = all[all.len().saturating_sub(lines)..].join("\n");
@@ -328,7 +390,7 @@ impl LambdaEmulator {
     }
 }
 
-impl Drop for LambdaEmulator {
+impl Drop for Watch {
     fn drop(&mut self) {
         let pid = self.child.id();
         // Function instances run in process groups of their own: note them before they are
