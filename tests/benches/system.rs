@@ -379,6 +379,7 @@ impl Workload {
         let store = Store::connect(&StoreConfig {
             uri: uri.to_owned(),
             database: database.clone(),
+            max_pool_size: None,
         })
         .await
         .unwrap();
@@ -1066,7 +1067,7 @@ fn artifact(lambda_dir: &Path, function: &'static str) -> Artifact {
     let path = lambda_dir.join(function).join("bootstrap");
     let bytes = std::fs::read(&path).unwrap_or_else(|e| {
         panic!(
-            "{}: {e} (infra/bench.sh builds it with cargo lambda build --release --arm64)",
+            "{}: {e} (infra/bench.sh builds it as sam build does: infra/check-deployed-builds.py)",
             path.display()
         )
     });
@@ -1421,7 +1422,7 @@ async fn run(uri: &str, lambda_dir: &Path) {
             format!("{target}min {low:.2}, max {high:.2}"),
         );
     }
-    println!("arm64 binaries, cargo lambda build --release --arm64 (target/lambda/*/bootstrap)");
+    println!("arm64 binaries as sam build makes them, checked (infra/check-deployed-builds.py)");
     let mib = |b: u64| b as f64 / (1024.0 * 1024.0);
     for a in &artifacts {
         row(

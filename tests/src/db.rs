@@ -111,6 +111,7 @@ pub async fn store_on(database: &str) -> Store {
     Store::connect(&StoreConfig {
         uri: test_mongodb_uri(),
         database: database.to_owned(),
+        max_pool_size: None,
     })
     .await
     .expect("the test MongoDB URI parses")

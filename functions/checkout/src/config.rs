@@ -71,7 +71,8 @@ impl CheckoutConfig {
             },
         };
         Ok(CheckoutConfig {
-            store: store_config(env)?,
+            // One request at a time per instance, its commands one after another.
+            store: store_config(env, 1)?,
             identity,
             customer_id_claim: env.text(&env::CUSTOMER_ID_CLAIM).unwrap_or_default(),
             event_bus_name: env.text(&env::EVENT_BUS_NAME),

@@ -7,7 +7,9 @@ use serde_json::Value;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    let Started { store, .. } = mall_runtime::start(store_config, |config| config).await?;
+    // One operator's request at a time, its commands one after another: one connection.
+    let read = |env: &mall_runtime::Env| store_config(env, 1);
+    let Started { store, .. } = mall_runtime::start(read, |config| config).await?;
     let store = &store;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
         Ok::<_, lambda_runtime::Error>(retry_failed::handle(store, &event.payload).await)

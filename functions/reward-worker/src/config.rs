@@ -19,10 +19,12 @@ pub struct WorkerConfig {
 
 impl WorkerConfig {
     pub fn read(env: &Env) -> Result<Self, ConfigError> {
+        let limits = drain_limits(env)?;
         Ok(WorkerConfig {
-            store: store_config(env)?,
+            // A connection for each batch in flight.
+            store: store_config(env, u32::try_from(limits.concurrency).unwrap_or(u32::MAX))?,
             queue: queue_settings(env)?,
-            limits: drain_limits(env)?,
+            limits,
         })
     }
 }

@@ -309,7 +309,11 @@ fn drain(
 /// What every database command starts from: an async runtime and the store the environment names.
 fn connect_from_env() -> anyhow::Result<(tokio::runtime::Runtime, mall_store::Store)> {
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
-    let config = mall_runtime::config::store_config(&mall_runtime::Env::process())?;
+    let env = mall_runtime::Env::process();
+    // As many connections as `mall drain` runs batches at once.
+    let lanes = reward_worker::config::drain_limits(&env)?.concurrency;
+    let config =
+        mall_runtime::config::store_config(&env, u32::try_from(lanes).unwrap_or(u32::MAX))?;
     let store = runtime.block_on(mall_store::Store::connect(&config))?;
     Ok((runtime, store))
 }

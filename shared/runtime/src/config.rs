@@ -12,8 +12,10 @@ use mall_store::StoreConfig;
 
 use crate::env::{self, ConfigError, Env};
 
-/// `MONGODB_URI` (required) and `MONGODB_DATABASE` (default `mall`, MongoDB's naming rules).
-pub fn store_config(env: &Env) -> Result<StoreConfig, ConfigError> {
+/// `MONGODB_URI` (required), `MONGODB_DATABASE` (default `mall`, MongoDB's naming rules) and
+/// `MONGODB_MAX_POOL_SIZE` (unset: `in_flight`, the requests or batches the binary runs at once,
+/// so none waits for a connection and none is held spare).
+pub fn store_config(env: &Env, in_flight: u32) -> Result<StoreConfig, ConfigError> {
     let uri = env.required(&env::MONGODB_URI)?;
     let database = env.text(&env::MONGODB_DATABASE).unwrap_or_default();
     // MongoDB's own rules for database names, checked here so a typo fails at start-up.
@@ -24,7 +26,15 @@ pub fn store_config(env: &Env) -> Result<StoreConfig, ConfigError> {
             reason: format!("{database:?} is not a valid database name"),
         });
     }
-    Ok(StoreConfig { uri, database })
+    let max_pool_size = match env.integer(&env::MONGODB_MAX_POOL_SIZE)? {
+        Some(size) => u32::try_from(size).unwrap_or(u32::MAX),
+        None => in_flight.max(1),
+    };
+    Ok(StoreConfig {
+        uri,
+        database,
+        max_pool_size: Some(max_pool_size),
+    })
 }
 
 /// `REWARD_POLICY` (a JSON object of policy overrides), or the default policy when unset.
@@ -96,19 +106,29 @@ mod tests {
     #[test]
     fn the_uri_is_required_and_the_database_defaults_to_mall() {
         assert_eq!(
-            store_config(&env(&[])),
+            store_config(&env(&[]), 1),
             Err(ConfigError::Missing {
                 name: "MONGODB_URI"
             })
         );
-        let config = store_config(&env(&[("MONGODB_URI", "mongodb://localhost")])).unwrap();
+        let config = store_config(&env(&[("MONGODB_URI", "mongodb://localhost")]), 3).unwrap();
         assert_eq!(config.database, "mall");
-        let config = store_config(&env(&[
-            ("MONGODB_URI", "mongodb://x"),
-            ("MONGODB_DATABASE", "shop"),
-        ]))
+        assert_eq!(
+            config.max_pool_size,
+            Some(3),
+            "unset: one per request or batch in flight"
+        );
+        let config = store_config(
+            &env(&[
+                ("MONGODB_URI", "mongodb://x"),
+                ("MONGODB_DATABASE", "shop"),
+                ("MONGODB_MAX_POOL_SIZE", "2"),
+            ]),
+            1,
+        )
         .unwrap();
         assert_eq!(config.database, "shop");
+        assert_eq!(config.max_pool_size, Some(2), "set: above the natural size");
     }
 
     #[test]
@@ -119,14 +139,15 @@ mod tests {
                 "MONGODB_DATABASE" => Some(bad.to_owned()),
                 _ => None,
             };
-            let error = store_config(&Env::from_lookup(lookup)).unwrap_err();
+            let error = store_config(&Env::from_lookup(lookup), 1).unwrap_err();
             assert!(error.to_string().starts_with("MONGODB_DATABASE"), "{error}");
         }
     }
 
     #[test]
     fn debug_output_hides_the_uri() {
-        let config = store_config(&env(&[("MONGODB_URI", "mongodb://user:secret@host")])).unwrap();
+        let config =
+            store_config(&env(&[("MONGODB_URI", "mongodb://user:secret@host")]), 1).unwrap();
         assert!(!format!("{config:?}").contains("secret"));
     }
 

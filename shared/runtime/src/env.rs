@@ -79,6 +79,20 @@ pub const MONGODB_DATABASE: Variable = Variable {
     read_by: ALL,
     meaning: "database name",
 };
+pub const MONGODB_MAX_POOL_SIZE: Variable = Variable {
+    name: "MONGODB_MAX_POOL_SIZE",
+    value: Value::Integer {
+        default: None,
+        min: 1,
+        max: 100,
+    },
+    read_by: ALL,
+    meaning:
+        "connections a process may pool to the primary (the driver's `maxPoolSize`, above the \
+              URI's); unset: one per request or batch it runs at once: 1 for the checkout and \
+              retry-failed, `WORKER_CONCURRENCY` for the worker and `mall` (README \"Connection \
+              budget\")",
+};
 pub const REWARD_POLICY: Variable = Variable {
     name: "REWARD_POLICY",
     value: Value::Json,
@@ -231,6 +245,7 @@ pub const RUST_LOG: Variable = Variable {
 pub const VARIABLES: &[Variable] = &[
     MONGODB_URI,
     MONGODB_DATABASE,
+    MONGODB_MAX_POOL_SIZE,
     REWARD_POLICY,
     REWARD_LEVEL_GIFTS,
     IDENTITY_MODE,

@@ -79,7 +79,7 @@ pub use error::{PolicySettingsError, StoreError};
 pub use indexes::{IndexError, IndexState, IndexStatus};
 pub use queue::{Attempt, Claim, ClaimedJob, JobOutcome, Queue, QueueSettings, UnreadableJob};
 pub use rewards::{BatchReport, Rewards};
-pub use store::{Store, StoreConfig};
+pub use store::{Store, StoreConfig, MAX_IDLE_TIME};
 
 #[cfg(feature = "operators")]
 pub use audit::{AuditReport, JobsByStatus, Violation};

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use mongodb::options::ClientOptions;
+use mongodb::options::{ClientOptions, ServerMonitoringMode};
 use mongodb::{Client, Collection, Database};
 
 use crate::chains::ParentLinks;
@@ -35,11 +35,16 @@ macro_rules! raw_handles {
 }
 
 /// Where the store connects: the connection string (it may carry a password, so it is never
-/// printed) and the database's name. Read from the environment by `mall-runtime`.
+/// printed), the database's name and how many connections the process may pool. Read from the
+/// environment by `mall-runtime`.
 #[derive(Clone, PartialEq, Eq)]
 pub struct StoreConfig {
     pub uri: String,
     pub database: String,
+    /// The driver's `maxPoolSize`: connections this process may hold to the member it talks to
+    /// (the primary), whatever the URI says; `None`: the URI's, else the driver's default (10).
+    /// The stack's connection budget (README "Connection budget") counts on it.
+    pub max_pool_size: Option<u32>,
 }
 
 /// Shows the database but not the URI, which may carry credentials.
@@ -48,9 +53,13 @@ impl std::fmt::Debug for StoreConfig {
         f.debug_struct("StoreConfig")
             .field("uri", &"<redacted>")
             .field("database", &self.database)
+            .field("max_pool_size", &self.max_pool_size)
             .finish()
     }
 }
+
+/// How long a pooled connection may sit idle before it is closed instead of reused.
+pub const MAX_IDLE_TIME: Duration = Duration::from_secs(300);
 
 #[derive(Clone, Debug)]
 pub struct Store {
@@ -65,9 +74,12 @@ impl Store {
     /// Parses the connection string and builds the client. Connections are opened lazily, so this
     /// succeeds without a reachable server.
     pub async fn connect(config: &StoreConfig) -> Result<Self, StoreError> {
-        let options = ClientOptions::parse(&config.uri)
+        let mut options = ClientOptions::parse(&config.uri)
             .await
             .map_err(StoreError::BadUri)?;
+        if let Some(size) = config.max_pool_size {
+            options.max_pool_size = Some(size);
+        }
         Self::with_options(options, &config.database)
     }
 
@@ -83,6 +95,16 @@ impl Store {
         options
             .connect_timeout
             .get_or_insert(Duration::from_secs(3));
+        // One monitoring connection per member, not two: the polling protocol (which the
+        // driver picks on Lambda anyway) rather than streaming plus a round-trip monitor. The
+        // connection budget counts one per instance and member.
+        options
+            .server_monitoring_mode
+            .get_or_insert(ServerMonitoringMode::Poll);
+        // A pooled connection idle this long is closed rather than reused: a Lambda instance
+        // thawed after minutes must not use a socket the network (AWS NAT: 350 s) dropped.
+        options.max_idle_time.get_or_insert(MAX_IDLE_TIME);
+        options.min_pool_size = Some(0);
         let client = Client::with_options(options)?;
         let db = client.database(database);
         Ok(Store {

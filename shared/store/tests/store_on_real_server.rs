@@ -20,6 +20,7 @@ async fn fresh_store() -> Store {
     let config = StoreConfig {
         uri,
         database: format!("test_{}", ObjectId::new().to_hex()),
+        max_pool_size: None,
     };
     let store = Store::connect(&config).await.unwrap();
     store.ensure_indexes().await.unwrap();
@@ -137,6 +138,7 @@ async fn the_apps_own_indexes_count_when_equivalent_and_a_missing_guarantee_refu
     let config = StoreConfig {
         uri: std::env::var("MALL_TEST_MONGODB_URI").unwrap(),
         database: format!("test_{}", ObjectId::new().to_hex()),
+        max_pool_size: None,
     };
     let store = Store::connect(&config).await.unwrap();
     // Mongoose's unique cart index, under its own name: ours is not created beside it.
