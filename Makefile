@@ -9,7 +9,7 @@ CARGO ?= cargo
 SCENARIO ?= infra/scenarios/spec-section-9.json
 
 
-.PHONY: help dev demo invoke soak fuzz venv test bench bench-checkout bench-token bench-worker drain fmt fmt-check lint check-deployed lint-template lint-openapi clippy unit simulate db db-stop db-status build build-native deploy clean
+.PHONY: help dev demo invoke soak fuzz venv test bench bench-checkout bench-token bench-worker drain fmt fmt-check lint check-deployed lint-budget lint-template lint-openapi clippy unit simulate db db-stop db-status build build-native deploy clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -32,7 +32,7 @@ invoke: ## Send a sample event to a function under make dev: make invoke FN=retr
 test: lint ## Format check, template lint, clippy, then unit, property, integration and end-to-end tests on fresh test services
 	infra/with-test-services.sh $(CARGO) test --workspace --locked
 
-lint: fmt-check lint-template lint-openapi clippy check-deployed ## cargo fmt --check, the template and OpenAPI lints, clippy -D warnings, the deployed builds
+lint: fmt-check lint-budget lint-template lint-openapi clippy check-deployed ## cargo fmt --check, the template and OpenAPI lints, clippy -D warnings, the deployed builds
 
 fmt-check: ## cargo fmt --check, then rustfmt on every source file (one cargo fmt cannot reach fails too)
 	$(CARGO) fmt --all -- --check
@@ -45,6 +45,10 @@ check-deployed: ## Build each function as `sam build` does; fail if test-only or
 	@infra/venv.sh
 	.venv/bin/python infra/check-deployed-builds.py --json .local/deployed-builds.json
 	.venv/bin/python infra/test-check-deployed-builds.py
+
+lint-budget: ## The template's and the README's connection-budget tables agree with infra/connection-budget.py
+	@infra/venv.sh
+	.venv/bin/python infra/connection-budget.py --check
 
 lint-template: ## Lint template.yaml (sam validate --lint + cfn-lint on its SAM translation); prove it on broken copies
 	infra/lint-template.sh template.yaml

@@ -183,6 +183,10 @@ REFUSED_SETS = {
     "Jwt without JwtAudience": ({"IdentityMode": "Jwt", "JwtIssuer": ISSUER}, "JwtAudience"),
     "Jwt with an http issuer": (dict(JWT, JwtIssuer="http://issuer.example"), "JwtIssuer"),
     "an unknown IdentityMode": ({"IdentityMode": "Cognito"}, "IdentityMode"),
+    "a checkout concurrency the connection budget cannot hold": (
+        dict(APP_TOKEN, DatabaseConnectionBudget="100", CheckoutReservedConcurrency="50"),
+        "CheckoutConcurrencyFitsBudget100"),
+    "a connection budget not offered": (dict(APP_TOKEN, DatabaseConnectionBudget="250"), "DatabaseConnectionBudget"),
 }
 
 
@@ -233,8 +237,10 @@ def _check_common(mode: str, t: dict, fail) -> None:
     if t["Outputs"]["ApiUrl"]["Value"] != {"Fn::GetAtt": ["CheckoutHttpApi", "ApiEndpoint"]}:
         fail(f"{mode}: ApiUrl is {t['Outputs']['ApiUrl']['Value']}")
     # The dashboard body is a Fn::Sub string: it must be JSON once substituted.
-    body = res["MallDashboard"]["Properties"]["DashboardBody"]["Fn::Sub"]
-    numeric = {n for n, p in t["Parameters"].items() if p.get("Type") == "Number"}
+    # (Its second form: the string, then the variables it names beside the template's.)
+    sub = res["MallDashboard"]["Properties"]["DashboardBody"]["Fn::Sub"]
+    body, variables = (sub, {}) if isinstance(sub, str) else (sub[0], sub[1])
+    numeric = {n for n, p in t["Parameters"].items() if p.get("Type") == "Number"} | set(variables)
     text = re.sub(r"\$\{([^}]+)\}", lambda m: "1" if m.group(1) in numeric else "x", body)
     try:
         widgets = json.loads(text)["widgets"]
@@ -246,6 +252,41 @@ def _check_common(mode: str, t: dict, fail) -> None:
     lines = [a.get("value") for w in duration for a in w["properties"].get("annotations", {}).get("horizontal", [])]
     if lines != [timeout_ms]:
         fail(f"{mode}: the worker duration widget's timeout line is {lines}, the worker's Timeout is {timeout_ms} ms")
+
+
+def _value(node, t: dict):
+    """A property's value with the parameters at their defaults: Ref, Fn::FindInMap, Fn::Select."""
+    if isinstance(node, dict) and len(node) == 1:
+        (fn, arg), = node.items()
+        if fn == "Ref":
+            return t["Parameters"][arg]["Default"]
+        if fn == "Fn::FindInMap":
+            name, top, second = (_value(a, t) for a in arg)
+            return t["Mappings"][name][str(top)][str(second)]
+        if fn == "Fn::Select":
+            return _value(arg[1], t)[int(_value(arg[0], t))]
+    return node
+
+
+def check_connection_budget(mode: str, t: dict, fail) -> None:
+    """With the default parameters: every instance at once within the budget, and the stage's
+    throttle never lets in more checkouts than the checkout's cap (burst + rate x deadline)."""
+    res = t["Resources"]
+    budget = int(_value({"Ref": "DatabaseConnectionBudget"}, t))
+    checkout = int(_value(res["CheckoutFunction"]["Properties"]["ReservedConcurrentExecutions"], t))
+    workers = int(_value(res["RewardWorkerFunction"]["Properties"]["ReservedConcurrentExecutions"], t))
+    retry = int(res["RetryFailedFunction"]["Properties"]["ReservedConcurrentExecutions"])
+    worker_pool = int(res["RewardWorkerFunction"]["Properties"]["Environment"]["Variables"]["WORKER_CONCURRENCY"])
+    operators = 10  # two `mall` commands, README "Connection budget"
+    worst = checkout * 2 + workers * (worker_pool + 1) + retry * 2 + operators
+    if worst > budget:
+        fail(f"{mode}: worst case {worst} connections > DatabaseConnectionBudget {budget}")
+    route = res["CheckoutHttpApiApiGatewayDefaultStage"]["Properties"]["DefaultRouteSettings"]
+    burst = int(_value(route["ThrottlingBurstLimit"], t))
+    rate = int(_value(route["ThrottlingRateLimit"], t))
+    deadline_ms = int(res["CheckoutFunction"]["Properties"]["Environment"]["Variables"]["CHECKOUT_DEADLINE_MS"])
+    if burst + rate * deadline_ms // 1000 > checkout or burst < 1:
+        fail(f"{mode}: the stage lets {burst} + {rate}/s x {deadline_ms} ms in, the checkout's cap is {checkout}")
 
 
 def check_app_token(t: dict, fail) -> None:
@@ -314,6 +355,7 @@ def check_modes(template: Path, work: Path) -> tuple[list[str], list[tuple[str, 
         else:
             check(deployed, problems.append)
             _check_common(mode, deployed, problems.append)
+            check_connection_budget(mode, deployed, problems.append)
         rows.append((mode, "deploys as expected" if len(problems) == before else "WRONG"))
     for name, (_, reason) in REFUSED_SETS.items():
         status, stderr, _ = results[name]
