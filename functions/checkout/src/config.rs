@@ -46,6 +46,8 @@ pub struct CheckoutConfig {
     pub job_max_attempts: i32,
     pub reward_policy: RewardPolicy,
     pub economy: mall_store::Economy,
+    /// `CHECKOUT_DEADLINE_MS`: every request answered within it.
+    pub deadline: std::time::Duration,
 }
 
 impl CheckoutConfig {
@@ -79,6 +81,7 @@ impl CheckoutConfig {
             job_max_attempts: job_max_attempts(env)?,
             reward_policy: reward_policy(env)?,
             economy: economy(env)?,
+            deadline: std::time::Duration::from_millis(env.count(&env::CHECKOUT_DEADLINE_MS)?),
         })
     }
 }

@@ -36,6 +36,9 @@ pub struct App {
     /// settings, read at every checkout).
     pub economy: mall_store::Economy,
     pub job_max_attempts: i32,
+    /// Every request is answered within it (`CHECKOUT_DEADLINE_MS`): the API's throttle counts
+    /// on it to keep the instances in flight under the function's reserved concurrency.
+    pub deadline: std::time::Duration,
 }
 
 /// The checkout route's path segments.
@@ -65,12 +68,22 @@ fn route(path: &str) -> Route {
 impl App {
     pub async fn handle(&self, request: Request) -> Response<Body> {
         let started = Instant::now();
-        let outcome = match (route(request.uri().path()), request.method()) {
-            (Route::Checkout, &Method::POST) => self.checkout(&request).await,
-            (Route::Purchase(id), &Method::GET) => self.purchase(&request, &id).await,
-            (Route::NotFound, _) => Err(ApiError::RouteNotFound),
-            _ => Err(ApiError::MethodNotAllowed),
+        let routed = async {
+            match (route(request.uri().path()), request.method()) {
+                (Route::Checkout, &Method::POST) => self.checkout(&request).await,
+                (Route::Purchase(id), &Method::GET) => self.purchase(&request, &id).await,
+                (Route::NotFound, _) => Err(ApiError::RouteNotFound),
+                _ => Err(ApiError::MethodNotAllowed),
+            }
         };
+        // Past the deadline the work is dropped: a transaction not yet committed is aborted
+        // (all or nothing), so the buyer's retry, with the same Idempotency-Key, is safe.
+        let outcome = tokio::time::timeout(self.deadline, routed)
+            .await
+            .unwrap_or_else(|_| {
+                tracing::warn!(deadline_ms = ?self.deadline.as_millis(), "deadline passed");
+                Err(ApiError::Unavailable)
+            });
         let (response, code) = match outcome {
             Ok(response) => (response, "OK"),
             Err(error) => {

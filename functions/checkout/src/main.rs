@@ -76,6 +76,7 @@ async fn main() -> Result<(), lambda_http::Error> {
         policy,
         economy: config.economy,
         job_max_attempts: config.job_max_attempts,
+        deadline: config.deadline,
     });
     let metrics = mall_runtime::telemetry::emf_metrics("checkout")?;
     metrics_cloudwatch_embedded::lambda::service::run_http(

@@ -32,6 +32,7 @@ async fn a_refused_checkout_is_counted_by_outcome_with_its_latency() {
         policy: checkout::policy::PolicySource::loaded(mall_domain::RewardPolicy::default()),
         economy: mall_store::testing::checkout::Economy::Split,
         job_max_attempts: 3,
+        deadline: std::time::Duration::from_secs(2),
     };
     for _ in 0..2 {
         let request = lambda_http::http::Request::builder()

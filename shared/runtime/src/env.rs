@@ -144,6 +144,17 @@ pub const CUSTOMER_ID_CLAIM: Variable = Variable {
     read_by: &[Checkout, Mall],
     meaning: "token claim holding the customer's ObjectId",
 };
+pub const CHECKOUT_DEADLINE_MS: Variable = Variable {
+    name: "CHECKOUT_DEADLINE_MS",
+    value: Value::Integer {
+        default: Some(2_000),
+        min: 100,
+        max: 9_000,
+    },
+    read_by: &[Checkout],
+    meaning: "every checkout request is answered within this: past it, `503 UNAVAILABLE` with \
+              `Retry-After` (the API's throttle is derived from it, README \"Connection budget\")",
+};
 pub const EVENT_BUS_NAME: Variable = Variable {
     name: "EVENT_BUS_NAME",
     value: Value::Text { default: None },
@@ -252,6 +263,7 @@ pub const VARIABLES: &[Variable] = &[
     APP_JWT_SECRET_ARN,
     LOCAL_JWT_SECRET,
     CUSTOMER_ID_CLAIM,
+    CHECKOUT_DEADLINE_MS,
     EVENT_BUS_NAME,
     JOB_MAX_ATTEMPTS,
     JOB_LEASE_SECONDS,

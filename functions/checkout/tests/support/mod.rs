@@ -32,6 +32,7 @@ pub fn app_on(store: Store) -> App {
         policy: checkout::policy::PolicySource::loaded(RewardPolicy::default()),
         economy: mall_store::testing::checkout::Economy::Split,
         job_max_attempts: 3,
+        deadline: std::time::Duration::from_secs(2),
     }
 }
 
