@@ -9,7 +9,7 @@ CARGO ?= cargo
 SCENARIO ?= infra/scenarios/spec-section-9.json
 
 
-.PHONY: help dev demo invoke soak fuzz venv test bench bench-checkout bench-token bench-worker drain fmt fmt-check lint check-deployed lint-budget lint-template lint-openapi clippy unit simulate db db-stop db-status build build-native deploy clean
+.PHONY: help dev demo invoke soak fuzz venv test bench crowd bench-checkout bench-token bench-worker drain fmt fmt-check lint check-deployed lint-budget lint-template lint-openapi clippy unit simulate db db-stop db-status build build-native deploy clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -76,6 +76,9 @@ fuzz: ## HTTP fuzzing of the checkout binary under cargo lambda watch (MALL_FUZZ
 
 bench: ## System benchmark: release binaries under cargo lambda watch on 10,000 customers; a table, then one JSON line
 	@CARGO="$(CARGO)" infra/bench.sh
+
+crowd: ## Hundreds of buyers at once on the release checkout within the connection budget: no 5xx, wallets exact, connections counted
+	@CARGO="$(CARGO)" infra/crowd.sh
 
 bench-checkout: ## Checkout latency (p50/p95/p99) over 200 sequential checkouts on a local server
 	infra/with-test-services.sh $(CARGO) bench -p checkout --bench checkout_latency

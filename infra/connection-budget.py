@@ -7,6 +7,7 @@ fast API Gateway may let buyers in so that the checkout never meets its own conc
                                                             the README's tables are up to date)
     .venv/bin/python infra/connection-budget.py --write    (regenerate them after a change here
                                                             or in the template's inputs)
+    .venv/bin/python infra/connection-budget.py --figures BUDGET WORKERS   (for make crowd)
 
 The arithmetic, for the member that binds (Atlas limits connections per node; every instance
 pools its connections to the primary and keeps one monitoring connection to each member, so the
@@ -24,7 +25,10 @@ and the stage's throttle, so that the checkout's instances in flight never excee
 answers within CHECKOUT_DEADLINE_MS, the template's value; API Gateway lets at most burst + rate x
 deadline requests in during any deadline):
 
-    burst = floor(C / 2),  rate = max(1, floor((C - burst) / deadline in seconds))
+    burst = floor(C / 4),  rate = max(1, floor((C - burst) / deadline in seconds))
+
+(a quarter of the cap for a burst at once, the rest for the sustained rate: a sale's buyers keep
+coming, and the rate is what serves them).
 
 A request above the stage's limit is answered 429 by API Gateway; one that reached a function
 over its cap would be answered 500 (API Gateway's answer to a Lambda throttle), which this
@@ -93,7 +97,7 @@ def checkout_cap(i: dict, budget: int, workers: int) -> int:
 
 
 def throttle(i: dict, cap: int) -> tuple[int, int]:
-    burst = cap // 2
+    burst = max(1, cap // 4)
     rate = max(1, (cap - burst) * 1000 // i["deadline_ms"])
     return burst, rate
 
@@ -203,8 +207,22 @@ def main(argv: list[str]) -> int:
     mode = parser.add_mutually_exclusive_group(required=True)
     mode.add_argument("--check", action="store_true")
     mode.add_argument("--write", action="store_true")
+    mode.add_argument("--figures", nargs=2, type=int, metavar=("BUDGET", "WORKERS"),
+                      help="print the derived figures as shell assignments (infra/crowd.sh)")
     args = parser.parse_args(argv[1:])
     i = inputs(load_template())
+    if args.figures:
+        budget, workers = args.figures
+        if budget not in i["budgets"] or workers not in i["workers"]:
+            print(f"connection-budget: the template offers budgets {i['budgets']}, workers {i['workers']}",
+                  file=sys.stderr)
+            return 64
+        cap = checkout_cap(i, budget, workers)
+        burst, rate = throttle(i, cap)
+        print(f"MALL_CROWD_BUDGET={budget} MALL_CROWD_CHECKOUT_CAP={cap} MALL_CROWD_BURST={burst} "
+              f"MALL_CROWD_RATE={rate} MALL_CROWD_DEADLINE_MS={i['deadline_ms']} "
+              f"MALL_CROWD_CONNECTIONS_PER_INSTANCE={CHECKOUT_POOL + MONITORS_PER_INSTANCE}")
+        return 0
     for budget in i["budgets"]:
         for w in i["workers"]:
             cap = checkout_cap(i, budget, w)

@@ -45,8 +45,13 @@ impl JobQueuedPublisher {
         }
     }
 
-    /// Puts the event; `Err` carries a description for the log.
-    pub async fn publish(&self, receipt: &CheckoutReceipt) -> Result<(), String> {
+    /// Puts the event, giving up at `by` (the request's deadline) or after [`PUBLISH_TIMEOUT`],
+    /// whichever is first; `Err` carries a description for the log.
+    pub async fn publish(
+        &self,
+        receipt: &CheckoutReceipt,
+        by: tokio::time::Instant,
+    ) -> Result<(), String> {
         let detail = serde_json::json!({
             "jobId": receipt.job_id.to_hex(),
             "checkoutTransactionId": receipt.transaction_id.to_hex(),
@@ -58,9 +63,10 @@ impl JobQueuedPublisher {
             .event_bus_name(&self.bus)
             .build();
         let put = self.client.put_events().entries(entry).send();
-        let output = tokio::time::timeout(PUBLISH_TIMEOUT, put)
+        let give_up = by.min(tokio::time::Instant::now() + PUBLISH_TIMEOUT);
+        let output = tokio::time::timeout_at(give_up, put)
             .await
-            .map_err(|_| format!("no answer within {PUBLISH_TIMEOUT:?}"))?
+            .map_err(|_| "no answer before the request's deadline".to_owned())?
             .map_err(|e| aws_sdk_eventbridge::error::DisplayErrorContext(e).to_string())?;
         if output.failed_entry_count() > 0 {
             let reason = output

@@ -68,22 +68,13 @@ fn route(path: &str) -> Route {
 impl App {
     pub async fn handle(&self, request: Request) -> Response<Body> {
         let started = Instant::now();
-        let routed = async {
-            match (route(request.uri().path()), request.method()) {
-                (Route::Checkout, &Method::POST) => self.checkout(&request).await,
-                (Route::Purchase(id), &Method::GET) => self.purchase(&request, &id).await,
-                (Route::NotFound, _) => Err(ApiError::RouteNotFound),
-                _ => Err(ApiError::MethodNotAllowed),
-            }
+        let deadline = tokio::time::Instant::now() + self.deadline;
+        let outcome = match (route(request.uri().path()), request.method()) {
+            (Route::Checkout, &Method::POST) => self.checkout(&request, deadline).await,
+            (Route::Purchase(id), &Method::GET) => self.purchase(&request, &id, deadline).await,
+            (Route::NotFound, _) => Err(ApiError::RouteNotFound),
+            _ => Err(ApiError::MethodNotAllowed),
         };
-        // Past the deadline the work is dropped: a transaction not yet committed is aborted
-        // (all or nothing), so the buyer's retry, with the same Idempotency-Key, is safe.
-        let outcome = tokio::time::timeout(self.deadline, routed)
-            .await
-            .unwrap_or_else(|_| {
-                tracing::warn!(deadline_ms = ?self.deadline.as_millis(), "deadline passed");
-                Err(ApiError::Unavailable)
-            });
         let (response, code) = match outcome {
             Ok(response) => (response, "OK"),
             Err(error) => {
@@ -104,23 +95,27 @@ impl App {
         response
     }
 
-    async fn checkout(&self, request: &Request) -> Result<Response<Body>, ApiError> {
+    async fn checkout(
+        &self,
+        request: &Request,
+        deadline: tokio::time::Instant,
+    ) -> Result<Response<Body>, ApiError> {
         let customer_id = self.identify(request)?;
         let idempotency_key = idempotency_key(request)?;
         let body = CheckoutRequest::parse(request.body().as_ref())?;
-        let policy = self.policy.get(&self.store).await?;
-        let receipt = self
-            .store
-            .checkouts()
-            .checkout(&CheckoutCommand {
+        let charge = async {
+            let policy = self.policy.get(&self.store).await?;
+            let command = CheckoutCommand {
                 customer_id,
                 request: &body,
                 idempotency_key: idempotency_key.as_ref(),
                 policy: &policy,
                 economy: self.economy,
                 job_max_attempts: self.job_max_attempts,
-            })
-            .await?;
+            };
+            Ok::<_, ApiError>(self.store.checkouts().checkout(&command).await?)
+        };
+        let receipt = within(deadline, charge).await?;
         tracing::info!(
             customer_id = %customer_id,
             transaction_id = %receipt.transaction_id,
@@ -132,7 +127,7 @@ impl App {
             metrics::counter!(telemetry::INVALID_REWARD_SETTINGS).increment(1);
         }
         if let (false, Some(events)) = (receipt.replayed, &self.events) {
-            if let Err(reason) = events.publish(&receipt).await {
+            if let Err(reason) = events.publish(&receipt, deadline).await {
                 metrics::counter!(telemetry::JOB_QUEUED_EVENT_FAILURES).increment(1);
                 tracing::warn!(job_id = %receipt.job_id, %reason, "CheckoutJobQueued not published");
             }
@@ -140,18 +135,26 @@ impl App {
         Ok(api::checkout_response(&receipt))
     }
 
-    async fn purchase(&self, request: &Request, id: &str) -> Result<Response<Body>, ApiError> {
+    async fn purchase(
+        &self,
+        request: &Request,
+        id: &str,
+        deadline: tokio::time::Instant,
+    ) -> Result<Response<Body>, ApiError> {
         let customer_id = self.identify(request)?;
         let transaction_id = ObjectId::parse_str(id).map_err(|_| ApiError::PurchaseNotFound)?;
-        let view = self
-            .store
-            .checkouts()
-            .purchase_view(customer_id, transaction_id)
-            .await
-            .map_err(|e| {
-                tracing::warn!(error = %e, "purchase view failed");
-                ApiError::Unavailable
-            })?
+        let read = async {
+            self.store
+                .checkouts()
+                .purchase_view(customer_id, transaction_id)
+                .await
+                .map_err(|e| {
+                    tracing::warn!(error = %e, "purchase view failed");
+                    ApiError::Unavailable
+                })
+        };
+        let view = within(deadline, read)
+            .await?
             .ok_or(ApiError::PurchaseNotFound)?;
         Ok(api::purchase_response(&view))
     }
@@ -165,6 +168,22 @@ impl App {
             }
         })
     }
+}
+
+/// The database's part of a request, given up at the request's deadline (`503` with
+/// `Retry-After`): the API's throttle counts on every request leaving the function within it. A
+/// transaction given up before its commit is aborted, all or nothing, so the buyer's retry (with
+/// the same `Idempotency-Key`) is safe; one that committed is found by that retry.
+async fn within<T>(
+    deadline: tokio::time::Instant,
+    work: impl std::future::Future<Output = Result<T, ApiError>>,
+) -> Result<T, ApiError> {
+    tokio::time::timeout_at(deadline, work)
+        .await
+        .unwrap_or_else(|_| {
+            tracing::warn!("the request's deadline passed");
+            Err(ApiError::Unavailable)
+        })
 }
 
 /// The optional `Idempotency-Key` header, validated; more than one is an error.

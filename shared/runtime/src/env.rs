@@ -147,7 +147,7 @@ pub const CUSTOMER_ID_CLAIM: Variable = Variable {
 pub const CHECKOUT_DEADLINE_MS: Variable = Variable {
     name: "CHECKOUT_DEADLINE_MS",
     value: Value::Integer {
-        default: Some(2_000),
+        default: Some(1_000),
         min: 100,
         max: 9_000,
     },
