@@ -34,15 +34,7 @@ echo "$me: building the functions (release, this machine) and the harness" >&2
 for fn in "${FUNCTIONS[@]}"; do
     (cd "functions/$fn" && "$CARGO" build --release --locked --bin "$fn" >&2)
 done
-# The harness executable, run directly below (not through `cargo bench`, which would put
-# CARGO_MANIFEST_DIR & co. into its environment and keep a TERM from reaching it).
-HARNESS="$("$CARGO" bench --locked -p mall-testkit --bench system --no-run \
-        --message-format=json-render-diagnostics \
-    | python3 -c 'import json, sys
-found = [m["executable"] for m in map(json.loads, sys.stdin)
-         if m.get("reason") == "compiler-artifact" and m.get("executable")
-         and m["target"]["name"] == "system"]
-print(found[-1] if found else "")')"
+HARNESS="$(services_bench_harness system)"
 if [ ! -x "$HARNESS" ]; then
     echo "$me: ERROR: cargo bench --no-run named no harness executable" >&2
     exit 1

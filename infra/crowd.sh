@@ -30,13 +30,7 @@ eval "export $(.venv/bin/python infra/connection-budget.py --figures "${MALL_CRO
 
 echo "$me: building the checkout (release) and the harness" >&2
 (cd functions/checkout && "$CARGO" build --release --locked --bin checkout >&2)
-HARNESS="$("$CARGO" bench --locked -p mall-testkit --bench crowd --no-run \
-        --message-format=json-render-diagnostics \
-    | python3 -c 'import json, sys
-found = [m["executable"] for m in map(json.loads, sys.stdin)
-         if m.get("reason") == "compiler-artifact" and m.get("executable")
-         and m["target"]["name"] == "crowd"]
-print(found[-1] if found else "")')"
+HARNESS="$(services_bench_harness crowd)"
 [ -x "$HARNESS" ] || { echo "$me: ERROR: cargo bench --no-run named no harness executable" >&2; exit 1; }
 
 services_init crowd "$STATE"

@@ -41,6 +41,19 @@ services_init() {
 
 services_keep_logs() { SERVICES_KEEP_LOGS=1; }
 
+# services_bench_harness NAME: builds mall-testkit's `harness = false` bench NAME and prints its
+# executable (run directly, not through `cargo bench`, which would put CARGO_MANIFEST_DIR & co.
+# into its environment and keep a TERM from reaching it).
+services_bench_harness() {
+    "${CARGO:-cargo}" bench --locked -p mall-testkit --bench "$1" --no-run \
+            --message-format=json-render-diagnostics \
+        | python3 -c 'import json, sys
+found = [m["executable"] for m in map(json.loads, sys.stdin)
+         if m.get("reason") == "compiler-artifact" and m.get("executable")
+         and m["target"]["name"] == sys.argv[1]]
+print(found[-1] if found else "")' "$1"
+}
+
 services_on_exit() { SERVICES_ON_EXIT+=("$1"); }
 
 services_start() {

@@ -38,10 +38,10 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use futures_util::TryStreamExt;
-use mall_store::bson::{doc, oid::ObjectId, Document};
+use mall_store::bson::{doc, oid::ObjectId};
 use mall_store::{Store, StoreConfig};
 use mall_testkit::auth::{in_an_hour, LOCAL_JWT_SECRET};
+use mall_testkit::db::documents;
 use mall_testkit::emulator::{free_port, EmulatorOptions, LambdaEmulator};
 use mall_testkit::seed;
 use mall_testkit::stats::percentile;
@@ -409,16 +409,8 @@ async fn original_crowd(url: &str, buyers: &[ObjectId]) -> Outcome {
 /// What the database holds after a crowd: (buyers whose wallet is not exactly one charge,
 /// purchases, jobs, purchases without a job, jobs without a purchase).
 async fn ledger(store: &Store, buyers: &[ObjectId]) -> Value {
-    let db = store.database();
     let ids: Vec<ObjectId> = buyers.to_vec();
-    let wallets: Vec<Document> = db
-        .collection::<Document>("customers")
-        .find(doc! {"_id": {"$in": &ids}})
-        .await
-        .unwrap()
-        .try_collect()
-        .await
-        .unwrap();
+    let wallets = documents(store, "customers", doc! {"_id": {"$in": &ids}}).await;
     let wrong_wallets = wallets
         .iter()
         .filter(|c| {
@@ -431,22 +423,9 @@ async fn ledger(store: &Store, buyers: &[ObjectId]) -> Value {
             points != Some(WALLET_AFTER_MILLI)
         })
         .count();
-    let purchases: Vec<Document> = db
-        .collection::<Document>("transactions")
-        .find(doc! {"type": "purchase", "customerId": {"$in": &ids}})
-        .await
-        .unwrap()
-        .try_collect()
-        .await
-        .unwrap();
-    let jobs: Vec<Document> = db
-        .collection::<Document>("checkoutjobs")
-        .find(doc! {"customerId": {"$in": &ids}})
-        .await
-        .unwrap()
-        .try_collect()
-        .await
-        .unwrap();
+    let purchase_filter = doc! {"type": "purchase", "customerId": {"$in": &ids}};
+    let purchases = documents(store, "transactions", purchase_filter).await;
+    let jobs = documents(store, "checkoutjobs", doc! {"customerId": {"$in": &ids}}).await;
     let purchase_ids: HashSet<ObjectId> = purchases
         .iter()
         .filter_map(|p| p.get_object_id("_id").ok())
