@@ -26,8 +26,9 @@ demo: ## One scripted checkout end to end on the make dev stack (started if not 
 
 invoke: ## Send a sample event to a function under make dev: make invoke FN=retry-failed EVENT=infra/events/retry-failed-status.json
 	@test -n "$(FN)" -a -n "$(EVENT)" || { echo "usage: make invoke FN=checkout|reward-worker|retry-failed EVENT=infra/events/FILE.json"; exit 2; }
-	@PATH="$(CURDIR)/.venv/bin:$$PATH" cargo-lambda lambda invoke $(FN) --data-file $(EVENT) \
-		--invoke-address 127.0.0.1 --invoke-port $${MALL_INVOKE_PORT:-9000}
+	@port=$${MALL_INVOKE_PORT:-9000}; case "$(FN)" in reward-worker) port=$$((port + 1));; retry-failed) port=$$((port + 2));; esac; \
+		PATH="$(CURDIR)/.venv/bin:$$PATH" cargo-lambda lambda invoke $(FN) --data-file $(EVENT) \
+		--invoke-address 127.0.0.1 --invoke-port $$port
 
 test: lint ## Format check, template lint, clippy, then unit, property, integration and end-to-end tests on fresh test services
 	infra/with-test-services.sh $(CARGO) test --workspace --locked

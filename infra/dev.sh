@@ -42,43 +42,57 @@ if ! MALL_DB_PORT="$DB_PORT" "$ROOT/infra/db.sh" status >/dev/null 2>&1; then
     services_on_exit 'MALL_DB_PORT="$DB_PORT" "$ROOT/infra/db.sh" stop >/dev/null 2>&1'
 fi
 
-watch_pid=""
+# One emulator per function, in the function's own crate (as the template's CodeUri and the
+# tests): each binary built with its package's features alone. Ports: INVOKE_PORT for the
+# checkout, +1 for the reward worker, +2 for retry-failed (`make invoke` knows them).
+FUNCTIONS=(checkout reward-worker retry-failed)
+watch_pids=()
 drain_pid=""
 stop_stack() {
     say "stopping the local stack"
     [ -n "$drain_pid" ] && kill "$drain_pid" 2>/dev/null || true
-    if [ -n "$watch_pid" ] && kill -0 "$watch_pid" 2>/dev/null; then
-        kill -TERM "$watch_pid" 2>/dev/null || true
-        for _ in $(seq 1 50); do kill -0 "$watch_pid" 2>/dev/null || break; sleep 0.2; done
-        kill -KILL "$watch_pid" 2>/dev/null || true
-    fi
+    for pid in "${watch_pids[@]}"; do
+        kill -TERM "$pid" 2>/dev/null || true
+    done
+    for pid in "${watch_pids[@]}"; do
+        for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
+        kill -KILL "$pid" 2>/dev/null || true
+    done
 }
 services_on_exit stop_stack
 
 say "building the functions and the mall command (the first time takes a few minutes)"
-cargo build --quiet --locked -p mall-cli -p checkout -p reward-worker -p retry-failed
+cargo build --quiet --locked -p mall-cli
+for fn in "${FUNCTIONS[@]}"; do
+    (cd "functions/$fn" && cargo build --quiet --locked --bin "$fn")
+done
 MALL="$ROOT/target/debug/mall"
 BUYER="$("$MALL" demo-seed)"
 
-say "starting cargo lambda watch on ${BASE}"
-cargo-lambda lambda watch --invoke-address 127.0.0.1 --invoke-port "$INVOKE_PORT" \
-    --ignore-changes >"$STATE/watch.log" 2>&1 &
-watch_pid=$!
+for i in "${!FUNCTIONS[@]}"; do
+    fn="${FUNCTIONS[$i]}"
+    say "starting cargo lambda watch for $fn on 127.0.0.1:$((INVOKE_PORT + i))"
+    (cd "functions/$fn" && exec cargo-lambda lambda watch --invoke-address 127.0.0.1 \
+        --invoke-port "$((INVOKE_PORT + i))" --ignore-changes) >"$STATE/watch-$fn.log" 2>&1 &
+    watch_pids+=($!)
+done
+watch_pid="${watch_pids[0]}"
+WORKER_BASE="http://127.0.0.1:$((INVOKE_PORT + 1))"
 
 # Ready when the checkout function answers (an unauthenticated GET is its 401).
 for _ in $(seq 1 600); do
     code="$(curl -s -o /dev/null -w '%{http_code}' \
         "${BASE}/lambda-url/checkout/api/cart/checkout/000000000000000000000000" || true)"
     [ "$code" = 401 ] && break
-    kill -0 "$watch_pid" 2>/dev/null || { tail -40 "$STATE/watch.log"; exit 1; }
+    kill -0 "$watch_pid" 2>/dev/null || { tail -40 "$STATE/watch-checkout.log"; exit 1; }
     sleep 1
 done
-[ "$code" = 401 ] || { echo "the checkout function did not come up; see $STATE/watch.log"; exit 1; }
+[ "$code" = 401 ] || { echo "the checkout function did not come up; see $STATE/watch-checkout.log"; exit 1; }
 
 # The schedule: drain every few seconds, as EventBridge would every minute in the cloud.
 (
     while sleep "$DRAIN_SECONDS"; do
-        curl -s -X POST "${BASE}/2015-03-31/functions/reward-worker/invocations" \
+        curl -s -X POST "${WORKER_BASE}/2015-03-31/functions/reward-worker/invocations" \
             -d @"$ROOT/infra/events/worker-scheduled.json" >>"$STATE/drains.log" 2>&1 || true
         echo >>"$STATE/drains.log"
     done
@@ -90,7 +104,8 @@ cat <<MSG
 
 $(say "The mall is running locally.")
   database   ${MONGODB_URI} (database ${MONGODB_DATABASE})
-  functions  ${BASE}  (logs: .local/dev/watch.log; drains: .local/dev/drains.log)
+  functions  checkout ${BASE}, reward-worker ${WORKER_BASE}, retry-failed :$((INVOKE_PORT + 2))
+             (logs: .local/dev/watch-*.log; drains: .local/dev/drains.log)
   buyer      ${BUYER} (demo customer amal: 5000 points, two boxes of dates in the cart)
 
 Check out:
@@ -108,4 +123,4 @@ Then, a few seconds later, the rewards (put the transactionId from the answer):
 Refill the cart with: ${MALL} demo-seed   ·   queue: ${MALL} jobs status
 Ctrl-C stops everything this started.
 MSG
-wait "$watch_pid"
+wait "${watch_pids[@]}"
