@@ -11,10 +11,10 @@
 //! An unknown action or a bad field is answered with `{"ok": false, "error": {...}}` and changes
 //! nothing; the store's guarantees (only `failed` jobs, each atomically) do the rest.
 
-use mall_store::bson::{oid::ObjectId, DateTime};
+use mall_store::bson::DateTime;
 use mall_store::QueueStatus;
 use mall_store::Store;
-use mall_store::{RedriveReport, RedriveRequest, RedriveSelection, DEFAULT_REDRIVE_LIMIT};
+use mall_store::{RedriveReport, RedriveRequest};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
@@ -72,52 +72,19 @@ pub fn parse_action(payload: &Value) -> Result<OpsAction, String> {
     }
 }
 
+/// The event's fields, read by the store's one reading of a re-drive.
 fn redrive_request(input: RedriveInput) -> Result<RedriveRequest, String> {
-    let by_filter =
-        input.failed_before.is_some() || input.error_contains.is_some() || input.limit.is_some();
-    let selection = match (input.job_ids, input.all) {
-        (Some(ids), None | Some(false)) => {
-            if by_filter {
-                return Err(
-                    "failedBefore, errorContains and limit go with \"all\": true, not jobIds"
-                        .into(),
-                );
-            }
-            let ids = ids
-                .iter()
-                .map(|id| {
-                    ObjectId::parse_str(id)
-                        .map_err(|_| format!("{id:?} is not a job id (24 hex digits)"))
-                })
-                .collect::<Result<Vec<_>, _>>()?;
-            RedriveSelection::Ids(ids)
-        }
-        (None, Some(true)) => RedriveSelection::Failed {
-            failed_before: input
-                .failed_before
-                .as_deref()
-                .map(|text| {
-                    DateTime::parse_rfc3339_str(text)
-                        .map_err(|_| format!("failedBefore {text:?} is not an RFC 3339 time"))
-                })
-                .transpose()?,
-            error_contains: input.error_contains.filter(|t| !t.is_empty()),
-            limit: match input.limit {
-                None => DEFAULT_REDRIVE_LIMIT,
-                Some(n) => usize::try_from(n).unwrap_or(usize::MAX),
-            },
-        },
-        _ => {
-            return Err(
-                "choose the jobs: either \"jobIds\": [...] or \"all\": true (not both)".into(),
-            )
-        }
-    };
-    RedriveRequest::new(
-        selection,
-        input.reason.as_deref().unwrap_or(""),
-        input.dry_run.unwrap_or(false),
-    )
+    RedriveRequest::parse(mall_store::RedriveInput {
+        job_ids: input.job_ids,
+        all: input.all.unwrap_or(false),
+        failed_before: input.failed_before,
+        error_contains: input.error_contains,
+        limit: input
+            .limit
+            .map(|n| usize::try_from(n).unwrap_or(usize::MAX)),
+        reason: input.reason.unwrap_or_default(),
+        dry_run: input.dry_run.unwrap_or(false),
+    })
     .map_err(|e| e.to_string())
 }
 
@@ -207,6 +174,8 @@ pub async fn handle(store: &Store, payload: &Value) -> OpsResponse {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use mall_store::bson::oid::ObjectId;
+    use mall_store::RedriveSelection;
     use serde_json::json;
 
     #[test]

@@ -93,6 +93,19 @@ pub fn emf_metrics(
     Ok(collector)
 }
 
+/// Installs a log subscriber for a command run in a terminal (the `mall` command): readable lines
+/// on standard error, so standard output keeps only the command's result; `RUST_LOG`, else
+/// warnings and errors only. Once per process; later calls do nothing.
+pub fn init_terminal_logs() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(filter)
+        .with_target(false)
+        .try_init();
+}
+
 /// Installs the JSON log subscriber (once per process; later calls do nothing).
 pub fn init_json_logs() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()

@@ -89,7 +89,7 @@ pub use cutover::{app_jobs_rules_differ, CutoverReport};
 pub use documents::{CustomerDoc, ProductDoc, REFERRAL_ACTIVE};
 #[cfg(feature = "operators")]
 pub use ops::{
-    FailedJob, NotRedriven, Operators, QueueStatus, RedriveReport, RedriveRequest,
+    FailedJob, NotRedriven, Operators, QueueStatus, RedriveInput, RedriveReport, RedriveRequest,
     RedriveRequestError, RedriveSelection, SkippedJob, DEFAULT_REDRIVE_LIMIT, MAX_REDRIVE,
 };
 #[cfg(feature = "operators")]

@@ -130,9 +130,38 @@ pub struct RedriveRequest {
     dry_run: bool,
 }
 
+/// A re-drive as an operator writes it — the `mall jobs redrive` flags or the `retry-failed`
+/// event's fields — before it is checked: [`RedriveRequest::parse`] is the one reading of it
+/// for both.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RedriveInput {
+    /// The jobs named (24 hex digits each).
+    pub job_ids: Option<Vec<String>>,
+    /// Every failed job that matches the filters.
+    pub all: bool,
+    /// With `all`: only jobs that failed before this RFC 3339 time.
+    pub failed_before: Option<String>,
+    /// With `all`: only jobs whose error contains this text (case-insensitive; empty: any).
+    pub error_contains: Option<String>,
+    /// With `all`: at most this many (default [`DEFAULT_REDRIVE_LIMIT`]).
+    pub limit: Option<usize>,
+    pub reason: String,
+    pub dry_run: bool,
+}
+
 /// Why a re-drive request was refused (before anything was read or written).
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum RedriveRequestError {
+    #[error(
+        "choose the jobs: either job ids (jobIds, --id) or all failed jobs (all, --all), not both"
+    )]
+    Selection,
+    #[error("the filters failedBefore, errorContains and limit go with all failed jobs, not with job ids")]
+    FiltersWithIds,
+    #[error("{0:?} is not a job id (24 hex digits)")]
+    JobId(String),
+    #[error("the failed-before time {0:?} is not an RFC 3339 time")]
+    FailedBefore(String),
     #[error("a reason is required (1 to 500 characters)")]
     Reason,
     #[error("name 1 to {MAX_REDRIVE} job ids")]
@@ -142,6 +171,36 @@ pub enum RedriveRequestError {
 }
 
 impl RedriveRequest {
+    /// Reads and checks an operator's re-drive, from either front.
+    pub fn parse(input: RedriveInput) -> Result<Self, RedriveRequestError> {
+        let filtered = input.failed_before.is_some()
+            || input.error_contains.is_some()
+            || input.limit.is_some();
+        let selection = match (input.job_ids, input.all) {
+            (Some(_), false) if filtered => return Err(RedriveRequestError::FiltersWithIds),
+            (Some(ids), false) => RedriveSelection::Ids(
+                ids.iter()
+                    .map(|id| {
+                        ObjectId::parse_str(id).map_err(|_| RedriveRequestError::JobId(id.clone()))
+                    })
+                    .collect::<Result<_, _>>()?,
+            ),
+            (None, true) => RedriveSelection::Failed {
+                failed_before: input
+                    .failed_before
+                    .map(|text| {
+                        DateTime::parse_rfc3339_str(&text)
+                            .map_err(|_| RedriveRequestError::FailedBefore(text))
+                    })
+                    .transpose()?,
+                error_contains: input.error_contains.filter(|text| !text.is_empty()),
+                limit: input.limit.unwrap_or(DEFAULT_REDRIVE_LIMIT),
+            },
+            _ => return Err(RedriveRequestError::Selection),
+        };
+        Self::new(selection, &input.reason, input.dry_run)
+    }
+
     pub fn new(
         selection: RedriveSelection,
         reason: &str,
