@@ -66,7 +66,6 @@ FORBIDDEN_CRATES = {"proptest", "jsonschema", "serde_norway", "reqwest"}
 
 
 def load_template(path: Path) -> dict:
-    sys.path.insert(0, str(ROOT / "infra"))
     from samtranslator.yaml_helper import yaml_parse  # the parser `sam build` uses
 
     return yaml_parse(path.read_text())
@@ -153,14 +152,16 @@ def violations_of(binary: str, name: str, local: bool, features: list[str]) -> l
     return []
 
 
-def check(function: dict) -> tuple[list[str], dict]:
+def check(function: dict) -> tuple[list[str], dict, Path | None]:
+    """(violations, the workspace crates compiled with their features, the bootstrap SAM copies)."""
     binary = function["binary"]
     if function["source_dir"] is None or not (function["source_dir"] / "Cargo.toml").is_file():
-        return [f"{function['logical_id']}: CodeUri is not a crate's directory"], {}
+        return [f"{function['logical_id']}: CodeUri is not a crate's directory"], {}, None
     command = sam_build_command(function) + ["--locked", "--message-format", "json"]
     # `cargo lambda` (and the Zig it links arm64 with) from the project's virtualenv.
     path = os.pathsep.join([str(ROOT / ".venv" / "bin"), os.environ.get("PATH", "")])
-    env = dict(os.environ, PATH=path, CARGO_TARGET_DIR=target_directory(function["source_dir"]))
+    target = target_directory(function["source_dir"])
+    env = dict(os.environ, PATH=path, CARGO_TARGET_DIR=target)
     where = function["source_dir"].relative_to(ROOT)
     print(f"check-deployed: {binary}: in {where}: {' '.join(command)}", file=sys.stderr, flush=True)
     process = subprocess.Popen(
@@ -187,7 +188,7 @@ def check(function: dict) -> tuple[list[str], dict]:
     status = process.wait()
     if not found and status != 0:
         found.append(f"`{' '.join(command)}` failed (exit {status})")
-    return found, crates
+    return found, crates, Path(target) / "lambda" / binary / "bootstrap"
 
 
 def main(argv: list[str]) -> int:
@@ -207,12 +208,11 @@ def main(argv: list[str]) -> int:
     failed = False
     report = {}
     for function in fns:
-        problems, crates = check(function)
+        problems, crates, bootstrap = check(function)
         for problem in problems:
             print(f"check-deployed: FAIL: {problem}", file=sys.stderr)
         failed |= bool(problems)
         if not problems:
-            bootstrap = Path(target_directory(function["source_dir"])) / "lambda" / function["binary"] / "bootstrap"
             size = bootstrap.stat().st_size
             report[function["binary"]] = {"bytes": size, "crates": crates}
             listed = ", ".join(

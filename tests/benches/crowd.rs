@@ -515,32 +515,20 @@ async fn ours(uri: &str, buyers_n: usize, limits: Limits) -> Value {
         ("CHECKOUT_DEADLINE_MS", deadline.as_str()),
         ("RUST_LOG", "warn"),
     ];
-    let emulator = Arc::new(LambdaEmulator::start_with(
+    let mut emulator = LambdaEmulator::start_with(
         EmulatorOptions {
             release: true,
             concurrency: Some(limits.checkout_cap),
             timeout_seconds: Some(900),
         },
         &env,
-    ));
+    );
+    // The first request builds the binary and starts every instance.
     let probe = emulator.function_url("checkout", &format!("{CHECKOUT_PATH}/{}", ObjectId::new()));
-    {
-        // The first request builds the binary and starts every instance.
-        let mut ready = false;
-        let started = Instant::now();
-        let http = reqwest::Client::new();
-        while !ready && started.elapsed() < Duration::from_secs(900) {
-            ready = matches!(http.get(&probe).send().await, Ok(r) if r.status() == 401);
-            if !ready {
-                tokio::time::sleep(Duration::from_millis(500)).await;
-            }
-        }
-        assert!(
-            ready,
-            "the checkout did not come up:\n{}",
-            emulator.log_tail(40)
-        );
-    }
+    emulator
+        .wait_until_ready(&probe, Duration::from_secs(900), |status, _| status == 401)
+        .await;
+    let emulator = Arc::new(emulator);
     eprintln!(
         "crowd: {buyers_n} buyers at once on {} checkout instances (stage burst {}, rate {}/s)",
         limits.checkout_cap, limits.burst, limits.rate
