@@ -11,7 +11,7 @@
 //! Guarantees: the links are a guide, never a source of truth. The batch reads every chain member
 //! in its transaction's snapshot by `_id` (one `$lookup` for all) and follows the parents it
 //! actually read; a parent that changed, or a customer the links do not know yet (a new signup),
-//! is read again in the same snapshot ([`Store::confirm_chains`]). So the money a batch moves
+//! is read again in the same snapshot ([`Rewards::confirm_chains`](crate::rewards::Rewards)). So the money a batch moves
 //! depends only on its snapshot, as with a server-side walk, and a stale link costs one round
 //! trip, not a wrong payout.
 

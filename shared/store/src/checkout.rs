@@ -38,14 +38,14 @@ use crate::documents::{
     RewardsStatus, ShippingAddressDoc, TransactionType, CURRENCY, ENTRY_COMPLETED,
     PAID_FROM_WALLET,
 };
+use crate::error::StoreError;
 use crate::error::{is_topology_unknown, is_unreachable};
 use crate::failpoints::Failpoint;
 use crate::queue::CurrentTerms;
 use crate::settings::SettingsReading;
+use crate::store::Store;
 use crate::store::REWARD_POLICY_SETTINGS_ID;
 use crate::transaction::{TransactionFailure, TransactionRetry};
-use crate::Store;
-use crate::StoreError;
 
 /// Which economy a checkout splits by.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -214,9 +214,9 @@ fn cart_lines(cart: Option<SnapshotCart>) -> Result<Vec<CartLine<String>>, CartE
         .collect()
 }
 
-impl Store {
+impl Checkouts<'_> {
     async fn checkout_attempt(
-        &self,
+        self,
         session: &mut ClientSession,
         command: &CheckoutCommand<'_>,
     ) -> Result<CheckoutReceipt, CheckoutAttemptError> {
@@ -300,7 +300,8 @@ impl Store {
                 snapshot.earlier_purchases.first(),
             );
         }
-        self.purchases()
+        self.store
+            .purchases()
             .insert_one(&purchase)
             .session(&mut *session)
             .await
@@ -320,6 +321,7 @@ impl Store {
             set.insert("Address", address.as_str());
         }
         let charged = self
+            .store
             .customers()
             .update_one(doc! {"_id": customer}, doc! {"$set": set})
             .session(&mut *session)
@@ -327,7 +329,8 @@ impl Store {
         if charged.matched_count == 0 {
             return Err(CheckoutAttemptError::CustomerGone);
         }
-        self.carts()
+        self.store
+            .carts()
             .update_one(
                 doc! {"customerId": customer},
                 // As the app clears a cart.
@@ -335,9 +338,11 @@ impl Store {
             )
             .session(&mut *session)
             .await?;
-        self.failpoints()
+        self.store
+            .failpoints()
             .check(Failpoint::CheckoutBeforeJobInsert)?;
-        self.checkout_jobs()
+        self.store
+            .checkout_jobs()
             .insert_one(
                 crate::queue::enqueued(
                     &purchase,
@@ -351,7 +356,9 @@ impl Store {
             )
             .session(&mut *session)
             .await?;
-        self.failpoints().check(Failpoint::CheckoutBeforeCommit)?;
+        self.store
+            .failpoints()
+            .check(Failpoint::CheckoutBeforeCommit)?;
         Ok(CheckoutReceipt {
             settings_unusable,
             ..receipt_of(&purchase, false)?
@@ -361,7 +368,7 @@ impl Store {
     /// One aggregation on the customer: its balance, its cart, the cart's products, and a
     /// purchase that already used the idempotency key, if any.
     async fn read_checkout_snapshot(
-        &self,
+        self,
         session: &mut ClientSession,
         customer: ObjectId,
         key: Option<&IdempotencyKey>,
@@ -417,6 +424,7 @@ impl Store {
             }});
         }
         let mut cursor = self
+            .store
             .database()
             .collection::<Document>(collections::CUSTOMERS)
             .aggregate(pipeline)
@@ -762,13 +770,6 @@ pub struct Checkouts<'a> {
     pub(crate) store: &'a Store,
 }
 
-impl Store {
-    /// The checkout's operations: the checkout transaction, a purchase's read model, the reward policy in force.
-    pub fn checkouts(&self) -> Checkouts<'_> {
-        Checkouts { store: self }
-    }
-}
-
 impl Checkouts<'_> {
     /// Runs the checkout transaction, retrying it while it conflicts (bounded).
     pub async fn checkout(
@@ -779,8 +780,10 @@ impl Checkouts<'_> {
             .store
             .in_transaction(
                 &TransactionRetry::default(),
-                &mut (self.store, command),
-                |session, (store, command)| Box::pin(store.checkout_attempt(session, command)),
+                &mut (self, command),
+                |session, (checkouts, command)| {
+                    Box::pin(checkouts.checkout_attempt(session, command))
+                },
             )
             .await;
         match ran {
@@ -823,7 +826,7 @@ impl Checkouts<'_> {
         self,
         customer: ObjectId,
         transaction_id: ObjectId,
-    ) -> Result<Option<PurchaseView>, crate::StoreError> {
+    ) -> Result<Option<PurchaseView>, crate::error::StoreError> {
         let pipeline = vec![
             doc! {"$match": {"_id": transaction_id, "customerId": customer, "type": "purchase",
             "jobId": {"$exists": true}}},
@@ -839,7 +842,7 @@ impl Checkouts<'_> {
                 mongodb::bson::from_document::<PurchaseWithJob>(raw).map(PurchaseWithJob::into_view)
             })
             .transpose()
-            .map_err(|e| crate::StoreError::Unreadable(e.to_string()))
+            .map_err(|e| crate::error::StoreError::Unreadable(e.to_string()))
     }
 }
 

@@ -20,7 +20,6 @@ use crate::error::StoreError;
 use crate::indexes::{IndexState, IndexStatus};
 use crate::ops::Operators;
 use crate::settings::SettingsReading;
-use crate::Store;
 
 /// How many unreadable records are listed by id (all are counted).
 pub const LISTED_UNREADABLE: usize = 50;
@@ -477,7 +476,7 @@ impl Operators<'_> {
             ));
         }
 
-        let reading = self.store.reward_settings().await?;
+        let reading = self.reward_settings().await?;
         let applied = reading
             .settings
             .split(mall_domain::MilliPoints::from_milli(1_000_000_000));
@@ -569,18 +568,17 @@ impl Operators<'_> {
     /// The admin's settings stored now, read field by field as a checkout reads them (for
     /// `mall simulate --live-settings`). Read-only.
     pub async fn reward_settings_now(self) -> Result<mall_domain::SettingsRead, StoreError> {
-        let reading = self.store.reward_settings().await?;
+        let reading = self.reward_settings().await?;
         Ok(mall_domain::SettingsRead {
             settings: reading.settings,
             problems: reading.problems,
         })
     }
-}
 
-impl Store {
     /// The settings in force now (for operators' checks).
-    pub(crate) async fn reward_settings(&self) -> Result<SettingsReading, StoreError> {
+    async fn reward_settings(self) -> Result<SettingsReading, StoreError> {
         let found = self
+            .store
             .database()
             .collection::<Document>(collections::REWARD_SETTINGS)
             .find_one(doc! {})

@@ -13,7 +13,7 @@
 //! - It is advisory. Exactly-once and the turn do not depend on it: a drainer whose lease ran out
 //!   while it still works (a stalled process) only shares the queue again, as before.
 //! - No wake-up is lost: a drainer gives the lease back and only then looks for due jobs once
-//!   more ([`Queue::any_claimable`](crate::Queue::any_claimable)); a job whose wake-up found the lease held was committed
+//!   more ([`Queue::any_claimable`](crate::queue::Queue::any_claimable)); a job whose wake-up found the lease held was committed
 //!   before that look, so the drainer sees it and drains again.
 //! - A drainer that dies holds the lease until it expires: its holder renews it for at most
 //!   [`DRAINER_LEASE`] at a time, never past its invocation's deadline.
@@ -22,22 +22,16 @@ use std::time::Duration;
 
 use mongodb::bson::{doc, DateTime, Document};
 
+use crate::collections;
+use crate::error::StoreError;
 use crate::queue::add;
 use crate::queue::Queue;
-use crate::{collections, Store, StoreError};
 
 /// The drainer lease's document in [`collections::REWARD_TURNS`].
 pub const DRAINER_ID: &str = "drainer";
 
 /// The longest a drainer holds the lease without renewing it.
 pub const DRAINER_LEASE: Duration = Duration::from_secs(60);
-
-impl Store {
-    fn turns(&self) -> mongodb::Collection<Document> {
-        self.database()
-            .collection::<Document>(collections::REWARD_TURNS)
-    }
-}
 
 /// When a lease taken at `now` should end: [`DRAINER_LEASE`] from now, or the invocation's
 /// deadline if that comes first.
@@ -61,7 +55,7 @@ impl Queue<'_> {
         let until = lease_end(now, left_before_deadline);
         let taken = self
             .store
-            .turns()
+            .reward_turns()
             .update_one(
                 doc! {"_id": DRAINER_ID,
                 "$or": [{"holder": holder}, {"until": {"$lte": now}}]},
@@ -85,7 +79,7 @@ impl Queue<'_> {
         now: DateTime,
     ) -> Result<(), StoreError> {
         self.store
-            .turns()
+            .reward_turns()
             .update_one(
                 doc! {"_id": DRAINER_ID, "holder": holder},
                 doc! {"$set": {"until": now}},

@@ -23,7 +23,7 @@ use serde::Serialize;
 
 use crate::collections;
 use crate::error::StoreError;
-use crate::Store;
+use crate::store::Store;
 
 /// One index: its collection, name, keys and options.
 #[derive(Clone, Debug)]

@@ -18,8 +18,8 @@ use crate::collections;
 use crate::documents::CustomerDoc;
 use crate::documents::{JobErrorDoc, JobStatus, RedriveDoc};
 use crate::error::StoreError;
+use crate::store::Store;
 use crate::transaction::TransactionRetry;
-use crate::Store;
 
 /// How many jobs one re-drive may touch at most.
 pub const MAX_REDRIVE: usize = 1000;
@@ -323,11 +323,11 @@ fn literal_regex(text: &str) -> String {
     escaped
 }
 
-impl Store {
+impl Operators<'_> {
     /// One job, atomically with its purchase. `None` when re-driven; the job's status when it was
     /// no longer `failed` (another operator, or a worker, got there first).
     async fn redrive_one(
-        &self,
+        self,
         id: ObjectId,
         reason: &str,
         now: DateTime,
@@ -338,11 +338,17 @@ impl Store {
         })
         .map_err(|e| StoreError::Unreadable(e.to_string()))?;
         let redriven = self
+            .store
             .in_transaction(
                 &TransactionRetry::default().snapshotless(),
                 &mut (self, id, &entry, now),
-                |session, (store, id, entry, now)| {
-                    Box::pin(store.redrive_in(session, *id, entry, *now))
+                |session, (operators, id, entry, now)| {
+                    Box::pin(
+                        operators
+                            .store
+                            .queue()
+                            .redrive_in(session, *id, entry, *now),
+                    )
                 },
             )
             .await?
@@ -351,6 +357,7 @@ impl Store {
             return Ok(None);
         }
         let status = self
+            .store
             .queue()
             .job(id)
             .await?
@@ -364,13 +371,6 @@ impl Store {
 #[derive(Clone, Copy, Debug)]
 pub struct Operators<'a> {
     pub(crate) store: &'a Store,
-}
-
-impl Store {
-    /// The operators' operations (feature `operators`): queue status, re-drive, audit, cutover check, customers, demo seeding.
-    pub fn operators(&self) -> Operators<'_> {
-        Operators { store: self }
-    }
 }
 
 impl Operators<'_> {
@@ -527,7 +527,7 @@ impl Operators<'_> {
             return Ok(report);
         }
         for id in report.matched.clone() {
-            match self.store.redrive_one(id, &request.reason, now).await? {
+            match self.redrive_one(id, &request.reason, now).await? {
                 None => report.redriven.push(id),
                 Some(status) => report.skipped.push(SkippedJob {
                     job_id: id,

@@ -56,8 +56,8 @@ use crate::documents::{
     CheckoutJobDoc, JobErrorDoc, JobErrorKind, JobPayloadDoc, JobStatus, PurchaseDoc, RewardsStatus,
 };
 use crate::error::StoreError;
+use crate::store::Store;
 use crate::transaction::{DriverError, TransactionRetry};
-use crate::Store;
 
 /// How many attempt errors a job keeps.
 pub const KEPT_ERRORS: i32 = 20;
@@ -203,12 +203,12 @@ pub(crate) fn add(now: DateTime, duration: Duration) -> DateTime {
     DateTime::from_millis(now.timestamp_millis().saturating_add(millis))
 }
 
-impl Store {
+impl Queue<'_> {
     /// Records a failed attempt under the claim's fence: back to `pending` after a backoff, or
     /// `failed` (with its purchase) when the error is permanent or the job's `maxAttempts` are
     /// spent. `retry` gives the backoff; its `max_attempts` is replaced by the job's own.
     async fn record_failure(
-        &self,
+        self,
         claimed: &ClaimedJob,
         kind: JobErrorKind,
         message: &str,
@@ -261,7 +261,7 @@ impl Store {
     /// other writers of the same customers, which is contention, not an error of the job. It is
     /// due again after a short jittered pause (fenced like every write of a claim).
     async fn release_contended(
-        &self,
+        self,
         claimed: &ClaimedJob,
         now: DateTime,
     ) -> Result<JobOutcome, StoreError> {
@@ -277,7 +277,7 @@ impl Store {
     /// The claim ends and the job is `pending` again, due at `run_after`, with `extra` update
     /// operators; fenced by the claim.
     async fn back_to_pending(
-        &self,
+        self,
         claimed: &ClaimedJob,
         run_after: DateTime,
         mut update: Document,
@@ -289,6 +289,7 @@ impl Store {
         update.insert("$set", set);
         update.insert("$unset", doc! {"claimToken": "", "leaseUntil": ""});
         let updated = self
+            .store
             .checkout_jobs()
             .update_one(claimed.fence(), update)
             .await?;
@@ -302,7 +303,7 @@ impl Store {
     /// `failed` for the job (matched by `fence`) and its purchase, together (one small
     /// transaction).
     async fn mark_dead(
-        &self,
+        self,
         fence: Document,
         purchase: Option<ObjectId>,
         keep_error: Document,
@@ -318,11 +319,12 @@ impl Store {
             update.insert("$push", keep_error);
         }
         let dead = self
+            .store
             .in_transaction(
                 &TransactionRetry::default().snapshotless(),
                 &mut (self, &fence, &update, purchase, now),
-                |session, (store, fence, update, purchase, now)| {
-                    Box::pin(store.dead_in(session, fence, update, *purchase, *now))
+                |session, (queue, fence, update, purchase, now)| {
+                    Box::pin(queue.dead_in(session, fence, update, *purchase, *now))
                 },
             )
             .await?
@@ -334,9 +336,9 @@ impl Store {
         })
     }
 
-    /// The writes of [`Store::mark_dead`]; `false` when the fence no longer holds.
+    /// The writes of [`Queue::mark_dead`]; `false` when the fence no longer holds.
     async fn dead_in(
-        &self,
+        self,
         session: &mut mongodb::ClientSession,
         fence: &Document,
         update: &Document,
@@ -344,6 +346,7 @@ impl Store {
         now: DateTime,
     ) -> Result<bool, DriverError> {
         let job = self
+            .store
             .checkout_jobs()
             .update_one(fence.clone(), update.clone())
             .session(&mut *session)
@@ -354,7 +357,7 @@ impl Store {
         let Some(purchase) = purchase else {
             return Ok(true);
         };
-        self.database()
+        self.store.database()
             .collection::<Document>(collections::TRANSACTIONS)
             .update_one(
                 unpaid_purchase(purchase),
@@ -370,13 +373,14 @@ impl Store {
     /// transaction). `false` when the job was not `failed`.
     #[cfg(feature = "operators")]
     pub(crate) async fn redrive_in(
-        &self,
+        self,
         session: &mut mongodb::ClientSession,
         id: ObjectId,
         entry: &mongodb::bson::Bson,
         now: DateTime,
     ) -> Result<bool, DriverError> {
         let job = self
+            .store
             .checkout_jobs()
             .find_one_and_update(
                 doc! {"_id": id, "status": "failed"},
@@ -393,7 +397,8 @@ impl Store {
         };
         // A purchase that was paid stays as it is: the worker then completes the job without
         // paying again.
-        self.database()
+        self.store
+            .database()
             .collection::<Document>(collections::TRANSACTIONS)
             .update_one(
                 unpaid_purchase(job.checkout_transaction_id),
@@ -551,13 +556,6 @@ pub struct Queue<'a> {
     pub(crate) store: &'a Store,
 }
 
-impl Store {
-    /// The reward queue's operations: claims, settling an attempt, failures, the drainer lease, depth and foreign activity.
-    pub fn queue(&self) -> Queue<'_> {
-        Queue { store: self }
-    }
-}
-
 impl Queue<'_> {
     /// The one executor of an attempt's outcome: nothing more to write for a job done (its
     /// completion committed with its payouts) or lost; a snooze for a contended one; a retry
@@ -575,7 +573,7 @@ impl Queue<'_> {
             Attempt::Died => return Ok(JobOutcome::Abandoned),
             Attempt::Contended => {
                 tracing::info!(job_id = %claimed.job.id, "reward job snoozed: its customers are busy");
-                return self.store.release_contended(claimed, now).await;
+                return self.release_contended(claimed, now).await;
             }
             Attempt::Retryable(message) => (JobErrorKind::Retryable, message),
             Attempt::Fatal(message) => (JobErrorKind::Permanent, message),
@@ -587,8 +585,7 @@ impl Queue<'_> {
             error = %message,
             "reward job attempt failed"
         );
-        self.store
-            .record_failure(claimed, kind, &message, now, &settings.retry)
+        self.record_failure(claimed, kind, &message, now, &settings.retry)
             .await
     }
 
@@ -683,15 +680,14 @@ impl Queue<'_> {
         let fence = doc! {"_id": unreadable.id.clone(), "claimToken": unreadable.token,
         "status": "processing"};
         // Only the app's `error` field: the document's own `errors` may not even be an array.
-        self.store
-            .mark_dead(
-                fence,
-                unreadable.purchase,
-                doc! {},
-                &unreadable.problem,
-                now,
-            )
-            .await
+        self.mark_dead(
+            fence,
+            unreadable.purchase,
+            doc! {},
+            &unreadable.problem,
+            now,
+        )
+        .await
     }
 
     /// Pending jobs and the age in seconds of the oldest, in one aggregation (for metrics).

@@ -5,16 +5,22 @@
 
 use std::time::Duration;
 
+use mongodb::bson::Document;
 use mongodb::options::{ClientOptions, ServerMonitoringMode};
 use mongodb::{Client, Collection, Database};
 
 use crate::chains::ParentLinks;
+use crate::checkout::Checkouts;
 use crate::collections;
 use crate::documents::{
     CartDoc, CheckoutJobDoc, CustomerDoc, ProductDoc, PurchaseDoc, RewardEntryDoc,
 };
 use crate::error::StoreError;
 use crate::failpoints::Failpoints;
+#[cfg(feature = "operators")]
+use crate::ops::Operators;
+use crate::queue::Queue;
+use crate::rewards::Rewards;
 
 /// The store's raw handles: the crate's own, and public only to tests and test tools (the
 /// `test-support` feature), so that handlers and tools go through named operations.
@@ -132,13 +138,38 @@ impl Store {
             .await?)
     }
 
+    /// The checkouts' operations: the checkout transaction, a purchase's read model, the
+    /// reward policy in force (module `checkout`).
+    pub fn checkouts(&self) -> Checkouts<'_> {
+        Checkouts { store: self }
+    }
+
+    /// The reward queue's operations: claims, settling an attempt, failures, the drainer lease,
+    /// depth and foreign activity (modules `queue`, `drainer`).
+    pub fn queue(&self) -> Queue<'_> {
+        Queue { store: self }
+    }
+
+    /// The reward batches: load, plan and write a batch of claimed jobs in one transaction
+    /// (module `rewards`).
+    pub fn rewards(&self) -> Rewards<'_> {
+        Rewards { store: self }
+    }
+
+    /// The operators' operations: queue status, re-drive, audit, cutover check, customers,
+    /// seeding (modules `ops`, `audit`, `cutover`, `seeding`).
+    #[cfg(feature = "operators")]
+    pub fn operators(&self) -> Operators<'_> {
+        Operators { store: self }
+    }
+
     raw_handles! {
         /// Test-only fault injection (inert without the `failpoints` feature).
         fn failpoints(&self) -> &Failpoints {
             &self.failpoints
         }
 
-        /// The parent links this environment has learned (see [`crate::chains`]).
+        /// The parent links this environment has learned (see `chains`).
         fn links(&self) -> &ParentLinks {
             &self.links
         }
@@ -175,6 +206,11 @@ impl Store {
 
         fn checkout_jobs(&self) -> Collection<CheckoutJobDoc> {
             self.db.collection(collections::CHECKOUT_JOBS)
+        }
+
+        /// The turns reward batches take and the drainer's lease (`drainer`).
+        fn reward_turns(&self) -> Collection<Document> {
+            self.db.collection(collections::REWARD_TURNS)
         }
     }
 }

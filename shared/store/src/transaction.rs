@@ -29,7 +29,7 @@ use mongodb::ClientSession;
 
 use crate::error::is_topology_unknown;
 use crate::failpoints::Failpoint;
-use crate::Store;
+use crate::store::Store;
 
 /// How often a conflicting transaction is tried again, how long to wait in between, and for how
 /// long at most.
@@ -130,16 +130,18 @@ impl TransactionError for DriverError {
     }
 }
 
-impl From<TransactionFailure<DriverError>> for crate::StoreError {
+impl From<TransactionFailure<DriverError>> for crate::error::StoreError {
     fn from(failure: TransactionFailure<DriverError>) -> Self {
         match failure {
-            TransactionFailure::Stopped(DriverError(err)) => crate::StoreError::Database(err),
+            TransactionFailure::Stopped(DriverError(err)) => {
+                crate::error::StoreError::Database(err)
+            }
             TransactionFailure::Exhausted { attempts, .. } => {
-                crate::StoreError::Database(Error::custom(format!(
+                crate::error::StoreError::Database(Error::custom(format!(
                     "the transaction kept conflicting ({attempts} attempts)"
                 )))
             }
-            TransactionFailure::CommitUnknown(err) => crate::StoreError::Database(err),
+            TransactionFailure::CommitUnknown(err) => crate::error::StoreError::Database(err),
         }
     }
 }

@@ -12,6 +12,7 @@ use mongodb::ClientSession;
 use serde::Deserialize;
 
 use super::error::BatchError;
+use super::Rewards;
 use crate::chains::walk_chains;
 use crate::collections;
 use crate::documents::{CheckoutJobDoc, JobEra, PurchaseOrder, ENTRY_COMPLETED, REFERRAL_ACTIVE};
@@ -19,7 +20,6 @@ use crate::error::StoreError;
 use crate::failpoints::Failpoint;
 use crate::gifts_pool::{ForeignEntry, PoolDocument};
 use crate::queue::{Attempt, ClaimedJob};
-use crate::Store;
 
 /// A customer as the chain query returns it; lenient about legacy documents.
 #[derive(Deserialize)]
@@ -197,12 +197,13 @@ pub(super) struct Loaded {
     pub(super) buyer_purchases: HashMap<ObjectId, BuyerPurchases>,
 }
 
-impl Store {
+impl Rewards<'_> {
     /// Whether the job's purchase was paid already (read outside any transaction: only on the
     /// rare path of a job reclaimed past its attempts).
-    pub(super) async fn already_applied(&self, job: &CheckoutJobDoc) -> Result<bool, StoreError> {
+    pub(super) async fn already_applied(self, job: &CheckoutJobDoc) -> Result<bool, StoreError> {
         use futures_util::TryStreamExt;
         let records: Vec<Document> = self
+            .store
             .database()
             .collection::<Document>(collections::TRANSACTIONS)
             .aggregate(vec![
@@ -229,12 +230,12 @@ impl Store {
     /// The walk is bounded explicitly by [`MAX_ANCESTORS`]: a chain cut short would pay the wrong
     /// people, so one more step is followed and a job whose chain is longer fails.
     pub(super) async fn load_batch(
-        &self,
+        self,
         session: &mut ClientSession,
         jobs: &[ClaimedJob],
         group: &[usize],
     ) -> Result<Loaded, BatchError> {
-        if self.failpoints().is_armed(Failpoint::JobSlowLoad) {
+        if self.store.failpoints().is_armed(Failpoint::JobSlowLoad) {
             let per_job = crate::failpoints::SLOW_LOAD_PER_JOB;
             tokio::time::sleep(per_job * u32::try_from(group.len()).unwrap_or(u32::MAX)).await;
         }
@@ -246,6 +247,7 @@ impl Store {
         let job_ids: Vec<ObjectId> = group.iter().map(|&i| jobs[i].job.id).collect();
         // Every customer on any of the buyers' chains as the links know them, each once.
         let members = self
+            .store
             .links()
             .chains(&buyers, &HashSet::new(), MAX_CHAIN_STEPS)
             .members;
@@ -421,11 +423,12 @@ impl Store {
     /// Runs a load pipeline started by [`on_one_job`] in the batch's transaction: its one
     /// document, or none when no job of the batch is left.
     async fn load_on_one_job(
-        &self,
+        self,
         session: &mut ClientSession,
         pipeline: Vec<Document>,
     ) -> Result<Option<LoadedDoc>, BatchError> {
         let mut cursor = self
+            .store
             .database()
             .collection::<Document>(collections::CHECKOUT_JOBS)
             .aggregate(pipeline)
@@ -447,7 +450,7 @@ impl Store {
     /// customer): one round trip a missing level, none when the links were right. The links
     /// learn what was read.
     async fn confirm_chains(
-        &self,
+        self,
         session: &mut ClientSession,
         job_ids: &[ObjectId],
         buyers: &[ObjectId],
@@ -471,7 +474,8 @@ impl Store {
             nodes.extend(read.forest.into_iter().map(|n| (n.id, n)));
             counts.extend(read.counts);
         }
-        self.links()
+        self.store
+            .links()
             .learn(nodes.values().map(|n| (n.id, n.parent_customer)));
         Ok(())
     }
@@ -482,11 +486,12 @@ impl Store {
     /// first batch that keeps the pool (and after an earlier version's document); the pool's
     /// document counts from then on ([`crate::gifts_pool`]).
     pub(super) async fn gifts_pool_from_ledger(
-        &self,
+        self,
         session: &mut ClientSession,
         now: DateTime,
     ) -> Result<PoolDocument, BatchError> {
         let mut cursor = self
+            .store
             .database()
             .collection::<Document>(collections::TRANSACTIONS)
             .find(

@@ -68,8 +68,8 @@ use crate::documents::JobEra;
 use crate::error::StoreError;
 use crate::failpoints::Failpoint;
 use crate::queue::{add, Attempt, ClaimedJob, JobOutcome, QueueSettings};
+use crate::store::Store;
 use crate::transaction::{TransactionFailure, TransactionRetry};
-use crate::Store;
 
 mod error;
 mod load;
@@ -111,11 +111,11 @@ struct Applied {
     on_unusable_settings: usize,
 }
 
-impl Store {
+impl Rewards<'_> {
     /// A job claimed once more than it may be: complete it if it was paid already (put back to
     /// `pending` by hand after its last attempt), else fail it.
     async fn past_its_attempts(
-        &self,
+        self,
         claimed: &ClaimedJob,
         now: DateTime,
         settings: &QueueSettings,
@@ -125,18 +125,22 @@ impl Store {
         }
         // Reclaimed after a worker died on its last attempt: the attempts are spent.
         let spent = Attempt::Retryable("the worker's lease expired on the last attempt".into());
-        self.queue().settle(claimed, spent, now, settings).await
+        self.store
+            .queue()
+            .settle(claimed, spent, now, settings)
+            .await
     }
 
     /// Which of the group's jobs this worker still holds (one command, after a fence failed).
     async fn still_held(
-        &self,
+        self,
         jobs: &[ClaimedJob],
         group: &[usize],
     ) -> Result<HashSet<usize>, StoreError> {
         use futures_util::TryStreamExt;
         let fences: Vec<Document> = group.iter().map(|&i| jobs[i].fence()).collect();
         let held: Vec<Document> = self
+            .store
             .database()
             .collection::<Document>(collections::CHECKOUT_JOBS)
             .find(doc! {"$or": fences})
@@ -157,18 +161,19 @@ impl Store {
 
     /// Completes a job whose purchase was already paid, fenced, changing nothing else.
     async fn complete_applied(
-        &self,
+        self,
         claimed: &ClaimedJob,
         now: DateTime,
         settings: &QueueSettings,
     ) -> Result<JobOutcome, StoreError> {
         tracing::warn!(job_id = %claimed.job.id, "the job was already applied; completing it");
         let ran = self
+            .store
             .in_transaction(
                 &TransactionRetry::background().snapshotless(),
                 &mut (self, std::slice::from_ref(claimed), settings),
-                |session, (store, jobs, settings)| {
-                    Box::pin(store.complete_jobs(
+                |session, (rewards, jobs, settings)| {
+                    Box::pin(rewards.complete_jobs(
                         session,
                         jobs,
                         &[0],
@@ -195,14 +200,18 @@ impl Store {
     /// Returns the jobs that left the group, each with its own failure; the others are written
     /// and completed (the caller commits).
     async fn apply_batch(
-        &self,
+        self,
         session: &mut ClientSession,
         jobs: &[ClaimedJob],
         group: &[usize],
         now: DateTime,
         settings: &QueueSettings,
     ) -> Result<Applied, BatchError> {
-        if self.failpoints().is_armed(Failpoint::JobRetryableFailure) {
+        if self
+            .store
+            .failpoints()
+            .is_armed(Failpoint::JobRetryableFailure)
+        {
             let injected = Attempt::Retryable("injected failure (test failpoint)".into());
             return Ok(Applied {
                 failures: group.iter().map(|&i| (i, injected.clone())).collect(),
@@ -338,7 +347,8 @@ impl Store {
             }
         }
         if !writes.entries.is_empty() {
-            self.reward_entries()
+            self.store
+                .reward_entries()
                 .insert_many(std::mem::take(&mut writes.entries))
                 .session(&mut *session)
                 .await?;
@@ -364,8 +374,8 @@ impl Store {
 
     /// A test's simulated crash at `point` (without the `failpoints` feature, nothing).
     #[cfg(feature = "failpoints")]
-    fn die_at(&self, point: Failpoint) -> Result<(), BatchError> {
-        if self.failpoints().is_armed(point) {
+    fn die_at(self, point: Failpoint) -> Result<(), BatchError> {
+        if self.store.failpoints().is_armed(point) {
             return Err(BatchError::Died);
         }
         Ok(())
@@ -373,7 +383,7 @@ impl Store {
 
     #[cfg(not(feature = "failpoints"))]
     #[inline]
-    fn die_at(&self, _point: Failpoint) -> Result<(), BatchError> {
+    fn die_at(self, _point: Failpoint) -> Result<(), BatchError> {
         Ok(())
     }
 }
@@ -382,13 +392,6 @@ impl Store {
 #[derive(Clone, Copy, Debug)]
 pub struct Rewards<'a> {
     pub(crate) store: &'a Store,
-}
-
-impl Store {
-    /// The reward batches: load, plan and write a batch of claimed jobs in one transaction.
-    pub fn rewards(&self) -> Rewards<'_> {
-        Rewards { store: self }
-    }
 }
 
 impl Rewards<'_> {
@@ -428,7 +431,7 @@ impl Rewards<'_> {
         let mut live = Vec::with_capacity(jobs.len());
         for (i, claimed) in jobs.iter().enumerate() {
             if claimed.attempt() > claimed.job.max_attempts {
-                outcomes[i] = Some(self.store.past_its_attempts(claimed, now, settings).await?);
+                outcomes[i] = Some(self.past_its_attempts(claimed, now, settings).await?);
             } else {
                 live.push(i);
             }
@@ -470,15 +473,15 @@ impl Rewards<'_> {
                 .store
                 .in_transaction(
                     &retry,
-                    &mut (self.store, jobs, group.as_slice(), settings, &mut longest),
-                    |session, (store, jobs, group, settings, longest)| {
+                    &mut (self, jobs, group.as_slice(), settings, &mut longest),
+                    |session, (rewards, jobs, group, settings, longest)| {
                         // Each attempt writes its own time: the committed jobs' `completedAt`
                         // orders them as their commits are ordered wherever the order matters
                         // (an attempt that conflicts with another reads after the other commits).
                         let attempt_at = add(now, started.elapsed());
                         Box::pin(async move {
                             let began = std::time::Instant::now();
-                            let applied = store
+                            let applied = rewards
                                 .apply_batch(session, jobs, group, attempt_at, settings)
                                 .await;
                             if !matches!(applied, Err(BatchError::Busy)) {
@@ -508,7 +511,7 @@ impl Rewards<'_> {
                 #[cfg(feature = "failpoints")]
                 Err(TransactionFailure::Stopped(BatchError::Died)) => every(Attempt::Died, &group),
                 Err(TransactionFailure::Stopped(BatchError::LostLease)) => {
-                    let held = self.store.still_held(jobs, &group).await?;
+                    let held = self.still_held(jobs, &group).await?;
                     if held.len() == group.len() {
                         // The snapshot saw a claim lost that the database now shows held (a
                         // claim moved twice meanwhile): contention; never loop on it.

@@ -12,6 +12,7 @@ use mongodb::ClientSession;
 use super::error::BatchError;
 use super::load::{ChainNode, Loaded};
 use super::plan::PlannedJob;
+use super::Rewards;
 use crate::collections;
 use crate::documents::{
     reference_of, CheckoutJobDoc, Pool, RewardEntryDoc, RewardsStatus, TransactionType,
@@ -20,7 +21,6 @@ use crate::documents::{
 };
 use crate::gifts_pool::PoolDocument;
 use crate::queue::{rewards_status, Attempt, ClaimedJob, QueueSettings};
-use crate::Store;
 
 /// How a job's write is fenced by its claim.
 #[derive(Clone, Copy)]
@@ -46,15 +46,16 @@ pub(super) struct BatchWrites {
     pub(super) pool: Option<MilliPoints>,
 }
 
-impl Store {
+impl Rewards<'_> {
     /// Takes the batches' turn: one write to one small document, the transaction's first. A
     /// write conflict there means another batch's transaction holds it: [`BatchError::Busy`].
     pub(super) async fn take_turn(
-        &self,
+        self,
         session: &mut ClientSession,
         now: DateTime,
     ) -> Result<(), BatchError> {
         let taken = self
+            .store
             .database()
             .collection::<Document>(collections::REWARD_TURNS)
             .update_one(
@@ -77,7 +78,7 @@ impl Store {
     /// paid yet: ours are `processing`; the original's carry no status and an empty list until
     /// paid, so one it already paid can never be paid again.
     pub(super) async fn log_purchases(
-        &self,
+        self,
         session: &mut ClientSession,
         writes: &mut BatchWrites,
     ) -> Result<(), BatchError> {
@@ -87,6 +88,7 @@ impl Store {
         }
         let expected = statements.len();
         let reply = self
+            .store
             .database()
             .run_command(
                 doc! {"update": collections::TRANSACTIONS, "updates": statements, "ordered": true},
@@ -102,7 +104,7 @@ impl Store {
 
     /// The group's jobs completed, each fenced by its claim, in one command.
     pub(super) async fn complete_jobs(
-        &self,
+        self,
         session: &mut ClientSession,
         jobs: &[ClaimedJob],
         completed: &[usize],
@@ -124,6 +126,7 @@ impl Store {
             }
         };
         let done = self
+            .store
             .checkout_jobs()
             .update_many(filter, crate::queue::completion(now, settings.retention))
             .session(&mut *session)
@@ -138,7 +141,7 @@ impl Store {
     /// transaction: two batches that move it conflict, and one of them plans again on the
     /// other's balance, so no concurrency can overdraw it.
     pub(super) async fn keep_gifts_pool(
-        &self,
+        self,
         session: &mut ClientSession,
         pool: &PoolDocument,
         built: bool,
@@ -151,7 +154,8 @@ impl Store {
         if built {
             set.insert("builtAt", now);
         }
-        self.database()
+        self.store
+            .database()
             .collection::<Document>(collections::REWARD_POOLS)
             .update_one(doc! {"_id": collections::GIFTS_POOL_ID}, doc! {"$set": set})
             .upsert(true)
@@ -164,7 +168,7 @@ impl Store {
     /// on the letter, so levels never go down), a touch of a promoted customer's parent, and a
     /// credit, which sets the exact new balance conditional on the balance the load read.
     pub(super) async fn credit_and_promote(
-        &self,
+        self,
         session: &mut ClientSession,
         writes: &mut BatchWrites,
     ) -> Result<(), BatchError> {
@@ -174,6 +178,7 @@ impl Store {
         }
         let expected = updates.len();
         let reply = self
+            .store
             .database()
             .run_command(
                 doc! {"update": collections::CUSTOMERS, "updates": updates, "ordered": true},
