@@ -39,17 +39,6 @@ use crate::error::StoreError;
 use crate::ops::plain;
 use crate::ops::Operators;
 
-/// The transaction types that are reward entries (everything but the purchase).
-const ENTRY_TYPES: [TransactionType; 7] = [
-    TransactionType::TreeReward,
-    TransactionType::TreeRewardShared,
-    TransactionType::GiftsReward,
-    TransactionType::AppReward,
-    TransactionType::DirectReferralReward,
-    TransactionType::SignupGiftsReward,
-    TransactionType::LevelGiftReward,
-];
-
 /// A purchase as the audit sees it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AuditPurchase {
@@ -219,14 +208,6 @@ impl AuditReport {
     }
 }
 
-fn expected_status(job: JobStatus) -> RewardsStatus {
-    match job {
-        JobStatus::Pending | JobStatus::Processing => RewardsStatus::Processing,
-        JobStatus::Completed => RewardsStatus::Completed,
-        JobStatus::Failed => RewardsStatus::Failed,
-    }
-}
-
 /// Checks every invariant of the module's header on the collected facts.
 pub fn check(facts: &AuditFacts) -> AuditReport {
     let mut violations = Vec::new();
@@ -256,7 +237,7 @@ pub fn check(facts: &AuditFacts) -> AuditReport {
             [] => violations.push(Violation::PurchaseWithoutJob {
                 purchase_id: purchase.id,
             }),
-            [job] if expected_status(job.status) != rewards_status => {
+            [job] if RewardsStatus::mirroring(job.status) != rewards_status => {
                 violations.push(Violation::StatusMismatch {
                     job_id: job.id,
                     job_status: job.status,
@@ -450,7 +431,7 @@ impl Operators<'_> {
 
         let mut purchases = Vec::new();
         let mut cursor = raw(crate::collections::TRANSACTIONS)
-            .find(doc! { "type": "purchase" })
+            .find(doc! { "type": TransactionType::Purchase })
             .projection(doc! {
                 "rewardPointsEarned": 1, "rewardsStatus": 1,
                 "rewardLog.treeDistributed": 1,
@@ -510,11 +491,8 @@ impl Operators<'_> {
             });
         }
 
-        let entry_types: Vec<_> = ENTRY_TYPES
-            .iter()
-            .map(mongodb::bson::to_bson)
-            .collect::<Result<_, _>>()
-            .map_err(|e| StoreError::Unreadable(e.to_string()))?;
+        // Every reward entry type, as `TransactionType::role` places it: a new type is in.
+        let entry_types = TransactionType::words_where(TransactionType::is_reward_entry);
         let legacy_entries = raw(crate::collections::TRANSACTIONS)
             .count_documents(doc! {
                 "type": { "$in": entry_types.clone() }, "relatedTransaction": { "$exists": false },

@@ -415,7 +415,7 @@ impl Checkouts<'_> {
                 "from": collections::TRANSACTIONS,
                 "localField": "_id", "foreignField": "customerId",
                 "pipeline": [
-                    {"$match": {"type": "purchase", "status": ENTRY_COMPLETED}},
+                    {"$match": {"type": TransactionType::Purchase, "status": ENTRY_COMPLETED}},
                     {"$sort": {"createdAt": 1, "_id": 1}},
                     {"$limit": 1},
                     {"$project": {"_id": 1, "createdAt": 1}},
@@ -547,7 +547,7 @@ fn purchase_doc(
         tree_points_share: split.tree,
         tree_distribution: vec![],
         reward_split: Some(split.into()),
-        rewards_status: RewardsStatus::Processing,
+        rewards_status: RewardsStatus::mirroring(JobStatus::Pending),
         job_id: ObjectId::new(),
         wallet_balance_after: balance_after,
         request_fingerprint: key.as_ref().map(|_| fingerprint),
@@ -828,7 +828,7 @@ impl Checkouts<'_> {
         transaction_id: ObjectId,
     ) -> Result<Option<PurchaseView>, crate::error::StoreError> {
         let pipeline = vec![
-            doc! {"$match": {"_id": transaction_id, "customerId": customer, "type": "purchase",
+            doc! {"$match": {"_id": transaction_id, "customerId": customer, "type": TransactionType::Purchase,
             "jobId": {"$exists": true}}},
             doc! {"$lookup": {"from": collections::CHECKOUT_JOBS, "localField": "_id",
             "foreignField": "checkoutTransactionId", "as": "job"}},

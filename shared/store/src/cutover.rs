@@ -15,7 +15,7 @@ use mongodb::bson::{doc, Bson, DateTime, Document};
 use serde::Serialize;
 
 use crate::collections;
-use crate::documents::{CheckoutJobDoc, JobEra, JobPayloadDoc};
+use crate::documents::{CheckoutJobDoc, JobEra, JobPayloadDoc, JobStatus};
 use crate::error::StoreError;
 use crate::indexes::{IndexState, IndexStatus};
 use crate::ops::Operators;
@@ -300,12 +300,13 @@ impl Operators<'_> {
         let mut app_split_differs = 0u64;
         let mut jobs = raw(collections::CHECKOUT_JOBS)
             .find(doc! {"$or": [
-                {"status": {"$ne": "completed"}},
+                {"status": {"$ne": JobStatus::Completed}},
                 {"startedAt": {"$gte": stale_before}},
             ]})
             .await?;
         while let Some(job) = jobs.try_next().await? {
             let status = job.get_str("status").unwrap_or("?").to_owned();
+            let known = JobStatus::parse(&status);
             // A claim by another worker: a `startedAt` within the window that our claim (which
             // writes `claimedAt` beside it) did not write.
             if let Ok(started) = job.get_datetime("startedAt") {
@@ -313,7 +314,7 @@ impl Operators<'_> {
                     foreign_claims += 1;
                 }
             }
-            if status == "completed" {
+            if known == Some(JobStatus::Completed) {
                 continue;
             }
             let parsed = crate::documents::read_document::<CheckoutJobDoc>(job.clone());
@@ -331,7 +332,7 @@ impl Operators<'_> {
                     &job,
                     format!("{e}: the worker will fail it"),
                 ),
-                Ok(parsed) if parsed.status != crate::documents::JobStatus::Failed => {
+                Ok(parsed) if parsed.status != JobStatus::Failed => {
                     if let Err(e) = parsed.payload.paying_terms(&defaults) {
                         unreadable.add(
                             collections::CHECKOUT_JOBS,
@@ -368,7 +369,7 @@ impl Operators<'_> {
                 JobEra::AppCurrent => "app today",
                 JobEra::OursSplit | JobEra::OursCurrent => continue,
             };
-            if status == "processing" && !job.contains_key("claimToken") {
+            if known == Some(JobStatus::Processing) && !job.contains_key("claimToken") {
                 // As the claim decides: `startedAt`, or `updatedAt` when it never said.
                 let touched = job
                     .get_datetime("startedAt")
@@ -390,28 +391,28 @@ impl Operators<'_> {
         for (era_name, with_share) in [("seed era", false), ("app today", true)] {
             let completed = raw(collections::CHECKOUT_JOBS)
                 .count_documents(
-                    doc! {"status": "completed", "payload.policy": {"$exists": false},
+                    doc! {"status": JobStatus::Completed, "payload.policy": {"$exists": false},
                     "payload.directReferralShare": {"$exists": with_share}},
                 )
                 .await?;
             if completed > 0 {
-                legacy.push((era_name, "completed".into(), completed));
+                legacy.push((era_name, JobStatus::Completed.to_string(), completed));
             }
         }
         legacy.sort();
         let legacy_jobs = legacy
             .into_iter()
             .map(|(era, status, count)| {
-                let fate = match (era, status.as_str()) {
-                    ("seed era", "pending") => "paid once by the worker, under the seed era's split (policy preset \"original\"), whatever attempts the app's workers counted".to_owned(),
-                    (_, "pending") => "paid once by the worker, under the current economy from the split the app recorded (first purchase and gifts decided when the job runs, as the app does)".to_owned(),
-                    (_, "processing") => format!(
+                let fate = match (era, JobStatus::parse(&status)) {
+                    ("seed era", Some(JobStatus::Pending)) => "paid once by the worker, under the seed era's split (policy preset \"original\"), whatever attempts the app's workers counted".to_owned(),
+                    (_, Some(JobStatus::Pending)) => "paid once by the worker, under the current economy from the split the app recorded (first purchase and gifts decided when the job runs, as the app does)".to_owned(),
+                    (_, Some(JobStatus::Processing)) => format!(
                         "{stale_processing} abandoned by a dead worker of the app: reclaimed and paid once by the worker (review its partial writes: the app's worker is not transactional); {fresh_processing} started less than {} s ago",
                         window.as_secs()
                     ),
-                    (_, "failed") => "left failed; re-drivable with `mall jobs redrive`".to_owned(),
-                    (_, "completed") => "kept as history; their purchases are audited as legacy".to_owned(),
-                    _ => "not a status the worker knows: left alone".to_owned(),
+                    (_, Some(JobStatus::Failed)) => "left failed; re-drivable with `mall jobs redrive`".to_owned(),
+                    (_, Some(JobStatus::Completed)) => "kept as history; their purchases are audited as legacy".to_owned(),
+                    (_, None) => "not a status the worker knows: left alone".to_owned(),
                 };
                 LegacyJobs { era, status, count, fate }
             })
@@ -594,7 +595,7 @@ const SPLIT_REFUSED_BEFORE: &str = "not as its policy does";
 
 /// The job's errors say an earlier version failed it over its recorded split.
 fn failed_over_its_recorded_split(job: &CheckoutJobDoc) -> bool {
-    job.status == crate::documents::JobStatus::Failed
+    job.status == JobStatus::Failed
         && job
             .errors
             .last()

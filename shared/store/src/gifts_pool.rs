@@ -1,7 +1,7 @@
 //! The gifts pool's document following the app's ledger.
 //!
 //! The app's gifts pool is a formula over its ledger: Σ completed `gifts_reward` − Σ completed
-//! `signup_gifts_reward` − Σ completed `level_gift_reward` ([`GIFTS_POOL_TYPES`]). We keep its
+//! `signup_gifts_reward` − Σ completed `level_gift_reward` ([`TransactionType::moves_the_gifts_pool`]). We keep its
 //! balance in one document (`rewardpools {_id: "gifts"}`) so that a batch never adds up the
 //! ledger and two batches that move the pool conflict on it (so no concurrency overdraws it).
 //! Others write pool entries too: the app's worker (before the cutover, or after a rollback),
@@ -30,7 +30,7 @@ use std::time::Duration;
 use mall_domain::{MilliPoints, MoneyError};
 use mongodb::bson::{doc, oid::ObjectId, Bson, DateTime, Document};
 
-use crate::documents::{TransactionType, ENTRY_COMPLETED, GIFTS_POOL_TYPES};
+use crate::documents::{TransactionType, ENTRY_COMPLETED};
 
 /// How long after its `_id` was made an entry of others may still commit and be counted.
 pub const GRACE: Duration = Duration::from_secs(15 * 60);
@@ -187,7 +187,7 @@ fn subtract(at: DateTime, by: Duration) -> DateTime {
 
 /// The types of the app's pool formula, as stored.
 pub fn pool_types() -> Vec<&'static str> {
-    GIFTS_POOL_TYPES.iter().map(|t| t.as_str()).collect()
+    TransactionType::words_where(TransactionType::moves_the_gifts_pool)
 }
 
 /// The load's stages that bring into its document, as `field`, the completed pool entries

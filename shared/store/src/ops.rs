@@ -307,8 +307,9 @@ struct StatusFacets {
     expired_leases: Vec<Document>,
     #[serde(default, rename = "recentFailures")]
     recent_failures: Vec<FailedRow>,
+    /// How long completed jobs took, start to completion.
     #[serde(default)]
-    processing: Vec<Document>,
+    durations: Vec<Document>,
 }
 
 /// A regular expression that matches `text` literally.
@@ -379,17 +380,17 @@ impl Operators<'_> {
         let pipeline = vec![doc! {"$facet": {
             "counts": [{"$group": {"_id": "$status", "n": {"$sum": 1}}}],
             "oldestPending": [
-                {"$match": {"status": "pending"}},
+                {"$match": {"status": JobStatus::Pending}},
                 {"$sort": {"createdAt": 1}},
                 {"$limit": 1},
                 {"$project": {"createdAt": 1}},
             ],
             "expiredLeases": [
-                {"$match": {"status": "processing", "leaseUntil": {"$lt": now}}},
+                {"$match": {"status": JobStatus::Processing, "leaseUntil": {"$lt": now}}},
                 {"$count": "n"},
             ],
             "recentFailures": [
-                {"$match": {"status": "failed"}},
+                {"$match": {"status": JobStatus::Failed}},
                 {"$sort": {"failedAt": -1, "_id": -1}},
                 {"$limit": RECENT_FAILURES},
                 {"$project": {
@@ -397,8 +398,8 @@ impl Operators<'_> {
                     "lastError": {"$arrayElemAt": ["$errors", -1]},
                 }},
             ],
-            "processing": [
-                {"$match": {"status": "completed", "startedAt": {"$type": "date"},
+            "durations": [
+                {"$match": {"status": JobStatus::Completed, "startedAt": {"$type": "date"},
                             "completedAt": {"$type": "date"}}},
                 {"$project": {"ms": {"$subtract": ["$completedAt", "$startedAt"]}}},
                 {"$group": {"_id": Bson::Null, "avg": {"$avg": "$ms"}, "max": {"$max": "$ms"}}},
@@ -448,7 +449,7 @@ impl Operators<'_> {
                 last_error: row.last_error,
             })
             .collect();
-        if let Some(times) = facets.processing.first() {
+        if let Some(times) = facets.durations.first() {
             status.processing_ms_avg = crate::documents::number(times, "avg");
             status.processing_ms_max = crate::documents::number(times, "max");
         }
@@ -498,7 +499,7 @@ impl Operators<'_> {
                 error_contains,
                 limit,
             } => {
-                let mut filter = doc! {"status": "failed"};
+                let mut filter = doc! {"status": JobStatus::Failed};
                 if let Some(before) = failed_before {
                     filter.insert("failedAt", doc! {"$lt": *before});
                 }

@@ -53,7 +53,8 @@ use mongodb::options::ReturnDocument;
 
 use crate::collections;
 use crate::documents::{
-    CheckoutJobDoc, JobErrorDoc, JobErrorKind, JobPayloadDoc, JobStatus, PurchaseDoc, RewardsStatus,
+    CheckoutJobDoc, JobErrorDoc, JobErrorKind, JobPayloadDoc, JobStatus, PurchaseDoc,
+    RewardsStatus, TransactionType,
 };
 use crate::error::StoreError;
 use crate::store::Store;
@@ -144,7 +145,7 @@ impl ClaimedJob {
 
     /// The filter every write of this claim is fenced by.
     pub fn fence(&self) -> Document {
-        doc! {"_id": self.job.id, "claimToken": self.token, "status": "processing"}
+        doc! {"_id": self.job.id, "claimToken": self.token, "status": JobStatus::Processing}
     }
 }
 
@@ -283,7 +284,7 @@ impl Queue<'_> {
         mut update: Document,
     ) -> Result<JobOutcome, StoreError> {
         let mut set = update.get_document("$set").cloned().unwrap_or_default();
-        set.insert("status", "pending");
+        set.insert("status", JobStatus::Pending);
         set.insert("runAfter", run_after);
         set.insert("updatedAt", DateTime::now());
         update.insert("$set", set);
@@ -311,7 +312,7 @@ impl Queue<'_> {
         now: DateTime,
     ) -> Result<JobOutcome, StoreError> {
         let mut update = doc! {
-            "$set": {"status": "failed", "failedAt": now, "processedAt": now, "updatedAt": now,
+            "$set": {"status": JobStatus::Failed, "failedAt": now, "processedAt": now, "updatedAt": now,
                      "error": {"message": message, "lastAttemptAt": now}},
             "$unset": {"claimToken": "", "leaseUntil": ""},
         };
@@ -357,11 +358,12 @@ impl Queue<'_> {
         let Some(purchase) = purchase else {
             return Ok(true);
         };
-        self.store.database()
+        self.store
+            .database()
             .collection::<Document>(collections::TRANSACTIONS)
             .update_one(
                 unpaid_purchase(purchase),
-                doc! {"$set": {"rewardsStatus": rewards_status(RewardsStatus::Failed), "updatedAt": now}},
+                doc! {"$set": purchase_mirror(JobStatus::Failed, now)},
             )
             .session(&mut *session)
             .await?;
@@ -383,9 +385,9 @@ impl Queue<'_> {
             .store
             .checkout_jobs()
             .find_one_and_update(
-                doc! {"_id": id, "status": "failed"},
+                doc! {"_id": id, "status": JobStatus::Failed},
                 doc! {
-                    "$set": {"status": "pending", "attempts": 0, "claims": 0, "runAfter": now},
+                    "$set": {"status": JobStatus::Pending, "attempts": 0, "claims": 0, "runAfter": now},
                     "$unset": {"claimToken": "", "leaseUntil": "", "failedAt": "", "startedAt": ""},
                     "$push": {"redrives": entry.clone()},
                 },
@@ -402,8 +404,7 @@ impl Queue<'_> {
             .collection::<Document>(collections::TRANSACTIONS)
             .update_one(
                 unpaid_purchase(job.checkout_transaction_id),
-                doc! {"$set": {"rewardsStatus": rewards_status(RewardsStatus::Processing),
-                "updatedAt": now}},
+                doc! {"$set": purchase_mirror(JobStatus::Pending, now)},
             )
             .session(&mut *session)
             .await?;
@@ -470,7 +471,7 @@ pub(crate) fn enqueued(
 /// Complete: the update that ends a job's claim as `completed` (in the transaction that paid
 /// it, with its purchase's `rewardsStatus: completed`), kept for `retention` (for good: none).
 pub(crate) fn completion(now: DateTime, retention: Option<Duration>) -> Document {
-    let mut set = doc! {"status": "completed", "completedAt": now, "processedAt": now,
+    let mut set = doc! {"status": JobStatus::Completed, "completedAt": now, "processedAt": now,
     "updatedAt": now};
     if let Some(retention) = retention {
         set.insert("expiresAt", add(now, retention));
@@ -481,7 +482,8 @@ pub(crate) fn completion(now: DateTime, retention: Option<Duration>) -> Document
 /// A purchase whose rewards were not paid: the only one a job may mark `failed` or a re-drive
 /// reopen (a job completed before and put back by hand leaves its paid purchase as it is).
 fn unpaid_purchase(purchase: ObjectId) -> Document {
-    doc! {"_id": purchase, "type": "purchase", "rewardsStatus": {"$ne": "completed"},
+    doc! {"_id": purchase, "type": TransactionType::Purchase,
+    "rewardsStatus": {"$ne": RewardsStatus::Completed},
     "rewardLog": {"$exists": false}, "treeDistribution.0": {"$exists": false}}
 }
 
@@ -492,14 +494,14 @@ const CLAIM_ROUNDS: usize = 4;
 pub(crate) fn claimable(now: DateTime, lease: Duration) -> Document {
     let stale_start = original_worker_gone_before(now, lease);
     doc! {"$or": [
-        {"status": "pending", "runAfter": {"$lte": now}},
+        {"status": JobStatus::Pending, "runAfter": {"$lte": now}},
         // The original system's jobs: due at once, and reclaimable once its worker has
         // surely given them up (started, or if it never said, last touched, long enough ago).
-        {"status": "pending", "runAfter": {"$exists": false}},
-        {"status": "processing", "leaseUntil": {"$lt": now}},
-        {"status": "processing", "leaseUntil": {"$exists": false},
+        {"status": JobStatus::Pending, "runAfter": {"$exists": false}},
+        {"status": JobStatus::Processing, "leaseUntil": {"$lt": now}},
+        {"status": JobStatus::Processing, "leaseUntil": {"$exists": false},
          "startedAt": {"$lt": stale_start}},
-        {"status": "processing", "leaseUntil": {"$exists": false},
+        {"status": JobStatus::Processing, "leaseUntil": {"$exists": false},
          "startedAt": {"$exists": false}, "updatedAt": {"$lt": stale_start}},
     ]}
 }
@@ -513,7 +515,7 @@ fn claim_order() -> Document {
 fn claim_update(token: ObjectId, now: DateTime, lease: Duration) -> Document {
     doc! {
         "$set": {
-            "status": "processing",
+            "status": JobStatus::Processing,
             "claimToken": token,
             "leaseUntil": add(now, lease),
             "startedAt": now,
@@ -537,12 +539,11 @@ fn read_claim(raw: Document, token: ObjectId) -> Claim {
     }
 }
 
-pub(crate) fn rewards_status(status: RewardsStatus) -> &'static str {
-    match status {
-        RewardsStatus::Processing => "processing",
-        RewardsStatus::Completed => "completed",
-        RewardsStatus::Failed => "failed",
-    }
+/// The purchase's side of its job's new `status`, for a `$set`: its `rewardsStatus` mirrors
+/// the job's ([`RewardsStatus::mirroring`]). Every write of the mirror after the purchase's
+/// insert — completion, death, re-drive — takes it from here.
+pub(crate) fn purchase_mirror(job: JobStatus, now: DateTime) -> Document {
+    doc! {"rewardsStatus": RewardsStatus::mirroring(job), "updatedAt": now}
 }
 
 /// A random number in 0..=1000 for backoff jitter.
@@ -655,7 +656,7 @@ impl Queue<'_> {
                 continue;
             }
             let claimed: Vec<Document> = jobs
-                .find(doc! {"claimToken": token, "status": "processing"})
+                .find(doc! {"claimToken": token, "status": JobStatus::Processing})
                 .sort(claim_order())
                 .await?
                 .try_collect()
@@ -678,7 +679,7 @@ impl Queue<'_> {
         tracing::error!(job_id = %unreadable.id, problem = %unreadable.problem,
                         "an unreadable reward job was failed");
         let fence = doc! {"_id": unreadable.id.clone(), "claimToken": unreadable.token,
-        "status": "processing"};
+        "status": JobStatus::Processing};
         // Only the app's `error` field: the document's own `errors` may not even be an array.
         self.mark_dead(
             fence,
@@ -693,7 +694,7 @@ impl Queue<'_> {
     /// Pending jobs and the age in seconds of the oldest, in one aggregation (for metrics).
     pub async fn queue_depth(self, now: DateTime) -> Result<(u64, Option<i64>), StoreError> {
         let pipeline = vec![
-            doc! {"$match": {"status": "pending"}},
+            doc! {"$match": {"status": JobStatus::Pending}},
             doc! {"$group": {"_id": mongodb::bson::Bson::Null, "n": {"$sum": 1},
             "oldest": {"$min": "$createdAt"}}},
         ];
@@ -729,7 +730,7 @@ impl Queue<'_> {
             )
         };
         let filter = doc! {
-            "status": {"$in": ["pending", "processing", "completed", "failed"]},
+            "status": {"$in": JobStatus::WORDS.to_vec()},
             "createdAt": {"$gte": back(Duration::from_secs(24 * 3600).max(window))},
             "startedAt": {"$gte": back(window)},
             "payload.policy": {"$exists": true},

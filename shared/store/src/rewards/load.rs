@@ -15,7 +15,10 @@ use super::error::BatchError;
 use super::Rewards;
 use crate::chains::walk_chains;
 use crate::collections;
-use crate::documents::{CheckoutJobDoc, JobEra, PurchaseOrder, ENTRY_COMPLETED, REFERRAL_ACTIVE};
+use crate::documents::{
+    CheckoutJobDoc, JobEra, PurchaseOrder, RewardsStatus, TransactionType, ENTRY_COMPLETED,
+    REFERRAL_ACTIVE,
+};
 use crate::error::StoreError;
 use crate::failpoints::Failpoint;
 use crate::gifts_pool::{ForeignEntry, PoolDocument};
@@ -130,10 +133,10 @@ impl PurchaseState {
     /// Whatever its status says: a purchase with payout lines or our log was paid, and so was
     /// the original's purchase whose (original) job had completed — even with no tree payout.
     pub(super) fn of(record: Option<&PurchaseRecord>, job: &CheckoutJobDoc) -> Self {
-        match record.filter(|p| p.kind.as_deref() == Some("purchase")) {
+        match record.filter(|p| p.kind.as_deref() == Some(TransactionType::Purchase.as_str())) {
             None => PurchaseState::Missing,
             Some(p)
-                if p.rewards_status.as_deref() == Some("completed")
+                if p.rewards_status.as_deref() == Some(RewardsStatus::Completed.as_str())
                     || p.paid_lines > 0
                     || p.logged
                     || (job.is_legacy() && job.completed_at.is_some()) =>
@@ -141,8 +144,11 @@ impl PurchaseState {
                 PurchaseState::Applied
             }
             Some(p) => match p.rewards_status.as_deref() {
-                None | Some("processing") => PurchaseState::Open,
-                Some(other) => PurchaseState::Closed(other.to_owned()),
+                None => PurchaseState::Open,
+                Some(word) => match RewardsStatus::parse(word) {
+                    Some(RewardsStatus::Processing) => PurchaseState::Open,
+                    _ => PurchaseState::Closed(word.to_owned()),
+                },
             },
         }
     }
@@ -207,7 +213,7 @@ impl Rewards<'_> {
             .database()
             .collection::<Document>(collections::TRANSACTIONS)
             .aggregate(vec![
-                doc! {"$match": {"_id": job.checkout_transaction_id, "type": "purchase"}},
+                doc! {"$match": {"_id": job.checkout_transaction_id, "type": TransactionType::Purchase}},
                 doc! {"$project": purchase_projection()},
             ])
             .await?
@@ -302,7 +308,7 @@ impl Rewards<'_> {
                 "from": collections::TRANSACTIONS,
                 "localField": "appBuyers", "foreignField": "customerId",
                 "pipeline": [
-                    {"$match": {"type": "purchase", "status": ENTRY_COMPLETED}},
+                    {"$match": {"type": TransactionType::Purchase, "status": ENTRY_COMPLETED}},
                     {"$sort": {"createdAt": 1, "_id": 1}},
                     {"$group": {"_id": "$customerId",
                         "earliest": {"$first": {"_id": "$_id", "createdAt": "$createdAt"}}}},

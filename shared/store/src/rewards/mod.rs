@@ -64,7 +64,7 @@ use mongodb::bson::{doc, oid::ObjectId, DateTime, Document};
 use mongodb::ClientSession;
 
 use crate::collections;
-use crate::documents::JobEra;
+use crate::documents::{JobEra, JobStatus};
 use crate::error::StoreError;
 use crate::failpoints::Failpoint;
 use crate::queue::{add, Attempt, ClaimedJob, JobOutcome, QueueSettings};
@@ -238,7 +238,7 @@ impl Rewards<'_> {
         // is refused), so this batch is retried and then sees it.
         let held = |i: &usize| {
             loaded.fences.get(&jobs[*i].job.id).is_some_and(|fence| {
-                fence.status.as_deref() == Some("processing")
+                fence.status.as_deref() == Some(JobStatus::Processing.as_str())
                     && fence.claim_token == Some(jobs[*i].token)
             })
         };

@@ -15,12 +15,12 @@ use super::plan::PlannedJob;
 use super::Rewards;
 use crate::collections;
 use crate::documents::{
-    reference_of, CheckoutJobDoc, Pool, RewardEntryDoc, RewardsStatus, TransactionType,
+    reference_of, CheckoutJobDoc, JobStatus, Pool, RewardEntryDoc, TransactionType,
     TreeDistributionDoc, TreeDistributionEntryDoc, CURRENCY, ENTRY_COMPLETED, SYSTEM_USER_EMAIL,
     SYSTEM_USER_NAME,
 };
 use crate::gifts_pool::PoolDocument;
-use crate::queue::{rewards_status, Attempt, ClaimedJob, QueueSettings};
+use crate::queue::{purchase_mirror, Attempt, ClaimedJob, QueueSettings};
 
 /// How a job's write is fenced by its claim.
 #[derive(Clone, Copy)]
@@ -277,13 +277,10 @@ impl BatchWrites {
         let distribution = mongodb::bson::to_bson(&tree_distribution(plan, &loaded.nodes))
             .map_err(|e| e.to_string())?;
         let gifts_final = crate::amount::to_bson(plan.gifts_final).map_err(|e| e.to_string())?;
-        let mut set = doc! {
-            "treeDistribution": distribution,
-            "rewardLog": log,
-            "giftsPointsShare": gifts_final,
-            "rewardsStatus": rewards_status(RewardsStatus::Completed),
-            "updatedAt": now,
-        };
+        let mut set = purchase_mirror(JobStatus::Completed, now);
+        set.insert("treeDistribution", distribution);
+        set.insert("rewardLog", log);
+        set.insert("giftsPointsShare", gifts_final);
         if let JobTerms::Today(_) = planned.terms {
             // As the app's reports read it: the final app amount (with the unused tree points).
             set.insert(
