@@ -2,11 +2,14 @@
 //!
 //! [`LevelCounts`] is how many directs a customer has at each letter. Ten counters are all the
 //! promotion rule needs, and they are what one `$group` returns for a whole referral chain.
+//! [`LevelGifts`] is what a customer is given on reaching each letter.
 
 use std::fmt;
 use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
+
+use crate::money::MilliPoints;
 
 /// A referral level letter. The derived order is the level order.
 #[derive(
@@ -144,6 +147,43 @@ pub fn promoted_level(current: Level, directs: &LevelCounts, promotion_directs: 
     match directs.kth_highest(promotion_directs) {
         Some(kth) => current.max(kth.next()),
         None => current,
+    }
+}
+
+/// The points a customer is given on reaching each letter (`levelGifts`), from the gifts pool.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LevelGifts([MilliPoints; 10]);
+
+impl LevelGifts {
+    pub fn of(&self, level: Level) -> MilliPoints {
+        self.0[level.index()]
+    }
+
+    pub fn set(&mut self, level: Level, amount: MilliPoints) {
+        self.0[level.index()] = amount;
+    }
+
+    /// The app's defaults: B 10, D 20, F 30, H 40, J 50.
+    pub fn app_defaults() -> Self {
+        let mut gifts = LevelGifts::default();
+        for (level, points) in [
+            (Level::B, 10),
+            (Level::D, 20),
+            (Level::F, 30),
+            (Level::H, 40),
+            (Level::J, 50),
+        ] {
+            gifts.set(level, MilliPoints::from_milli(points * 1000));
+        }
+        gifts
+    }
+
+    /// The letters with a gift, and the gift.
+    pub fn iter(&self) -> impl Iterator<Item = (Level, MilliPoints)> + '_ {
+        Level::ALL
+            .iter()
+            .map(|&level| (level, self.of(level)))
+            .filter(|(_, amount)| !amount.is_zero())
     }
 }
 

@@ -18,7 +18,7 @@ pub mod settings;
 
 pub use batch::{BatchPlanError, ForestView, ViewMember};
 pub use chain::{ChainEnd, ChainError, ChainMember, ReferralChain};
-pub use level::{promoted_level, Level, LevelCounts};
+pub use level::{promoted_level, Level, LevelCounts, LevelGifts};
 pub use money::{MilliPoints, MoneyError, ParseAmountError, RoundAmountError};
 pub use policy::{BasisPoints, PolicyError, PolicyOverrides, PolicyPreset, RewardPolicy};
 pub use retry::{RetryDecision, RetryPolicy};
@@ -28,6 +28,5 @@ pub use reward::{
     Skipped, TodayTerms,
 };
 pub use settings::{
-    AppSettings, LevelGifts, RawSettings, RawValue, SettingsProblem, SettingsRead, Share,
-    ShareError,
+    AppSettings, RawSettings, RawValue, SettingsProblem, SettingsRead, Share, ShareError,
 };

@@ -9,10 +9,9 @@
 use serde::{Deserialize, Serialize};
 
 use crate::chain::{ChainEnd, ReferralChain};
-use crate::level::{promoted_level, Level};
+use crate::level::{promoted_level, Level, LevelGifts};
 use crate::money::{MilliPoints, MoneyError};
 use crate::policy::RewardPolicy;
-use crate::settings::LevelGifts;
 
 /// The top-level split of `R` made at checkout: `tree`, `gifts` (and, in the app's current
 /// economy, the direct-referral share `referral`) are floored shares and `app` takes what

@@ -16,7 +16,7 @@
 use std::cmp::Ordering;
 use std::fmt;
 
-use crate::level::Level;
+use crate::level::{Level, LevelGifts};
 use crate::money::{DecimalText, MilliPoints};
 use crate::reward::RewardSplit;
 
@@ -175,43 +175,6 @@ impl fmt::Display for Share {
         } else {
             write!(f, "0.{}{digits}", "0".repeat(scale - digits.len()))
         }
-    }
-}
-
-/// The points a customer is given on reaching each letter (`levelGifts`), from the gifts pool.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct LevelGifts([MilliPoints; 10]);
-
-impl LevelGifts {
-    pub fn of(&self, level: Level) -> MilliPoints {
-        self.0[level.index()]
-    }
-
-    pub fn set(&mut self, level: Level, amount: MilliPoints) {
-        self.0[level.index()] = amount;
-    }
-
-    /// The app's defaults: B 10, D 20, F 30, H 40, J 50.
-    pub fn app_defaults() -> Self {
-        let mut gifts = LevelGifts::default();
-        for (level, points) in [
-            (Level::B, 10),
-            (Level::D, 20),
-            (Level::F, 30),
-            (Level::H, 40),
-            (Level::J, 50),
-        ] {
-            gifts.set(level, MilliPoints::from_milli(points * 1000));
-        }
-        gifts
-    }
-
-    /// The letters with a gift, and the gift.
-    pub fn iter(&self) -> impl Iterator<Item = (Level, MilliPoints)> + '_ {
-        Level::ALL
-            .iter()
-            .map(|&level| (level, self.of(level)))
-            .filter(|(_, amount)| !amount.is_zero())
     }
 }
 
