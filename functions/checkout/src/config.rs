@@ -1,7 +1,7 @@
 //! The checkout function's settings, read once from the environment at start-up (SPEC §8a).
 
 use mall_domain::RewardPolicy;
-use mall_runtime::config::{economy, job_max_attempts, reward_policy, store_config};
+use mall_runtime::config::{job_max_attempts, reward_config, store_config};
 use mall_runtime::env::{self, ConfigError, Env};
 use mall_store::StoreConfig;
 
@@ -72,6 +72,7 @@ impl CheckoutConfig {
                 },
             },
         };
+        let rewards = reward_config(env)?;
         Ok(CheckoutConfig {
             // One request at a time per instance, its commands one after another.
             store: store_config(env, 1)?,
@@ -79,8 +80,8 @@ impl CheckoutConfig {
             customer_id_claim: env.text(&env::CUSTOMER_ID_CLAIM).unwrap_or_default(),
             event_bus_name: env.text(&env::EVENT_BUS_NAME),
             job_max_attempts: job_max_attempts(env)?,
-            reward_policy: reward_policy(env)?,
-            economy: economy(env)?,
+            reward_policy: rewards.policy,
+            economy: rewards.economy,
             deadline: std::time::Duration::from_millis(env.count(&env::CHECKOUT_DEADLINE_MS)?),
         })
     }

@@ -62,6 +62,23 @@ mod tests {
         assert_eq!(config.queue.lease, Duration::from_secs(300));
         assert_eq!(config.queue.retry.base, Duration::from_secs(30));
         assert_eq!(config.queue.retry.max_attempts, 3);
+        // The types' defaults are what an unset environment gives.
+        let defaults = crate::drain::DrainLimits::default();
+        assert_eq!(
+            (
+                defaults.concurrency,
+                defaults.batch_size,
+                defaults.max_jobs,
+                defaults.margin
+            ),
+            (
+                config.limits.concurrency,
+                config.limits.batch_size,
+                config.limits.max_jobs,
+                config.limits.margin
+            )
+        );
+        assert_eq!(config.queue, mall_store::QueueSettings::default());
     }
 
     #[test]

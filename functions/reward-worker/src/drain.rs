@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use mall_runtime::telemetry;
+use mall_runtime::{env, telemetry};
 use mall_store::bson::DateTime;
 use mall_store::Store;
 use mall_store::{Claim, JobOutcome, QueueSettings};
@@ -40,10 +40,19 @@ impl Clock for OffsetClock {
     }
 }
 
-/// Jobs per batch unless `WORKER_BATCH_SIZE` says otherwise (measured by `make bench`).
-pub const DEFAULT_BATCH_SIZE: usize = 50;
-/// The largest batch: a batch's transaction must stay short.
-pub const MAX_BATCH_SIZE: usize = 50;
+/// Jobs per batch unless `WORKER_BATCH_SIZE` says otherwise (measured by `make bench`; declared
+/// in the environment table).
+pub const DEFAULT_BATCH_SIZE: usize = declared(env::WORKER_BATCH_SIZE.integer_default());
+/// The largest batch (the table's bound): a batch's transaction must stay short.
+pub const MAX_BATCH_SIZE: usize = declared(env::WORKER_BATCH_SIZE.integer_max());
+
+/// A count the environment table declares (at least 1).
+const fn declared(value: Option<i64>) -> usize {
+    match value {
+        Some(n) if n >= 1 => n as usize,
+        _ => 1,
+    }
+}
 
 /// Bounds of one drain.
 #[derive(Clone, Copy, Debug)]
@@ -62,12 +71,16 @@ pub struct DrainLimits {
 
 impl Default for DrainLimits {
     fn default() -> Self {
+        // The environment table's defaults: what an unset environment gives.
         DrainLimits {
-            concurrency: 4,
+            concurrency: declared(env::WORKER_CONCURRENCY.integer_default()),
             batch_size: DEFAULT_BATCH_SIZE,
-            max_jobs: 1_000,
+            max_jobs: declared(env::WORKER_MAX_JOBS.integer_default()),
             deadline: None,
-            margin: Duration::from_millis(5_000),
+            margin: Duration::from_millis(
+                u64::try_from(env::WORKER_TIME_MARGIN_MS.integer_default().unwrap_or(0))
+                    .unwrap_or(0),
+            ),
         }
     }
 }

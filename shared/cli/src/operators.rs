@@ -72,7 +72,7 @@ pub fn cutover_check(json: bool) -> anyhow::Result<()> {
     let (runtime, store) = connect_from_env()?;
     let env = mall_runtime::Env::process();
     let queue = mall_runtime::config::queue_settings(&env)?;
-    let policy = mall_runtime::config::reward_policy(&env)?;
+    let policy = mall_runtime::config::reward_config(&env)?.policy;
     let mut report = runtime.block_on(store.operators().cutover_check(
         mall_store::bson::DateTime::now(),
         queue.lease,

@@ -181,18 +181,9 @@ impl RewardPolicy {
         }
     }
 
-    /// The preset a `REWARD_POLICY` text names, when it parses.
-    pub fn preset_named_in(text: &str) -> Option<PolicyPreset> {
-        serde_json::from_str::<PolicyOverrides>(text)
-            .ok()
-            .and_then(|o| o.preset)
-    }
-
-    /// Parses the `REWARD_POLICY` form: a JSON object of [`PolicyOverrides`].
+    /// Parses the `REWARD_POLICY` form ([`PolicyOverrides::from_json`]) and resolves it.
     pub fn from_json(text: &str) -> Result<Self, PolicyError> {
-        serde_json::from_str::<PolicyOverrides>(text)
-            .map_err(|e| PolicyError::Json(e.to_string()))?
-            .resolve()
+        PolicyOverrides::from_json(text)?.resolve()
     }
 
     pub const fn app_bps(&self) -> BasisPoints {
@@ -231,6 +222,11 @@ impl RewardPolicy {
 impl PolicyOverrides {
     /// Applies the overrides to their preset (the default preset when none is named) and
     /// validates the result.
+    /// Parses the `REWARD_POLICY` form: a JSON object of overrides (not yet resolved).
+    pub fn from_json(text: &str) -> Result<Self, PolicyError> {
+        serde_json::from_str(text).map_err(|e| PolicyError::Json(e.to_string()))
+    }
+
     pub fn resolve(&self) -> Result<RewardPolicy, PolicyError> {
         self.apply_to(&RewardPolicy::default())
     }

@@ -28,15 +28,19 @@ pub enum RetryDecision {
 
 impl Default for RetryPolicy {
     fn default() -> Self {
-        RetryPolicy {
-            max_attempts: 3,
-            base: Duration::from_secs(30),
-            cap: Duration::from_secs(3600),
-        }
+        Self::DEFAULT
     }
 }
 
 impl RetryPolicy {
+    /// Three attempts, 30 s then doubling, at most an hour: the one statement of these defaults
+    /// (the environment table's `JOB_MAX_ATTEMPTS` and `JOB_BACKOFF_BASE_SECONDS` name them).
+    pub const DEFAULT: RetryPolicy = RetryPolicy {
+        max_attempts: 3,
+        base: Duration::from_secs(30),
+        cap: Duration::from_secs(3600),
+    };
+
     /// The decision after attempt number `attempt` (1-based, as counted at claim time) failed
     /// with an error that retrying can fix. `jitter_permille` (0..=1000, clamped) places the delay
     /// between half and all of the exponential step, so that jobs that failed together do not all

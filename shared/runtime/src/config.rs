@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use mall_domain::{PolicyPreset, RetryPolicy, RewardPolicy};
+use mall_domain::{PolicyOverrides, PolicyPreset, RetryPolicy, RewardPolicy};
 use mall_store::Economy;
 use mall_store::QueueSettings;
 use mall_store::StoreConfig;
@@ -37,15 +37,37 @@ pub fn store_config(env: &Env, in_flight: u32) -> Result<StoreConfig, ConfigErro
     })
 }
 
-/// `REWARD_POLICY` (a JSON object of policy overrides), or the default policy when unset.
-pub fn reward_policy(env: &Env) -> Result<RewardPolicy, ConfigError> {
-    match env.json(&env::REWARD_POLICY) {
-        None => Ok(RewardPolicy::default()),
-        Some(json) => RewardPolicy::from_json(&json).map_err(|error| ConfigError::Invalid {
-            name: env::REWARD_POLICY.name,
-            reason: error.to_string(),
-        }),
-    }
+/// What `REWARD_POLICY` configures: the tree rules, and the economy the checkout splits by.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RewardConfig {
+    /// The overrides resolved (the default policy when unset).
+    pub policy: RewardPolicy,
+    /// The app's current economy when the overrides name the `current` preset (with
+    /// `REWARD_LEVEL_GIFTS`), else the policy's fixed split.
+    pub economy: Economy,
+}
+
+/// `REWARD_POLICY` (a JSON object of policy overrides), parsed once: the rules and the economy.
+pub fn reward_config(env: &Env) -> Result<RewardConfig, ConfigError> {
+    let invalid = |error: mall_domain::PolicyError| ConfigError::Invalid {
+        name: env::REWARD_POLICY.name,
+        reason: error.to_string(),
+    };
+    let overrides = match env.json(&env::REWARD_POLICY) {
+        None => PolicyOverrides::default(),
+        Some(json) => PolicyOverrides::from_json(&json).map_err(invalid)?,
+    };
+    let economy = if overrides.preset == Some(PolicyPreset::Current) {
+        Economy::Current {
+            level_gifts_allowed: level_gifts_allowed(env)?,
+        }
+    } else {
+        Economy::Split
+    };
+    Ok(RewardConfig {
+        policy: overrides.resolve().map_err(invalid)?,
+        economy,
+    })
 }
 
 /// `JOB_MAX_ATTEMPTS`: claims a job gets before it is `failed`.
@@ -79,22 +101,6 @@ pub fn queue_settings(env: &Env) -> Result<QueueSettings, ConfigError> {
             .integer(&env::JOB_RETENTION_DAYS)?
             .map(|days| Duration::from_secs(u64::try_from(days).unwrap_or(1) * 86_400)),
         level_gifts_allowed: level_gifts_allowed(env)?,
-    })
-}
-
-/// The checkout's economy: the app's current one when `REWARD_POLICY` names the `current`
-/// preset, else the policy's fixed split.
-pub fn economy(env: &Env) -> Result<Economy, ConfigError> {
-    let current = env
-        .json(&env::REWARD_POLICY)
-        .and_then(|json| RewardPolicy::preset_named_in(&json))
-        == Some(PolicyPreset::Current);
-    Ok(if current {
-        Economy::Current {
-            level_gifts_allowed: level_gifts_allowed(env)?,
-        }
-    } else {
-        Economy::Split
     })
 }
 
@@ -153,10 +159,14 @@ mod tests {
 
     #[test]
     fn policy_and_queue_settings_come_from_the_environment() {
-        assert_eq!(reward_policy(&env(&[])), Ok(RewardPolicy::default()));
-        let original = reward_policy(&env(&[("REWARD_POLICY", r#"{"preset":"original"}"#)]));
+        let policy = |vars: &'static [(&'static str, &'static str)]| {
+            reward_config(&env(vars)).map(|c| c.policy)
+        };
+        assert_eq!(policy(&[]), Ok(RewardPolicy::default()));
+        let original = policy(&[("REWARD_POLICY", r#"{"preset":"original"}"#)]);
         assert_eq!(original.unwrap().tree_bps().get(), 5000);
-        assert!(reward_policy(&env(&[("REWARD_POLICY", r#"{"treeBps": 1}"#)])).is_err());
+        assert!(policy(&[("REWARD_POLICY", r#"{"treeBps": 1}"#)]).is_err());
+        assert!(policy(&[("REWARD_POLICY", r#"{"preset": "nope"}"#)]).is_err());
         assert_eq!(job_max_attempts(&env(&[])), Ok(3));
         assert_eq!(job_max_attempts(&env(&[("JOB_MAX_ATTEMPTS", "5")])), Ok(5));
         for bad in ["0", "-1", "x", "1.5", "101"] {
@@ -187,6 +197,7 @@ mod tests {
 
     #[test]
     fn the_current_preset_selects_the_apps_economy() {
+        let economy = |vars: &Env| reward_config(vars).map(|c| c.economy);
         assert_eq!(economy(&env(&[])), Ok(Economy::Split));
         assert_eq!(
             economy(&env(&[("REWARD_POLICY", r#"{"preset": "original"}"#)])),
@@ -210,7 +221,9 @@ mod tests {
                 level_gifts_allowed: false
             })
         );
-        let rules = reward_policy(&env(&[("REWARD_POLICY", r#"{"preset": "current"}"#)])).unwrap();
+        let rules = reward_config(&env(&[("REWARD_POLICY", r#"{"preset": "current"}"#)]))
+            .unwrap()
+            .policy;
         assert_eq!(
             (rules.level_bps().get(), rules.j_shared_bps().get()),
             (1000, 1000)

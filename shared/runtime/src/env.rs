@@ -9,6 +9,8 @@
 
 use std::fmt::Write as _;
 
+use mall_store::QueueSettings;
+
 /// A binary that reads the environment.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Binary {
@@ -56,6 +58,30 @@ pub struct Variable {
     pub value: Value,
     pub read_by: &'static [Binary],
     pub meaning: &'static str,
+}
+
+impl Variable {
+    /// An integer variable's declared default, for a type's `Default` (so the number is stated
+    /// once, here).
+    pub const fn integer_default(&self) -> Option<i64> {
+        match self.value {
+            Value::Integer { default, .. } => default,
+            _ => None,
+        }
+    }
+
+    /// An integer variable's declared largest value.
+    pub const fn integer_max(&self) -> Option<i64> {
+        match self.value {
+            Value::Integer { max, .. } => Some(max),
+            _ => None,
+        }
+    }
+}
+
+/// Seconds of a default stated as a `Duration` by the type that owns it.
+const fn seconds(duration: std::time::Duration) -> Option<i64> {
+    Some(duration.as_secs() as i64)
 }
 
 use Binary::{Checkout, Mall, RetryFailed, RewardWorker};
@@ -107,7 +133,12 @@ pub const REWARD_POLICY: Variable = Variable {
 pub const REWARD_LEVEL_GIFTS: Variable = Variable {
     name: "REWARD_LEVEL_GIFTS",
     value: Value::OneOf {
-        choices: &["on", "off"],
+        // The queue's default first.
+        choices: if QueueSettings::DEFAULT.level_gifts_allowed {
+            &["on", "off"]
+        } else {
+            &["off", "on"]
+        },
     },
     read_by: &[Checkout, RewardWorker, Mall],
     meaning: "`off`: no level gifts (the app never paid them); read by the checkout (recorded \
@@ -164,7 +195,7 @@ pub const EVENT_BUS_NAME: Variable = Variable {
 pub const JOB_MAX_ATTEMPTS: Variable = Variable {
     name: "JOB_MAX_ATTEMPTS",
     value: Value::Integer {
-        default: Some(3),
+        default: Some(QueueSettings::DEFAULT.retry.max_attempts as i64),
         min: 1,
         max: 100,
     },
@@ -174,7 +205,7 @@ pub const JOB_MAX_ATTEMPTS: Variable = Variable {
 pub const JOB_LEASE_SECONDS: Variable = Variable {
     name: "JOB_LEASE_SECONDS",
     value: Value::Integer {
-        default: Some(300),
+        default: seconds(QueueSettings::DEFAULT.lease),
         min: 1,
         max: 86_400,
     },
@@ -184,7 +215,7 @@ pub const JOB_LEASE_SECONDS: Variable = Variable {
 pub const JOB_BACKOFF_BASE_SECONDS: Variable = Variable {
     name: "JOB_BACKOFF_BASE_SECONDS",
     value: Value::Integer {
-        default: Some(30),
+        default: seconds(QueueSettings::DEFAULT.retry.base),
         min: 0,
         max: 86_400,
     },
@@ -194,7 +225,10 @@ pub const JOB_BACKOFF_BASE_SECONDS: Variable = Variable {
 pub const JOB_RETENTION_DAYS: Variable = Variable {
     name: "JOB_RETENTION_DAYS",
     value: Value::Integer {
-        default: None,
+        default: match QueueSettings::DEFAULT.retention {
+            Some(retention) => Some(retention.as_secs() as i64 / 86_400),
+            None => None,
+        },
         min: 1,
         max: 3_650,
     },

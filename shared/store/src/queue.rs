@@ -80,15 +80,22 @@ pub struct QueueSettings {
     pub batch_time_budget: Duration,
 }
 
+impl QueueSettings {
+    /// The one statement of the queue's defaults: the environment table's `JOB_LEASE_SECONDS`,
+    /// `JOB_MAX_ATTEMPTS`, `JOB_BACKOFF_BASE_SECONDS`, `JOB_RETENTION_DAYS` and
+    /// `REWARD_LEVEL_GIFTS` take theirs from here.
+    pub const DEFAULT: QueueSettings = QueueSettings {
+        lease: Duration::from_secs(300),
+        retry: RetryPolicy::DEFAULT,
+        retention: None,
+        level_gifts_allowed: true,
+        batch_time_budget: Duration::from_secs(5),
+    };
+}
+
 impl Default for QueueSettings {
     fn default() -> Self {
-        QueueSettings {
-            lease: Duration::from_secs(300),
-            retry: RetryPolicy::default(),
-            retention: None,
-            level_gifts_allowed: true,
-            batch_time_budget: Duration::from_secs(5),
-        }
+        Self::DEFAULT
     }
 }
 

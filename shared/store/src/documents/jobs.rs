@@ -70,6 +70,8 @@ pub struct CheckoutJobDoc {
     pub expires_at: Option<DateTime>,
 }
 
+/// The app's schema default for a job without `maxAttempts` (APP-DATA: "`maxAttempts`
+/// (default 3)"): the app's fact, not our `JOB_MAX_ATTEMPTS`, though both are 3 today.
 fn default_max_attempts() -> i32 {
     3
 }
