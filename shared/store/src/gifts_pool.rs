@@ -30,6 +30,7 @@ use std::time::Duration;
 use mall_domain::{MilliPoints, MoneyError};
 use mongodb::bson::{doc, oid::ObjectId, Bson, DateTime, Document};
 
+use crate::amount::AmountError;
 use crate::documents::{TransactionType, ENTRY_COMPLETED};
 
 /// How long after its `_id` was made an entry of others may still commit and be counted.
@@ -54,12 +55,32 @@ pub struct ForeignEntry {
     pub change: MilliPoints,
 }
 
+/// A pool entry or the pool's document that cannot be counted: the batch that met it fails its
+/// attempt (retried: the ledger is the app's, an admin may mend it).
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+pub enum PoolError {
+    #[error("a gifts pool entry has no ObjectId")]
+    EntryWithoutId,
+    #[error("gifts pool entry {entry}: amount: {problem}")]
+    EntryAmount { entry: String, problem: AmountError },
+    #[error("no balance")]
+    NoBalance,
+    #[error("recent: {0} is not an ObjectId")]
+    RecentNotAnId(Bson),
+    #[error("recent: {0} is not a list")]
+    RecentNotAList(Bson),
+    #[error(transparent)]
+    Amount(#[from] AmountError),
+    #[error(transparent)]
+    Money(#[from] MoneyError),
+}
+
 impl ForeignEntry {
     /// An entry as the lookup returns it (`_id`, `type`, `amount`).
-    pub fn read(entry: &Document) -> Result<Self, String> {
+    pub fn read(entry: &Document) -> Result<Self, PoolError> {
         let id = entry
             .get_object_id("_id")
-            .map_err(|_| "a gifts pool entry has no ObjectId".to_owned())?;
+            .map_err(|_| PoolError::EntryWithoutId)?;
         Ok(ForeignEntry {
             id,
             change: change_of(entry)?,
@@ -69,19 +90,20 @@ impl ForeignEntry {
 
 /// What a completed pool entry (`type`, `amount`) does to the pool by the app's formula:
 /// `+amount` for an income (`gifts_reward`), `−amount` for a spend.
-pub fn change_of(entry: &Document) -> Result<MilliPoints, String> {
+pub fn change_of(entry: &Document) -> Result<MilliPoints, PoolError> {
     let amount = entry
         .get("amount")
         .map(crate::amount::from_bson)
         .transpose()
-        .map_err(|e| format!("gifts pool entry {}: amount: {e}", id_text(entry)))?
+        .map_err(|problem| PoolError::EntryAmount {
+            entry: id_text(entry),
+            problem,
+        })?
         .unwrap_or_default();
     if entry.get_str("type") == Ok(TransactionType::GiftsReward.as_str()) {
         Ok(amount)
     } else {
-        MilliPoints::ZERO
-            .checked_sub(amount)
-            .map_err(|e| e.to_string())
+        Ok(MilliPoints::ZERO.checked_sub(amount)?)
     }
 }
 
@@ -116,11 +138,8 @@ impl PoolDocument {
 
     /// Reads the stored document. `Ok(None)`: a document of an earlier version, which counted
     /// none of others' entries (no `through`): the pool is counted from the ledger again.
-    pub fn read(stored: &Document) -> Result<Option<Self>, String> {
-        let balance = stored
-            .get("balance")
-            .ok_or_else(|| "no balance".to_owned())
-            .and_then(|b| crate::amount::from_bson(b).map_err(|e| e.to_string()))?;
+    pub fn read(stored: &Document) -> Result<Option<Self>, PoolError> {
+        let balance = crate::amount::from_bson(stored.get("balance").ok_or(PoolError::NoBalance)?)?;
         let Ok(through) = stored.get_object_id("through") else {
             return Ok(None);
         };
@@ -130,10 +149,10 @@ impl PoolDocument {
                 .iter()
                 .map(|id| match id {
                     Bson::ObjectId(id) => Ok(*id),
-                    other => Err(format!("recent: {other} is not an ObjectId")),
+                    other => Err(PoolError::RecentNotAnId(other.clone())),
                 })
                 .collect::<Result<_, _>>()?,
-            Some(other) => return Err(format!("recent: {other} is not a list")),
+            Some(other) => return Err(PoolError::RecentNotAList(other.clone())),
         };
         Ok(Some(PoolDocument {
             balance,
@@ -171,9 +190,9 @@ impl PoolDocument {
     }
 
     /// The fields a batch writes.
-    pub fn fields(&self) -> Result<Document, String> {
+    pub fn fields(&self) -> Result<Document, AmountError> {
         Ok(doc! {
-            "balance": crate::amount::to_bson(self.balance).map_err(|e| e.to_string())?,
+            "balance": crate::amount::to_bson(self.balance)?,
             "through": self.through,
             "recent": self.recent.clone(),
         })
@@ -259,12 +278,12 @@ pub(crate) async fn standing(
                 .and_then(|b| crate::amount::from_bson(b).map_err(|e| e.to_string()))
         })
         .transpose()
-        .map_err(StoreError::Unreadable)?;
+        .map_err(|e| StoreError::Unreadable(e.to_string()))?;
     let counting = stored
         .as_ref()
         .map(PoolDocument::read)
         .transpose()
-        .map_err(StoreError::Unreadable)?
+        .map_err(|e| StoreError::Unreadable(e.to_string()))?
         .flatten();
     let mut ledger: i128 = 0;
     let mut uncounted = (0usize, 0i128);
@@ -274,7 +293,7 @@ pub(crate) async fn standing(
         .projection(doc! {"type": 1, "amount": 1, "relatedTransaction": 1})
         .await?;
     while let Some(entry) = cursor.try_next().await? {
-        let change = change_of(&entry).map_err(StoreError::Unreadable)?;
+        let change = change_of(&entry).map_err(|e| StoreError::Unreadable(e.to_string()))?;
         ledger += i128::from(change.as_milli());
         // Others' entries above the count (an `_id` that is no ObjectId sorts below every
         // `through`: the build counted it).

@@ -2,7 +2,8 @@
 //! reads, and what pays it ([`JobPayloadDoc::paying_terms`]) whichever checkout wrote it.
 
 use mall_domain::{
-    JobTerms, MilliPoints, PolicyOverrides, PolicyPreset, RewardPolicy, RewardSplit, TodayTerms,
+    JobTerms, MilliPoints, MoneyError, PolicyError, PolicyOverrides, PolicyPreset, RewardPolicy,
+    RewardSplit, SettingsProblem, TodayTerms,
 };
 use mongodb::bson::{oid::ObjectId, DateTime, Document};
 use serde::{Deserialize, Serialize};
@@ -173,7 +174,7 @@ impl JobPayloadDoc {
 
     /// What pays this job: the terms recorded at checkout, or for the app's own jobs its
     /// era's rules (the facts of `at_run_time` for the app's current jobs).
-    pub fn paying_terms(&self, at_run_time: &RunTimeFacts) -> Result<JobTerms, String> {
+    pub fn paying_terms(&self, at_run_time: &RunTimeFacts) -> Result<JobTerms, TermsError> {
         match self.era() {
             JobEra::OursSplit => self.paying_policy().map(JobTerms::Split),
             JobEra::SeedEra => Ok(JobTerms::Recorded {
@@ -189,23 +190,15 @@ impl JobPayloadDoc {
             JobEra::OursCurrent => {
                 let rules = self.recorded_policy()?;
                 let settings = match &self.settings {
-                    Some(copy) => crate::settings::raw_settings(copy).resolve().map_err(|p| {
-                        format!(
-                            "the job's settings cannot be read: {}",
-                            p.iter()
-                                .map(ToString::to_string)
-                                .collect::<Vec<_>>()
-                                .join("; ")
-                        )
-                    })?,
-                    None => return Err("the job records no settings".into()),
+                    Some(copy) => crate::settings::raw_settings(copy)
+                        .resolve()
+                        .map_err(TermsError::Settings)?,
+                    None => return Err(TermsError::NoSettings),
                 };
                 Ok(JobTerms::Today(TodayTerms {
                     rules,
                     split: self.recorded_split(true)?,
-                    first_purchase: self
-                        .first_purchase
-                        .ok_or("the job does not record whether it was a first purchase")?,
+                    first_purchase: self.first_purchase.ok_or(TermsError::NoFirstPurchase)?,
                     signup_gift: settings.signup_gift,
                     level_gifts: settings.payable_level_gifts(),
                 }))
@@ -226,7 +219,7 @@ impl JobPayloadDoc {
     /// The split a job of the current economy recorded. Ours add up to R exactly; the app's
     /// checkout multiplied doubles by shares that need not add up to 1, so for its jobs the
     /// app's part is what the other three leave of R (never below zero).
-    fn recorded_split(&self, exact: bool) -> Result<RewardSplit, String> {
+    fn recorded_split(&self, exact: bool) -> Result<RewardSplit, TermsError> {
         let referral = self.direct_referral_share.unwrap_or_default();
         let parts = [
             self.tree_points_share,
@@ -235,14 +228,13 @@ impl JobPayloadDoc {
             self.app_points_share,
         ];
         if parts.iter().any(|p| p.is_negative()) || self.reward_points.is_negative() {
-            return Err("the job's payload has a negative amount".into());
+            return Err(TermsError::NegativeAmount);
         }
         let rest = self
             .reward_points
             .checked_sub(self.tree_points_share)
             .and_then(|r| r.checked_sub(self.gifts_points_share))
-            .and_then(|r| r.checked_sub(referral))
-            .map_err(|e| e.to_string())?;
+            .and_then(|r| r.checked_sub(referral))?;
         if rest.is_negative() || (exact && rest != self.app_points_share) {
             return Err(self.split_not_whole(referral));
         }
@@ -254,34 +246,69 @@ impl JobPayloadDoc {
         })
     }
 
-    fn split_not_whole(&self, referral: MilliPoints) -> String {
-        format!(
-            "the job's split (tree {} + gifts {} + direct referral {} + app {}) does not add up \
-             to R = {}",
-            self.tree_points_share,
-            self.gifts_points_share,
+    fn split_not_whole(&self, referral: MilliPoints) -> TermsError {
+        TermsError::SplitNotWhole {
+            tree: self.tree_points_share,
+            gifts: self.gifts_points_share,
             referral,
-            self.app_points_share,
-            self.reward_points
-        )
+            app: self.app_points_share,
+            reward: self.reward_points,
+        }
     }
 
-    fn recorded_policy(&self) -> Result<RewardPolicy, String> {
+    fn recorded_policy(&self) -> Result<RewardPolicy, TermsError> {
         match &self.policy {
-            Some(policy) => policy
-                .resolve()
-                .map_err(|e| format!("the job's policy is invalid: {e}")),
+            Some(policy) => policy.resolve().map_err(TermsError::Policy),
             None => Ok(RewardPolicy::preset(PolicyPreset::Original)),
         }
     }
 
     /// The policy that pays a job of ours with a fixed split: the one recorded at checkout.
-    pub fn paying_policy(&self) -> Result<RewardPolicy, String> {
+    pub fn paying_policy(&self) -> Result<RewardPolicy, TermsError> {
         if self.policy.is_none() {
-            return Err("the job was queued by the app's checkout: no policy of ours".into());
+            return Err(TermsError::NotOurs);
         }
         self.recorded_policy()
     }
+}
+
+/// Why a job's payload does not say what pays it: the job fails for good (the text is kept in
+/// its errors, where the app's jobs dashboard shows it).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum TermsError {
+    #[error("the job's settings cannot be read: {}", join(.0))]
+    Settings(Vec<SettingsProblem>),
+    #[error("the job records no settings")]
+    NoSettings,
+    #[error("the job does not record whether it was a first purchase")]
+    NoFirstPurchase,
+    #[error("the job's payload has a negative amount")]
+    NegativeAmount,
+    #[error(
+        "the job's split (tree {tree} + gifts {gifts} + direct referral {referral} + app {app}) \
+         does not add up to R = {reward}"
+    )]
+    SplitNotWhole {
+        tree: MilliPoints,
+        gifts: MilliPoints,
+        referral: MilliPoints,
+        app: MilliPoints,
+        reward: MilliPoints,
+    },
+    #[error(transparent)]
+    Money(#[from] MoneyError),
+    #[error("the job's policy is invalid: {0}")]
+    Policy(PolicyError),
+    #[error("the job was queued by the app's checkout: no policy of ours")]
+    NotOurs,
+}
+
+fn join(problems: &[SettingsProblem]) -> String {
+    problems
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 /// The app's `error` field of a job: the last error's message.

@@ -25,16 +25,31 @@ pub use products::*;
 pub use transactions::*;
 pub use words::*;
 
-/// Reads a stored document as `T`, or says at which field it fails and why
-/// (`payload.totalRewardPoints: a string is not an amount of points`).
-pub fn read_document<T: serde::de::DeserializeOwned>(doc: Document) -> Result<T, String> {
+/// A stored document that does not read as its type: at which field, and why. Shown as
+/// `payload.totalRewardPoints: a string is not an amount of points` (the problem alone when it
+/// is the document's own).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{}{problem}", field.as_deref().map(|f| format!("{f}: ")).unwrap_or_default())]
+pub struct ReadError {
+    /// The field's path (`payload.totalRewardPoints`), `None` for the document as a whole.
+    pub field: Option<String>,
+    pub problem: String,
+}
+
+impl From<ReadError> for crate::error::StoreError {
+    fn from(error: ReadError) -> Self {
+        crate::error::StoreError::Unreadable(error.to_string())
+    }
+}
+
+/// Reads a stored document as `T`, or says at which field it fails and why.
+pub fn read_document<T: serde::de::DeserializeOwned>(doc: Document) -> Result<T, ReadError> {
     let deserializer = mongodb::bson::Deserializer::new(Bson::Document(doc));
     serde_path_to_error::deserialize(deserializer).map_err(|err| {
         let path = err.path().to_string();
-        if path == "." {
-            err.into_inner().to_string()
-        } else {
-            format!("{path}: {}", err.into_inner())
+        ReadError {
+            field: (path != ".").then_some(path),
+            problem: err.into_inner().to_string(),
         }
     })
 }

@@ -1,10 +1,58 @@
 //! How one attempt of a batch's transaction fails, as every step of the batch reports it and
 //! the batch (`mod.rs`) acts on it: try again, wait for the turn, split, or fail the jobs.
 
+use mall_domain::level::ParseLevelError;
+use mall_domain::{BatchPlanError, MoneyError};
+use mongodb::bson::oid::ObjectId;
 use mongodb::error::{Error, ErrorKind};
 
+use super::load::MAX_ANCESTORS;
+use crate::amount::AmountError;
+use crate::documents::TermsError;
+use crate::gifts_pool::PoolError;
 use crate::queue::Attempt;
 use crate::transaction::TransactionError;
+
+/// Why one job of a batch cannot be paid: permanent, and that job's alone (it fails, with this
+/// text in its errors; the batch goes on).
+#[derive(Debug, thiserror::Error)]
+pub(super) enum Unpayable {
+    #[error(transparent)]
+    Terms(#[from] TermsError),
+    #[error("the referral chain has a cycle through {0}")]
+    Cycle(ObjectId),
+    #[error("the buyer {0} does not exist")]
+    UnknownBuyer(ObjectId),
+    /// A customer of the chain whose level letter cannot be read.
+    #[error("corrupt customer data: {0}")]
+    CorruptLevel(ParseLevelError),
+    #[error("the referral chain is longer than {MAX_ANCESTORS} ancestors")]
+    ChainTooLong,
+    #[error("{0}")]
+    Plan(BatchPlanError<ObjectId>),
+    #[error("customer {0} left the chain")]
+    LeftTheChain(ObjectId),
+    /// A recipient's wallet cannot be read, or would not hold the new balance.
+    #[error("customer {customer}: points: {problem}")]
+    Wallet {
+        customer: ObjectId,
+        problem: AmountError,
+    },
+    #[error("customer {customer}: points: {problem}")]
+    WalletOverflow {
+        customer: ObjectId,
+        problem: MoneyError,
+    },
+    #[error(transparent)]
+    Money(#[from] MoneyError),
+    #[error(transparent)]
+    Amount(#[from] AmountError),
+    #[error(transparent)]
+    Pool(#[from] PoolError),
+    /// A log that does not serialise (never, for the shapes we write).
+    #[error(transparent)]
+    Serialize(#[from] mongodb::bson::ser::Error),
+}
 
 /// How one attempt of a batch's transaction failed.
 #[derive(Debug)]

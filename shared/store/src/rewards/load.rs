@@ -6,6 +6,7 @@
 
 use std::collections::{HashMap, HashSet};
 
+use mall_domain::level::ParseLevelError;
 use mall_domain::{ForestView, Level, LevelCounts, MilliPoints, ViewMember};
 use mongodb::bson::{doc, oid::ObjectId, Bson, DateTime, Document};
 use mongodb::ClientSession;
@@ -21,7 +22,7 @@ use crate::documents::{
 };
 use crate::error::StoreError;
 use crate::failpoints::Failpoint;
-use crate::gifts_pool::{ForeignEntry, PoolDocument};
+use crate::gifts_pool::{ForeignEntry, PoolDocument, PoolError};
 use crate::queue::{Attempt, ClaimedJob};
 
 /// A customer as the chain query returns it; lenient about legacy documents.
@@ -170,13 +171,8 @@ struct DirectCount {
     n: i64,
 }
 
-fn level_of(letter: Option<&str>) -> Result<Level, String> {
-    match letter {
-        None => Ok(Level::A),
-        Some(text) => text
-            .parse()
-            .map_err(|e| format!("corrupt customer data: {e}")),
-    }
+fn level_of(letter: Option<&str>) -> Result<Level, ParseLevelError> {
+    letter.map_or(Ok(Level::A), str::parse)
 }
 
 /// What the batch's transaction read: the view the rules plan on, the customers as stored, and
@@ -185,18 +181,18 @@ pub(super) struct Loaded {
     pub(super) view: ForestView<ObjectId>,
     pub(super) nodes: HashMap<ObjectId, ChainNode>,
     /// Customers whose level letter cannot be read: a job whose chain meets one fails alone.
-    pub(super) corrupt: HashMap<ObjectId, String>,
+    pub(super) corrupt: HashMap<ObjectId, ParseLevelError>,
     pub(super) purchases: HashMap<ObjectId, PurchaseRecord>,
     /// Each job's holder (status, claim token) in this transaction's snapshot.
     pub(super) fences: HashMap<ObjectId, JobFence>,
     /// The gifts pool's document: `Ok(None)` when there is none, or one an earlier version
     /// wrote (which counted no entry of others: the pool is counted from the ledger again).
-    pub(super) pool: Result<Option<PoolDocument>, String>,
+    pub(super) pool: Result<Option<PoolDocument>, PoolError>,
     /// A gifts pool document exists (of this version or an earlier one).
     pub(super) pool_exists: bool,
     /// The completed pool entries others wrote above the pool document's `through`, read for
     /// a batch whose jobs may spend the pool (none otherwise).
-    pub(super) pool_foreign: Option<Result<Vec<ForeignEntry>, String>>,
+    pub(super) pool_foreign: Option<Result<Vec<ForeignEntry>, PoolError>>,
     /// The admin's settings now (for the app's own current jobs).
     pub(super) settings: crate::settings::SettingsReading,
     /// The earliest completed purchase of each buyer of the app's own current jobs.
@@ -222,8 +218,7 @@ impl Rewards<'_> {
         let records: Vec<PurchaseRecord> = records
             .into_iter()
             .map(crate::documents::read_document)
-            .collect::<Result<_, _>>()
-            .map_err(StoreError::Unreadable)?;
+            .collect::<Result<_, _>>()?;
         Ok(PurchaseState::of(records.first(), job) == PurchaseState::Applied)
     }
 
@@ -510,7 +505,8 @@ impl Rewards<'_> {
         let mut balance = MilliPoints::ZERO;
         let mut others = Vec::new();
         while let Some(entry) = cursor.next(&mut *session).await.transpose()? {
-            let change = crate::gifts_pool::change_of(&entry).map_err(refused)?;
+            let change =
+                crate::gifts_pool::change_of(&entry).map_err(|e| refused(e.to_string()))?;
             balance = balance
                 .checked_add(change)
                 .map_err(|e| refused(e.to_string()))?;

@@ -266,7 +266,11 @@ impl Rewards<'_> {
         // What others wrote to the pool since its document last counted, counted before any
         // job plans on it (a batch whose jobs cannot spend it leaves that to the next one that
         // can, and leaves the count where it was).
-        let foreign = loaded.pool_foreign.take().transpose().map_err(refused)?;
+        let foreign = loaded
+            .pool_foreign
+            .take()
+            .transpose()
+            .map_err(|e| refused(e.to_string()))?;
         let counted_others = match (pool.as_mut(), &foreign) {
             (Some(pool), Some(foreign)) => {
                 pool.count(foreign).map_err(|e| refused(e.to_string()))?
@@ -311,7 +315,7 @@ impl Rewards<'_> {
                         "the purchase {} does not exist",
                         job.checkout_transaction_id
                     );
-                    left.push((i, Attempt::Fatal(message)));
+                    left.push((i, Attempt::Fatal(message.to_string())));
                     continue;
                 }
             }
@@ -319,7 +323,7 @@ impl Rewards<'_> {
             let planned = match plan_job(&loaded, &writes.balances, writes.pool, job, settings) {
                 Ok(planned) => planned,
                 Err(message) => {
-                    left.push((i, Attempt::Fatal(message)));
+                    left.push((i, Attempt::Fatal(message.to_string())));
                     continue;
                 }
             };
@@ -330,7 +334,7 @@ impl Rewards<'_> {
             }
             writes
                 .add(&planned, job, &loaded, now)
-                .map_err(|e| BatchError::Refused(Attempt::Fatal(e)))?;
+                .map_err(|e| BatchError::Refused(Attempt::Fatal(e.to_string())))?;
             writes.completed.push(i);
         }
 

@@ -4,9 +4,10 @@
 
 use std::collections::HashMap;
 
-use mall_domain::{BatchPlanError, ChainEnd, ChainError, JobTerms, MilliPoints, RewardPlan};
+use mall_domain::{ChainEnd, ChainError, JobTerms, MilliPoints, RewardPlan};
 use mongodb::bson::oid::ObjectId;
 
+use super::error::Unpayable;
 use super::load::{Loaded, MAX_ANCESTORS};
 use crate::documents::{CheckoutJobDoc, PurchaseOrder, RunTimeFacts};
 use crate::queue::QueueSettings;
@@ -28,7 +29,7 @@ pub(super) fn plan_job(
     pool: Option<MilliPoints>,
     job: &CheckoutJobDoc,
     settings: &QueueSettings,
-) -> Result<PlannedJob, String> {
+) -> Result<PlannedJob, Unpayable> {
     let buyer = job.customer_id;
     let this = PurchaseOrder {
         created_at: loaded
@@ -48,23 +49,21 @@ pub(super) fn plan_job(
     };
     let terms = job.payload.paying_terms(&facts)?;
     let chain = loaded.view.chain(&buyer).map_err(|e| match e {
-        ChainError::Cycle(id) => format!("the referral chain has a cycle through {id}"),
-        ChainError::UnknownBuyer(id) => format!("the buyer {id} does not exist"),
+        ChainError::Cycle(id) => Unpayable::Cycle(id),
+        ChainError::UnknownBuyer(id) => Unpayable::UnknownBuyer(id),
     })?;
     if let Some(problem) = chain
         .members()
         .iter()
         .find_map(|m| loaded.corrupt.get(&m.id))
     {
-        return Err(problem.clone());
+        return Err(Unpayable::CorruptLevel(problem.clone()));
     }
     let ancestors = i64::try_from(chain.ancestors().len()).unwrap_or(i64::MAX);
     if ancestors > MAX_ANCESTORS
         || (ancestors == MAX_ANCESTORS && !matches!(chain.end(), ChainEnd::Root))
     {
-        return Err(format!(
-            "the referral chain is longer than {MAX_ANCESTORS} ancestors"
-        ));
+        return Err(Unpayable::ChainTooLong);
     }
     let plan = loaded
         .view
@@ -74,33 +73,32 @@ pub(super) fn plan_job(
             &buyer,
             pool.unwrap_or_default(),
         )
-        .map_err(|e| match e {
-            BatchPlanError::Chain(e) => e.to_string(),
-            other => other.to_string(),
-        })?;
+        .map_err(Unpayable::Plan)?;
     if let ChainEnd::MissingParent(parent) = &plan.chain_end {
         tracing::warn!(job_id = %job.id, %parent, "the referral chain ends at a missing parent");
     }
     let mut new_balances: Vec<(ObjectId, MilliPoints)> = Vec::new();
     for (id, amount) in credits(&plan) {
-        let node = loaded
-            .nodes
-            .get(&id)
-            .ok_or_else(|| format!("customer {id} left the chain"))?;
-        let unreadable = |e: String| format!("customer {}: points: {e}", node.id);
+        let node = loaded.nodes.get(&id).ok_or(Unpayable::LeftTheChain(id))?;
+        let unreadable = |problem| Unpayable::Wallet {
+            customer: node.id,
+            problem,
+        };
         let current = match new_balances.iter().find(|(known, _)| *known == id) {
             Some((_, balance)) => *balance,
             None => match balances.get(&id) {
                 Some(balance) => *balance,
-                None => crate::amount::wallet_or_default(&node.points)
-                    .map_err(|e| unreadable(e.to_string()))?,
+                None => crate::amount::wallet_or_default(&node.points).map_err(unreadable)?,
             },
         };
         let after = current
             .checked_add(amount)
-            .map_err(|e| unreadable(e.to_string()))?;
+            .map_err(|problem| Unpayable::WalletOverflow {
+                customer: node.id,
+                problem,
+            })?;
         // Refused here, not at the write, so that only this job fails.
-        crate::amount::to_bson(after).map_err(|e| unreadable(e.to_string()))?;
+        crate::amount::to_bson(after).map_err(unreadable)?;
         match new_balances.iter_mut().find(|(known, _)| *known == id) {
             Some((_, balance)) => *balance = after,
             None => new_balances.push((id, after)),

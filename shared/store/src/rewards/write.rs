@@ -9,7 +9,7 @@ use mall_domain::{DirectKind, GiftKind, JobTerms, MilliPoints, PayoutKind, Rewar
 use mongodb::bson::{doc, oid::ObjectId, DateTime, Document};
 use mongodb::ClientSession;
 
-use super::error::BatchError;
+use super::error::{BatchError, Unpayable};
 use super::load::{ChainNode, Loaded};
 use super::plan::PlannedJob;
 use super::Rewards;
@@ -149,7 +149,7 @@ impl Rewards<'_> {
     ) -> Result<(), BatchError> {
         let mut set = pool
             .fields()
-            .map_err(|e| BatchError::Refused(Attempt::Retryable(e)))?;
+            .map_err(|e| BatchError::Refused(Attempt::Retryable(e.to_string())))?;
         set.insert("updatedAt", now);
         if built {
             set.insert("builtAt", now);
@@ -229,7 +229,7 @@ impl BatchWrites {
         job: &CheckoutJobDoc,
         loaded: &Loaded,
         now: DateTime,
-    ) -> Result<(), String> {
+    ) -> Result<(), Unpayable> {
         let plan = &planned.plan;
         for promotion in &plan.promotions {
             let update = self.customers.of(promotion.id, now);
@@ -257,7 +257,7 @@ impl BatchWrites {
             }
         }
         for (id, balance) in &planned.balances {
-            let written = crate::amount::to_bson(*balance).map_err(|e| e.to_string())?;
+            let written = crate::amount::to_bson(*balance)?;
             // The new balance from the balance this snapshot read: anyone writing the wallet
             // since makes this write conflict, and the batch reads it again.
             let update = self.customers.of(*id, now);
@@ -267,26 +267,22 @@ impl BatchWrites {
             self.balances.insert(*id, *balance);
         }
         if let Some(pool) = self.pool {
-            self.pool = Some(plan.pool_after(pool).map_err(|e| e.to_string())?);
+            self.pool = Some(plan.pool_after(pool)?);
         }
         let today = matches!(planned.terms, JobTerms::Today(_));
         self.entries
             .extend(reward_entries(plan, today, job, &loaded.nodes, now));
         let log = TreeDistributionDoc::from_plan(plan, planned.terms.rules(), now);
-        let log = mongodb::bson::to_bson(&log).map_err(|e| e.to_string())?;
-        let distribution = mongodb::bson::to_bson(&tree_distribution(plan, &loaded.nodes))
-            .map_err(|e| e.to_string())?;
-        let gifts_final = crate::amount::to_bson(plan.gifts_final).map_err(|e| e.to_string())?;
+        let log = mongodb::bson::to_bson(&log)?;
+        let distribution = mongodb::bson::to_bson(&tree_distribution(plan, &loaded.nodes))?;
+        let gifts_final = crate::amount::to_bson(plan.gifts_final)?;
         let mut set = purchase_mirror(JobStatus::Completed, now);
         set.insert("treeDistribution", distribution);
         set.insert("rewardLog", log);
         set.insert("giftsPointsShare", gifts_final);
         if let JobTerms::Today(_) = planned.terms {
             // As the app's reports read it: the final app amount (with the unused tree points).
-            set.insert(
-                "appPointsShare",
-                crate::amount::to_bson(plan.app_final).map_err(|e| e.to_string())?,
-            );
+            set.insert("appPointsShare", crate::amount::to_bson(plan.app_final)?);
         }
         // This snapshot read the purchase unpaid (PurchaseState::Open); a payment since would
         // make this write conflict.
