@@ -113,13 +113,15 @@ enum Command {
     /// MONGODB_URI and the JOB_* and WORKER_* variables). Unlike a scheduled invocation it takes
     /// no drainer lease, so several may run at once (the batches' turn keeps them correct).
     Drain {
-        /// Batches in flight at once (default: WORKER_CONCURRENCY or 4).
+        /// Batches in flight at once (default: WORKER_CONCURRENCY, else its default in `mall env`).
         #[arg(long)]
         concurrency: Option<usize>,
-        /// Jobs per batch, 1 to 50 (default: WORKER_BATCH_SIZE or 50).
-        #[arg(long, value_parser = clap::value_parser!(u8).range(1..=50))]
+        /// Jobs per batch, within WORKER_BATCH_SIZE's range (default: WORKER_BATCH_SIZE, else
+        /// its default in `mall env`).
+        #[arg(long, value_parser = clap::value_parser!(u8)
+            .range(1..=mall_runtime::env::WORKER_BATCH_SIZE.integer_max().unwrap_or(1)))]
         batch_size: Option<u8>,
-        /// Stop after this many claims (default: WORKER_MAX_JOBS or 1000).
+        /// Stop after this many claims (default: WORKER_MAX_JOBS, else its default in `mall env`).
         #[arg(long)]
         max_jobs: Option<usize>,
     },
