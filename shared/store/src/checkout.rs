@@ -38,13 +38,11 @@ use crate::documents::{
     RewardsStatus, ShippingAddressDoc, TransactionType, CURRENCY, ENTRY_COMPLETED,
     PAID_FROM_WALLET,
 };
-use crate::error::StoreError;
-use crate::error::{is_topology_unknown, is_unreachable};
+use crate::error::{is_topology_unknown, is_unreachable, StoreError};
 use crate::failpoints::Failpoint;
 use crate::queue::CurrentTerms;
 use crate::settings::SettingsReading;
-use crate::store::Store;
-use crate::store::REWARD_POLICY_SETTINGS_ID;
+use crate::store::{Store, REWARD_POLICY_SETTINGS_ID};
 use crate::transaction::{TransactionFailure, TransactionRetry};
 
 /// Which economy a checkout splits by.
@@ -826,7 +824,7 @@ impl Checkouts<'_> {
         self,
         customer: ObjectId,
         transaction_id: ObjectId,
-    ) -> Result<Option<PurchaseView>, crate::error::StoreError> {
+    ) -> Result<Option<PurchaseView>, StoreError> {
         let pipeline = vec![
             doc! {"$match": {"_id": transaction_id, "customerId": customer, "type": TransactionType::Purchase,
             "jobId": {"$exists": true}}},
@@ -842,7 +840,7 @@ impl Checkouts<'_> {
                 mongodb::bson::from_document::<PurchaseWithJob>(raw).map(PurchaseWithJob::into_view)
             })
             .transpose()
-            .map_err(|e| crate::error::StoreError::Unreadable(e.to_string()))
+            .map_err(|e| StoreError::Unreadable(e.to_string()))
     }
 }
 

@@ -315,15 +315,15 @@ impl Rewards<'_> {
                         "the purchase {} does not exist",
                         job.checkout_transaction_id
                     );
-                    left.push((i, Attempt::Fatal(message.to_string())));
+                    left.push((i, Attempt::Fatal(message)));
                     continue;
                 }
             }
             within_budget(began)?;
             let planned = match plan_job(&loaded, &writes.balances, writes.pool, job, settings) {
                 Ok(planned) => planned,
-                Err(message) => {
-                    left.push((i, Attempt::Fatal(message.to_string())));
+                Err(unpayable) => {
+                    left.push((i, Attempt::Fatal(unpayable.to_string())));
                     continue;
                 }
             };
