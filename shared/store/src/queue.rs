@@ -365,16 +365,30 @@ impl Queue<'_> {
         let Some(purchase) = purchase else {
             return Ok(true);
         };
+        self.mirror_on_unpaid_purchase(session, purchase, JobStatus::Failed, now)
+            .await?;
+        Ok(true)
+    }
+
+    /// Its job's new `status` on a purchase whose rewards were not paid (in the job's
+    /// transaction): a paid purchase stays as it is.
+    async fn mirror_on_unpaid_purchase(
+        self,
+        session: &mut mongodb::ClientSession,
+        purchase: ObjectId,
+        status: JobStatus,
+        now: DateTime,
+    ) -> Result<(), DriverError> {
         self.store
             .database()
             .collection::<Document>(collections::TRANSACTIONS)
             .update_one(
                 unpaid_purchase(purchase),
-                doc! {"$set": purchase_mirror(JobStatus::Failed, now)},
+                doc! {"$set": purchase_mirror(status, now)},
             )
             .session(&mut *session)
             .await?;
-        Ok(true)
+        Ok(())
     }
 
     /// Re-drive: a `failed` job back to `pending`, due now with its attempts reset and the
@@ -406,15 +420,13 @@ impl Queue<'_> {
         };
         // A purchase that was paid stays as it is: the worker then completes the job without
         // paying again.
-        self.store
-            .database()
-            .collection::<Document>(collections::TRANSACTIONS)
-            .update_one(
-                unpaid_purchase(job.checkout_transaction_id),
-                doc! {"$set": purchase_mirror(JobStatus::Pending, now)},
-            )
-            .session(&mut *session)
-            .await?;
+        self.mirror_on_unpaid_purchase(
+            session,
+            job.checkout_transaction_id,
+            JobStatus::Pending,
+            now,
+        )
+        .await?;
         Ok(true)
     }
 }
