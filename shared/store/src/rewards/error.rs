@@ -9,7 +9,6 @@ use mongodb::error::{Error, ErrorKind};
 use super::load::MAX_ANCESTORS;
 use crate::amount::AmountError;
 use crate::documents::TermsError;
-use crate::gifts_pool::PoolError;
 use crate::queue::Attempt;
 use crate::transaction::TransactionError;
 
@@ -47,8 +46,6 @@ pub(super) enum Unpayable {
     Money(#[from] MoneyError),
     #[error(transparent)]
     Amount(#[from] AmountError),
-    #[error(transparent)]
-    Pool(#[from] PoolError),
     /// A log that does not serialise (never, for the shapes we write).
     #[error(transparent)]
     Serialize(#[from] mongodb::bson::ser::Error),
